@@ -1,0 +1,2 @@
+//! signpost binary
+fn main() {}
