@@ -1,1 +1,19 @@
-//! placeholder
+//! The DNS server: listeners, workers, the answer path, metrics and admin.
+//!
+//! Data plane: [`answer`], [`udp`], [`tcp`] and [`metrics`] recording.
+//! Control plane: [`config`] (Corefile → typed config) and [`run`] (wiring,
+//! the snapshot compiler, drain). Admin plane: [`admin`].
+//! This crate never depends on Kubernetes or provider SDKs: sources plug in
+//! through [`run::ClusterSource`].
+
+pub mod admin;
+pub mod answer;
+pub mod config;
+pub mod metrics;
+pub mod querylog;
+pub mod run;
+pub mod tcp;
+pub mod udp;
+
+pub use config::{Config, ConfigErrors};
+pub use run::{ClusterSource, RunError, RunOptions, SourceFactory, SourceProblem, run};

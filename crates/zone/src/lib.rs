@@ -1,1 +1,24 @@
-//! placeholder
+//! Immutable snapshots of authoritative data and the lookup over them.
+//!
+//! Data plane reads, control plane builds. A [`Snapshot`] maps every owner name
+//! to pre-rendered answers, one per record type, so answering is a hash lookup
+//! and a copy. The control plane fills a [`SnapshotBuilder`] (for the cluster
+//! zone, through [`cluster::compile`]) and swaps the finished snapshot in whole;
+//! a query reads exactly one snapshot (invariant I2).
+//!
+//! ```text
+//! records ─▶ SnapshotBuilder::build ─▶ Snapshot { names: lower-case wire name ─▶ Node }
+//!                                          │
+//! qname, qtype ─▶ Snapshot::lookup ─▶ Lookup::{Answer, Pod, Fallthrough, NotAuthoritative}
+//! ```
+//!
+//! Negative answers follow RFC 2308: NXDOMAIN when no name exists, NODATA
+//! (NOERROR, empty answer) for existing names and empty non-terminals, both with
+//! the zone's SOA in the authority section.
+
+mod builder;
+pub mod cluster;
+mod snapshot;
+
+pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
+pub use snapshot::{Lookup, PodAnswer, PodMode, Snapshot};

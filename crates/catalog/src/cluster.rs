@@ -1,0 +1,145 @@
+//! Translates Services and EndpointSlices into the cluster zone's model.
+//!
+//! Control plane. EndpointSlices join their Service by the
+//! `kubernetes.io/service-name` label within the same namespace (as the
+//! EndpointSlice controller sets it). Slices of the FQDN address type and
+//! addresses that do not parse are skipped; the loader has already reported
+//! invalid ones.
+
+use crate::{CatalogState, SERVICE_NAME_LABEL};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use signpost_zone::cluster::{ClusterEndpoint, ClusterService, Protocol, ServiceKind, ServicePort};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Builds one [`ClusterService`] per Service, with the endpoints of its slices.
+pub fn cluster_services(state: &CatalogState) -> Vec<ClusterService> {
+    let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    for slice in &state.endpoint_slices {
+        let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        slices
+            .entry((namespace, service.as_str()))
+            .or_default()
+            .push(slice);
+    }
+    state
+        .services
+        .iter()
+        .filter_map(|service| {
+            let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
+            let name = service.metadata.name.as_deref()?;
+            let own = slices
+                .get(&(namespace, name))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Some(convert(namespace, name, service, own))
+        })
+        .collect()
+}
+
+fn convert(
+    namespace: &str,
+    name: &str,
+    service: &Service,
+    slices: &[&EndpointSlice],
+) -> ClusterService {
+    let spec = service.spec.clone().unwrap_or_default();
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        ServiceKind::ExternalName(spec.external_name.clone().unwrap_or_default())
+    } else if spec.cluster_ip.as_deref() == Some("None") {
+        ServiceKind::Headless
+    } else {
+        let mut addresses: Vec<IpAddr> = spec
+            .cluster_ips
+            .iter()
+            .flatten()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        if addresses.is_empty() {
+            addresses.extend(
+                spec.cluster_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            );
+        }
+        ServiceKind::ClusterIp(addresses)
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(ServicePort {
+                name: p.name.clone().unwrap_or_default(),
+                protocol: protocol(p.protocol.as_deref()),
+                port: u16::try_from(p.port).ok()?,
+            })
+        })
+        .collect();
+    let mut endpoints = Vec::new();
+    for slice in slices {
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            continue;
+        }
+        let slice_ports: Vec<ServicePort> = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ServicePort {
+                    name: p.name.clone().unwrap_or_default(),
+                    protocol: protocol(p.protocol.as_deref()),
+                    port: u16::try_from(p.port?).ok()?,
+                })
+            })
+            .collect();
+        for endpoint in &slice.endpoints {
+            let pod_name = endpoint
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+                .and_then(|r| r.name.clone());
+            endpoints.push(ClusterEndpoint {
+                addresses: endpoint
+                    .addresses
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
+                hostname: endpoint.hostname.clone(),
+                pod_name,
+                // EndpointConditions: "ready ... nil should be interpreted as true".
+                ready: endpoint
+                    .conditions
+                    .as_ref()
+                    .and_then(|c| c.ready)
+                    .unwrap_or(true),
+                ports: slice_ports.clone(),
+            });
+        }
+    }
+    ClusterService {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        kind,
+        ports,
+        endpoints,
+        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+    }
+}
+
+fn protocol(text: Option<&str>) -> Protocol {
+    match text {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        _ => Protocol::Tcp,
+    }
+}

@@ -1,0 +1,690 @@
+//! Unit tests for the catalog loader and watcher, driven by the fixtures in `tests/data/`.
+//!
+//! Error tests assert the exact file and line, since `signpost check` prints them to operators.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+// === helpers ===
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn load_ok(paths: &[PathBuf]) -> CatalogState {
+    match load_paths(paths) {
+        Ok(state) => state,
+        Err(errors) => panic!("expected the catalog to load, got:\n{errors}"),
+    }
+}
+
+fn load_err(paths: &[PathBuf]) -> LoadErrors {
+    match load_paths(paths) {
+        Ok(state) => panic!("expected errors, got {state:#?}"),
+        Err(errors) => errors,
+    }
+}
+
+/// Loads one fixture that must fail; returns `(line, message)` for each error, all of which
+/// must name that fixture.
+fn fixture_errors(name: &str) -> Vec<(u32, String)> {
+    let path = data(name);
+    let errors = load_err(std::slice::from_ref(&path));
+    errors
+        .iter()
+        .map(|error| {
+            assert_eq!(error.file, path, "error names the wrong file: {error}");
+            (
+                error
+                    .line
+                    .unwrap_or_else(|| panic!("error has no line: {error}")),
+                error.message.clone(),
+            )
+        })
+        .collect()
+}
+
+fn owned(expected: &[(u32, &str)]) -> Vec<(u32, String)> {
+    expected
+        .iter()
+        .map(|(line, message)| (*line, (*message).to_owned()))
+        .collect()
+}
+
+fn service_names(state: &CatalogState) -> Vec<String> {
+    state
+        .services
+        .iter()
+        .map(|service| qualified(&service.metadata))
+        .collect()
+}
+
+fn slice_names(state: &CatalogState) -> Vec<String> {
+    state
+        .endpoint_slices
+        .iter()
+        .map(|slice| qualified(&slice.metadata))
+        .collect()
+}
+
+fn qualified(metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        metadata.namespace.as_deref().unwrap_or("<none>"),
+        metadata.name.as_deref().unwrap_or("<none>")
+    )
+}
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "signpost-catalog-{}-{unique}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent");
+        }
+        fs::write(&path, text).expect("write file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+const SERVICE_A: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\n";
+const SERVICE_B: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: b\n";
+
+// === formats ===
+
+/// The design's promise: `kubectl get svc,endpointslices -A -o yaml` output loads as it is,
+/// managedFields, status and all.
+#[test]
+fn kubectl_list_output_loads_as_printed() {
+    let state = load_ok(&[data("kubectl-list.yaml")]);
+    assert_eq!(
+        service_names(&state),
+        ["default/kubernetes", "shop/web", "shop/db"]
+    );
+    assert_eq!(
+        slice_names(&state),
+        [
+            "default/kubernetes",
+            "shop/web-8x2lq",
+            "shop/web-v6r4t",
+            "shop/db-q7wz2"
+        ]
+    );
+
+    let web = &state.services[1];
+    let spec = web.spec.as_ref().expect("web has a spec");
+    assert_eq!(
+        spec.cluster_ips.as_deref(),
+        Some(&["10.96.120.15".to_owned(), "fd00:10:96::7f3a".to_owned()][..])
+    );
+    let annotations = web
+        .metadata
+        .annotations
+        .as_ref()
+        .expect("web has annotations");
+    assert_eq!(annotations["dns.aikernel.io/geo-region"], "eu-west");
+    assert!(
+        annotations["kubectl.kubernetes.io/last-applied-configuration"]
+            .starts_with("{\"apiVersion\"")
+    );
+    assert_eq!(
+        state.services[2]
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.cluster_ip.as_deref()),
+        Some("None")
+    );
+
+    let web_slice = &state.endpoint_slices[1];
+    assert_eq!(web_slice.address_type, "IPv4");
+    assert_eq!(web_slice.endpoints.len(), 2);
+    assert_eq!(web_slice.endpoints[1].addresses, ["10.244.2.31"]);
+    assert_eq!(web_slice.endpoints[1].zone.as_deref(), Some("eu-west-1b"));
+    assert_eq!(
+        state.endpoint_slices[2].endpoints[0].addresses,
+        ["fd00:10:244:1::11"]
+    );
+}
+
+/// Multi-document YAML: empty and comment-only documents are skipped, other kinds are skipped,
+/// a missing namespace becomes `default`.
+#[test]
+fn multi_document_yaml() {
+    let state = load_ok(&[data("multi.yaml")]);
+    assert_eq!(service_names(&state), ["default/api", "tools/headless"]);
+    assert_eq!(slice_names(&state), ["default/api-1"]);
+    let slice = &state.endpoint_slices[0];
+    assert_eq!(slice.endpoints.len(), 2);
+    assert_eq!(
+        slice.endpoints[1]
+            .conditions
+            .as_ref()
+            .and_then(|conditions| conditions.ready),
+        Some(false)
+    );
+}
+
+/// `kubectl get ... -o json` output.
+#[test]
+fn json_list() {
+    let state = load_ok(&[data("cluster.json")]);
+    assert_eq!(service_names(&state), ["shop/cart"]);
+    assert_eq!(slice_names(&state), ["shop/cart-9fk2d"]);
+    assert_eq!(
+        state.endpoint_slices[0].endpoints[0].node_name.as_deref(),
+        Some("worker-a")
+    );
+}
+
+/// A file given explicitly is read whatever its extension; JSON is recognised by its `{`, and
+/// concatenated JSON objects are separate documents.
+#[test]
+fn json_stream_in_a_file_without_json_extension() {
+    let dir = TempDir::new("json-stream");
+    let path = dir.write(
+        "objects.txt",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"a\"}}\n\
+         {\"apiVersion\": \"v1\", \"kind\": \"Service\",\n \"metadata\": {\"name\": \"B\"}}\n",
+    );
+    let errors = load_err(std::slice::from_ref(&path));
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].line, Some(3), "{errors}");
+
+    dir.write(
+        "objects.txt",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"a\"}}\n",
+    );
+    assert_eq!(service_names(&load_ok(&[path])), ["default/a"]);
+}
+
+/// Items of a list as the API server returns it (`ServiceList`) carry no kind or apiVersion.
+#[test]
+fn typed_list_items_need_no_kind() {
+    let dir = TempDir::new("typed-list");
+    let path = dir.write(
+        "services.yaml",
+        "apiVersion: v1\nkind: ServiceList\nitems:\n  - metadata:\n      name: a\n  - metadata:\n      name: b\n",
+    );
+    assert_eq!(service_names(&load_ok(&[path])), ["default/a", "default/b"]);
+}
+
+/// A flow-style list cannot be cut into items by line; it still loads, and item errors name the
+/// item and the list's line.
+#[test]
+fn flow_style_list() {
+    let dir = TempDir::new("flow-list");
+    let good = dir.write(
+        "flow.yaml",
+        "# flow style\n{apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Service, metadata: {name: a}}]}\n",
+    );
+    assert_eq!(service_names(&load_ok(&[good])), ["default/a"]);
+
+    let bad = dir.write(
+        "bad-flow.yaml",
+        "\n{apiVersion: v1, kind: List, items: [{apiVersion: v1, kind: Service, metadata: {name: a}}, {kind: Service}]}\n",
+    );
+    assert_eq!(
+        fixture_errors_at(&bad),
+        owned(&[(2, "items[1]: missing apiVersion")])
+    );
+}
+
+fn fixture_errors_at(path: &Path) -> Vec<(u32, String)> {
+    load_err(&[path.to_path_buf()])
+        .iter()
+        .map(|error| (error.line.expect("error has a line"), error.message.clone()))
+        .collect()
+}
+
+/// Windows line endings do not shift lines or break list slicing.
+#[test]
+fn crlf_line_endings() {
+    let dir = TempDir::new("crlf");
+    let text = "apiVersion: v1\r\nkind: List\r\nitems:\r\n- apiVersion: v1\r\n  kind: Service\r\n  metadata:\r\n    name: a\r\n\
+                - apiVersion: v1\r\n  kind: Service\r\n  metadata:\r\n    name: Bad\r\n";
+    let path = dir.write("crlf.yaml", text);
+    assert_eq!(
+        fixture_errors_at(&path),
+        owned(&[(
+            11,
+            "items[1]: Service name \"Bad\" is not a valid DNS label (RFC 1123: 1 to 63 lower-case letters, \
+             digits or '-', starting and ending with a letter or digit)"
+        )])
+    );
+}
+
+// === paths ===
+
+/// Directories are walked in sorted order; hidden entries and other extensions are skipped.
+#[test]
+fn directory_walk_skips_hidden_entries() {
+    let state = load_ok(&[data("tree")]);
+    assert_eq!(service_names(&state), ["tree/alpha", "tree/beta"]);
+    assert_eq!(slice_names(&state), ["tree/alpha-1"]);
+}
+
+/// A Kubernetes ConfigMap mount: visible names are symlinks into `..data`, which links to a
+/// hidden timestamped directory. Each object loads once.
+#[cfg(unix)]
+#[test]
+fn configmap_mount_symlinks_are_followed() {
+    use std::os::unix::fs::symlink;
+
+    let dir = TempDir::new("configmap");
+    dir.write("..2025_02_03_17_40_22.123456789/services.yaml", SERVICE_A);
+    symlink("..2025_02_03_17_40_22.123456789", dir.0.join("..data")).expect("symlink ..data");
+    symlink("..data/services.yaml", dir.0.join("services.yaml")).expect("symlink services.yaml");
+    assert_eq!(
+        service_names(&load_ok(std::slice::from_ref(&dir.0))),
+        ["default/a"]
+    );
+
+    // Naming the file and its directory loads it once, not as a duplicate.
+    let both = [dir.0.clone(), dir.0.join("services.yaml")];
+    assert_eq!(service_names(&load_ok(&both)), ["default/a"]);
+}
+
+#[test]
+fn missing_path_is_an_error() {
+    let path = data("does-not-exist.yaml");
+    let errors = load_err(std::slice::from_ref(&path));
+    assert_eq!(
+        errors.0,
+        [LoadError::new(&path, None, "path does not exist")]
+    );
+}
+
+// === errors, each with its exact file and line ===
+
+#[test]
+fn service_without_name() {
+    assert_eq!(
+        fixture_errors("errors/missing-name.yaml"),
+        owned(&[(2, "Service has no metadata.name")])
+    );
+}
+
+#[test]
+fn endpoint_slice_without_service_name_label() {
+    assert_eq!(
+        fixture_errors("errors/missing-label.yaml"),
+        owned(&[(
+            7,
+            "EndpointSlice default/orphan-1: missing label kubernetes.io/service-name"
+        )])
+    );
+}
+
+/// Both places are named: the error sits at the second, the message points at the first.
+#[test]
+fn duplicate_service_across_files() {
+    let first = data("errors/duplicate-a.yaml");
+    let second = data("errors/duplicate-b.yaml");
+    let errors = load_err(&[first.clone(), second.clone()]);
+    assert_eq!(
+        errors.0,
+        [LoadError::new(
+            &second,
+            Some(7),
+            format!(
+                "duplicate Service shop/twice; first defined at {}:1",
+                first.display()
+            )
+        )]
+    );
+}
+
+#[test]
+fn duplicate_in_one_file() {
+    let dir = TempDir::new("duplicate");
+    let path = dir.write(
+        "twice.yaml",
+        &format!("{SERVICE_A}---\n{SERVICE_B}---\n{SERVICE_A}"),
+    );
+    let errors = load_err(std::slice::from_ref(&path));
+    assert_eq!(
+        errors.0,
+        [LoadError::new(
+            &path,
+            Some(11),
+            format!(
+                "duplicate Service default/a; first defined at {}:1",
+                path.display()
+            )
+        )]
+    );
+}
+
+#[test]
+fn invalid_ip_addresses() {
+    assert_eq!(
+        fixture_errors("errors/bad-ips.yaml"),
+        owned(&[
+            (
+                6,
+                "Service default/badip: spec.clusterIP \"10.96.0.300\" is not an IP address"
+            ),
+            (
+                6,
+                "Service default/badip: spec.clusterIPs[0] \"10.96.0.300\" is not an IP address"
+            ),
+            (
+                9,
+                "Service default/badip: spec.clusterIPs[1] \"fd00::zz\" is not an IP address"
+            ),
+            (
+                20,
+                "EndpointSlice default/badip-v4: endpoints[0].addresses[1] \"10.4.0\" is not an IPv4 address"
+            ),
+            (
+                23,
+                "EndpointSlice default/badip-v4: endpoints[1].addresses[0] \"fd00::1\" is not an IPv4 address"
+            ),
+            (
+                34,
+                "EndpointSlice default/badip-v6: endpoints[0].addresses[0] \"10.4.0.2\" is not an IPv6 address"
+            ),
+        ])
+    );
+}
+
+/// RFC 1123 §2.1 labels, at most 63 octets (RFC 1035 §2.3.4), lower case as Kubernetes requires.
+#[test]
+fn names_must_be_dns_labels() {
+    let rule = "RFC 1123: 1 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit";
+    assert_eq!(
+        fixture_errors("errors/bad-names.yaml"),
+        vec![
+            (
+                4,
+                format!("Service name \"Web_Frontend\" is not a valid DNS label ({rule})")
+            ),
+            (
+                11,
+                format!(
+                    "Service web: namespace \"Shop.Example\" is not a valid DNS label ({rule})"
+                )
+            ),
+            (
+                16,
+                format!(
+                    "Service name \"a-name-that-is-far-too-long-to-be-a-dns-label-because-it-has-64c\" \
+                     is not a valid DNS label ({rule})"
+                )
+            ),
+        ]
+    );
+}
+
+#[test]
+fn dns_label_rule() {
+    for good in ["a", "web", "0day", "a-b", &"x".repeat(63)] {
+        assert!(validate::is_dns_label(good), "{good:?} should be a label");
+    }
+    for bad in ["", "-a", "a-", "A", "a_b", "a.b", &"x".repeat(64)] {
+        assert!(
+            !validate::is_dns_label(bad),
+            "{bad:?} should not be a label"
+        );
+    }
+}
+
+/// discovery.k8s.io/v1beta1 was removed in Kubernetes 1.25; its fields differ (topology).
+#[test]
+fn endpoint_slice_v1beta1_is_unsupported() {
+    assert_eq!(
+        fixture_errors("errors/v1beta1.yaml"),
+        owned(&[(
+            2,
+            "unsupported apiVersion \"discovery.k8s.io/v1beta1\" for EndpointSlice (want \"discovery.k8s.io/v1\")"
+        )])
+    );
+}
+
+#[test]
+fn missing_kind_or_api_version() {
+    assert_eq!(
+        fixture_errors("errors/missing-kind.yaml"),
+        owned(&[
+            (1, "missing kind"),
+            (5, "missing apiVersion"),
+            (9, "missing kind and apiVersion")
+        ])
+    );
+}
+
+/// Parser errors are mapped from the document to the file, including lines inside the message.
+#[test]
+fn syntax_and_type_errors() {
+    assert_eq!(
+        fixture_errors("errors/syntax.yaml"),
+        owned(&[
+            (
+                12,
+                "did not find expected key, while parsing a block mapping at line 9 column 3"
+            ),
+            (
+                20,
+                "spec.ports[0].port: invalid type: string \"eighty\", expected i32"
+            ),
+        ])
+    );
+}
+
+/// Errors in list items name the item and the line inside it.
+#[test]
+fn list_item_errors() {
+    assert_eq!(
+        fixture_errors("errors/list-items.yaml"),
+        owned(&[
+            (
+                17,
+                "items[1]: spec.ports[0].protocol: invalid type: sequence, expected a string"
+            ),
+            (
+                18,
+                "items[2]: EndpointSlice shop/listed-1: missing label kubernetes.io/service-name"
+            ),
+            (
+                26,
+                "items[2]: EndpointSlice shop/listed-1: endpoints[0].addresses[0] \"10.6.0.999\" is not an IPv4 address"
+            ),
+            (27, "items[3]: missing apiVersion"),
+        ])
+    );
+}
+
+#[test]
+fn json_item_errors() {
+    assert_eq!(
+        fixture_errors("errors/bad.json"),
+        owned(&[(
+            15,
+            "items[1]: invalid type: string \"eighty\", expected i32"
+        )])
+    );
+}
+
+#[test]
+fn invalid_utf8_names_the_line() {
+    let dir = TempDir::new("utf8");
+    let path = dir.0.join("latin1.yaml");
+    fs::write(
+        &path,
+        b"apiVersion: v1\nkind: Service\nmetadata:\n  name: caf\xe9\n",
+    )
+    .expect("write");
+    assert_eq!(
+        fixture_errors_at(&path),
+        owned(&[(4, "file is not valid UTF-8")])
+    );
+}
+
+/// Operators see every mistake in one run (style rule 2): all files, all documents.
+#[test]
+fn every_error_is_reported_at_once() {
+    let errors = load_err(&[data("errors")]);
+    let mut files: Vec<_> = errors
+        .iter()
+        .map(|error| error.file.file_name().unwrap().to_owned())
+        .collect();
+    files.dedup();
+    let expected = [
+        "bad-ips.yaml",
+        "bad-names.yaml",
+        "bad.json",
+        "duplicate-b.yaml",
+        "list-items.yaml",
+        "missing-kind.yaml",
+        "missing-label.yaml",
+        "missing-name.yaml",
+        "syntax.yaml",
+        "v1beta1.yaml",
+    ];
+    assert_eq!(files, expected.map(std::ffi::OsString::from), "{errors}");
+    assert_eq!(errors.len(), 23, "{errors}");
+}
+
+#[test]
+fn error_display() {
+    let with_line = LoadError::new("a.yaml", Some(3), "missing kind");
+    let without_line = LoadError::new("b", None, "path does not exist");
+    assert_eq!(with_line.to_string(), "a.yaml:3: missing kind");
+    assert_eq!(without_line.to_string(), "b: path does not exist");
+    assert_eq!(
+        LoadErrors(vec![with_line, without_line]).to_string(),
+        "a.yaml:3: missing kind\nb: path does not exist"
+    );
+}
+
+// === watcher ===
+
+/// Sets a file's mtime, so tests do not depend on the file system's timestamp granularity.
+fn set_mtime(path: &Path, seconds: u64) {
+    let file = fs::OpenOptions::new().write(true).open(path).expect("open");
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
+        .expect("set mtime");
+}
+
+#[test]
+fn watcher_detects_add_change_and_remove() {
+    let dir = TempDir::new("watch");
+    let a = dir.write("a.yaml", SERVICE_A);
+    set_mtime(&a, 1_000);
+    let mut watcher = CatalogWatcher::new(vec![dir.0.clone()]);
+    assert!(
+        watcher.fingerprint_changed(),
+        "the first call reports a change"
+    );
+    assert!(!watcher.fingerprint_changed(), "nothing changed");
+
+    let b = dir.write("b.yaml", SERVICE_B);
+    assert!(watcher.fingerprint_changed(), "file added");
+    assert!(!watcher.fingerprint_changed());
+
+    dir.write("notes.txt", "not a manifest");
+    dir.write(".hidden.yaml", "ignored");
+    assert!(
+        !watcher.fingerprint_changed(),
+        "files the loader skips are not watched"
+    );
+
+    set_mtime(&a, 2_000);
+    assert!(watcher.fingerprint_changed(), "mtime changed");
+    assert!(!watcher.fingerprint_changed());
+
+    fs::write(&a, format!("{SERVICE_A}# longer\n")).expect("rewrite");
+    set_mtime(&a, 2_000);
+    assert!(watcher.fingerprint_changed(), "size changed");
+
+    // Atomic replace with the same size and mtime: only the inode differs.
+    let replacement = dir.write("a.yaml.tmp", &format!("{SERVICE_A}# LONGER\n"));
+    set_mtime(&replacement, 2_000);
+    fs::rename(&replacement, &a).expect("rename");
+    assert!(watcher.fingerprint_changed(), "inode changed");
+    assert!(!watcher.fingerprint_changed());
+
+    fs::remove_file(&b).expect("remove");
+    assert!(watcher.fingerprint_changed(), "file removed");
+    assert_eq!(
+        service_names(&watcher.load().expect("loads")),
+        ["default/a"]
+    );
+}
+
+#[test]
+fn watcher_detects_a_missing_path_appearing() {
+    let dir = TempDir::new("watch-missing");
+    let path = dir.0.join("later.yaml");
+    let mut watcher = CatalogWatcher::new(vec![path.clone()]);
+    assert!(watcher.fingerprint_changed());
+    assert!(!watcher.fingerprint_changed(), "still missing");
+    dir.write("later.yaml", SERVICE_A);
+    assert!(watcher.fingerprint_changed(), "appeared");
+}
+
+// === scale ===
+
+/// A million endpoints in a hundred files, as the design targets. Slow in debug builds; run
+/// with `cargo test -p signpost-catalog --release -- --ignored`.
+#[test]
+#[ignore = "scale check, run in release"]
+fn a_million_endpoints() {
+    use std::fmt::Write;
+
+    let dir = TempDir::new("scale");
+    let mut paths = Vec::new();
+    for file in 0..100 {
+        let mut text = String::from("apiVersion: v1\nitems:\n");
+        for service in 0..10 {
+            let name = format!("svc-{file}-{service}");
+            write!(text, "- apiVersion: v1\n  kind: Service\n  metadata:\n    name: {name}\n    namespace: scale\n  spec:\n    clusterIP: 10.96.{file}.{service}\n").unwrap();
+            write!(text, "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  addressType: IPv4\n  metadata:\n    name: {name}-1\n    namespace: scale\n    labels:\n      kubernetes.io/service-name: {name}\n  endpoints:\n").unwrap();
+            for endpoint in 0..1000 {
+                write!(text, "  - addresses:\n    - 10.{}.{}.{}\n    conditions:\n      ready: true\n    nodeName: node-{}\n", file, endpoint / 250, endpoint % 250, endpoint % 7).unwrap();
+            }
+        }
+        text.push_str("kind: List\nmetadata:\n  resourceVersion: \"\"\n");
+        paths.push(dir.write(&format!("{file:03}.yaml"), &text));
+    }
+    let started = std::time::SystemTime::now();
+    let state = load_ok(&[dir.0.clone()]);
+    let elapsed = started.elapsed().unwrap_or_default();
+    let endpoints: usize = state
+        .endpoint_slices
+        .iter()
+        .map(|slice| slice.endpoints.len())
+        .sum();
+    assert_eq!(endpoints, 1_000_000);
+    assert_eq!(state.services.len(), 1_000);
+    eprintln!(
+        "loaded {endpoints} endpoints from {} files in {elapsed:?}",
+        paths.len()
+    );
+}

@@ -1,0 +1,213 @@
+//! Parsing a query datagram without allocating (data plane).
+
+use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
+use crate::rtype;
+
+/// A parsed query. Borrows the datagram; the question is echoed from it verbatim,
+/// so the client's letter case comes back unchanged (RFC 4343 §4.1).
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    packet: &'a [u8],
+    qname_len: usize,
+    lower: [u8; MAX_NAME_LEN],
+    /// The query type.
+    pub qtype: u16,
+    /// The query class.
+    pub qclass: u16,
+    /// The EDNS(0) OPT record, if the query carried one.
+    pub edns: Option<Edns>,
+}
+
+/// What a query's OPT record asked for (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// The requestor's UDP payload size, as sent.
+    pub udp_size: u16,
+    /// The EDNS version; only 0 is supported.
+    pub version: u8,
+    /// The DNSSEC OK bit (RFC 3225), copied into the answer.
+    pub dnssec_ok: bool,
+}
+
+/// Why a datagram is not answered normally. Allocation-free; maps onto an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParseError {
+    /// Shorter than a header, or a response (QR=1): no reply at all, so a
+    /// forged response cannot start a reflection loop.
+    Drop,
+    /// Malformed: answer FORMERR with the header only.
+    FormErr,
+    /// An opcode other than QUERY: answer NOTIMP with the header only.
+    NotImp,
+}
+
+/// Offset of the question section (RFC 1035 §4.1.1: the header is 12 bytes).
+pub const HEADER_LEN: usize = 12;
+
+// === impl Query ===
+
+impl<'a> Query<'a> {
+    /// The 16-bit message ID.
+    pub fn id(&self) -> u16 {
+        u16::from_be_bytes([self.packet[0], self.packet[1]])
+    }
+
+    /// The RD bit.
+    pub fn recursion_desired(&self) -> bool {
+        self.packet[2] & 0x01 != 0
+    }
+
+    /// The CD bit (RFC 4035 §3.1.6), copied into the answer.
+    pub fn checking_disabled(&self) -> bool {
+        self.packet[3] & 0x10 != 0
+    }
+
+    /// The qname in wire format as the client sent it (original case).
+    pub fn qname_wire(&self) -> &'a [u8] {
+        &self.packet[HEADER_LEN..HEADER_LEN + self.qname_len]
+    }
+
+    /// The qname in wire format, folded to lower case: the lookup key.
+    pub fn qname_lower(&self) -> &[u8] {
+        &self.lower[..self.qname_len]
+    }
+
+    /// The whole question section as received (qname, qtype, qclass).
+    pub fn question(&self) -> &'a [u8] {
+        &self.packet[HEADER_LEN..HEADER_LEN + self.qname_len + 4]
+    }
+
+    /// The raw header bytes of the query.
+    pub fn header(&self) -> &'a [u8] {
+        &self.packet[..HEADER_LEN]
+    }
+
+    /// Largest UDP answer this query may get: the client's EDNS size bounded to
+    /// 512..=1232 (RFC 6891 §6.2.5: values below 512 are treated as 512), or 512
+    /// without EDNS (RFC 1035 §4.2.1).
+    pub fn udp_limit(&self) -> usize {
+        match self.edns {
+            Some(edns) => (edns.udp_size as usize).clamp(512, crate::ADVERTISED_UDP_SIZE as usize),
+            None => 512,
+        }
+    }
+}
+
+/// Parses a query datagram. Never panics, never loops: every read is bounds
+/// checked and every section is walked forwards only.
+pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
+    if packet.len() < HEADER_LEN {
+        return Err(ParseError::Drop);
+    }
+    let flags = packet[2];
+    if flags & 0x80 != 0 {
+        return Err(ParseError::Drop);
+    }
+    if (flags >> 3) & 0x0f != 0 {
+        return Err(ParseError::NotImp);
+    }
+    let count = |at: usize| u16::from_be_bytes([packet[at], packet[at + 1]]);
+    // RFC 9619: a QUERY carries exactly one question.
+    if count(4) != 1 {
+        return Err(ParseError::FormErr);
+    }
+    let (answers, authorities, additionals) = (count(6), count(8), count(10));
+
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *packet.get(at).ok_or(ParseError::FormErr)? as usize;
+        if len == 0 {
+            at += 1;
+            break;
+        }
+        // A compression pointer or reserved label type in the question is malformed.
+        if len > MAX_LABEL_LEN {
+            return Err(ParseError::FormErr);
+        }
+        if at + 1 + len - HEADER_LEN >= MAX_NAME_LEN {
+            return Err(ParseError::FormErr);
+        }
+        let label = packet
+            .get(at + 1..at + 1 + len)
+            .ok_or(ParseError::FormErr)?;
+        lower[at - HEADER_LEN] = len as u8;
+        for (d, s) in lower[at + 1 - HEADER_LEN..].iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        at += 1 + len;
+    }
+    let qname_len = at - HEADER_LEN;
+    let fixed = packet.get(at..at + 4).ok_or(ParseError::FormErr)?;
+    let qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+    let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
+    at += 4;
+
+    for _ in 0..u32::from(answers) + u32::from(authorities) {
+        at = skip_record(packet, at)?.end;
+    }
+    let mut edns = None;
+    for _ in 0..additionals {
+        let record = skip_record(packet, at)?;
+        let fixed = &packet[record.fixed_at..record.fixed_at + 10];
+        if u16::from_be_bytes([fixed[0], fixed[1]]) == rtype::OPT {
+            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root, is FORMERR.
+            if edns.is_some() || !record.owner_is_root {
+                return Err(ParseError::FormErr);
+            }
+            edns = Some(Edns {
+                udp_size: u16::from_be_bytes([fixed[2], fixed[3]]),
+                version: fixed[5],
+                dnssec_ok: fixed[6] & 0x80 != 0,
+            });
+        }
+        at = record.end;
+    }
+    Ok(Query {
+        packet,
+        qname_len,
+        lower,
+        qtype,
+        qclass,
+        edns,
+    })
+}
+
+/// Where a skipped resource record's parts are.
+struct SkippedRecord {
+    owner_is_root: bool,
+    /// Offset of TYPE, CLASS, TTL and RDLENGTH (10 bytes, known to be in bounds).
+    fixed_at: usize,
+    end: usize,
+}
+
+/// Skips one resource record without following compression pointers.
+fn skip_record(packet: &[u8], mut at: usize) -> Result<SkippedRecord, ParseError> {
+    let start = at;
+    loop {
+        let len = *packet.get(at).ok_or(ParseError::FormErr)?;
+        match len {
+            0 => {
+                at += 1;
+                break;
+            }
+            1..=63 => at += 1 + len as usize,
+            // A pointer ends the name; it is never followed while skipping.
+            0xc0..=0xff => {
+                at += 2;
+                break;
+            }
+            _ => return Err(ParseError::FormErr),
+        }
+    }
+    let fixed = packet.get(at..at + 10).ok_or(ParseError::FormErr)?;
+    let end = at + 10 + u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+    if end > packet.len() {
+        return Err(ParseError::FormErr);
+    }
+    Ok(SkippedRecord {
+        owner_is_root: at == start + 1,
+        fixed_at: at,
+        end,
+    })
+}

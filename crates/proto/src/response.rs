@@ -1,0 +1,247 @@
+//! Writing answers into a caller-owned buffer (data plane, no allocation).
+
+use crate::ADVERTISED_UDP_SIZE;
+use crate::query::{HEADER_LEN, Query};
+use crate::render::RecordWriter;
+
+/// A pre-rendered answer: the sections after the question, ready to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The response code (below 16; extended codes are written by [`write_error`]).
+    pub rcode: u16,
+    /// Whether to set AA.
+    pub authoritative: bool,
+    /// Records in the answer section.
+    pub answer_count: u16,
+    /// Records in the authority section.
+    pub authority_count: u16,
+    /// Records in the additional section (not counting OPT).
+    pub additional_count: u16,
+    /// Bytes of answer plus authority: what must fit or the answer is truncated.
+    pub required_len: u32,
+    /// Answer, authority and additional records, in that order.
+    pub body: Box<[u8]>,
+}
+
+/// A borrowed answer, pre-rendered or synthesized on the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerView<'a> {
+    /// The response code (below 16).
+    pub rcode: u16,
+    /// Whether to set AA.
+    pub authoritative: bool,
+    /// Records in the answer section.
+    pub answer_count: u16,
+    /// Records in the authority section.
+    pub authority_count: u16,
+    /// Records in the additional section (not counting OPT).
+    pub additional_count: u16,
+    /// Bytes of answer plus authority.
+    pub required_len: u32,
+    /// Answer, authority and additional records, in that order.
+    pub body: &'a [u8],
+}
+
+/// What the writer decided, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// Bytes written.
+    pub len: usize,
+    /// The response code written (extended codes included).
+    pub rcode: u16,
+    /// Whether TC was set.
+    pub truncated: bool,
+}
+
+/// Size of the OPT record signpost writes: root owner, type, class, TTL, RDLENGTH 0.
+const OPT_LEN: usize = 11;
+
+// === impl Rendered ===
+
+impl Rendered {
+    /// Assembles an answer from its three sections.
+    pub fn new(
+        rcode: u16,
+        authoritative: bool,
+        answer: &RecordWriter,
+        authority: &RecordWriter,
+        additional: &RecordWriter,
+    ) -> Self {
+        let mut body = Vec::with_capacity(
+            answer.bytes().len() + authority.bytes().len() + additional.bytes().len(),
+        );
+        body.extend_from_slice(answer.bytes());
+        body.extend_from_slice(authority.bytes());
+        let required_len = body.len() as u32;
+        body.extend_from_slice(additional.bytes());
+        Self {
+            rcode,
+            authoritative,
+            answer_count: answer.count(),
+            authority_count: authority.count(),
+            additional_count: additional.count(),
+            required_len,
+            body: body.into_boxed_slice(),
+        }
+    }
+
+    /// Borrows the answer for [`write_response`].
+    pub fn view(&self) -> AnswerView<'_> {
+        AnswerView {
+            rcode: self.rcode,
+            authoritative: self.authoritative,
+            answer_count: self.answer_count,
+            authority_count: self.authority_count,
+            additional_count: self.additional_count,
+            required_len: self.required_len,
+            body: &self.body,
+        }
+    }
+}
+
+/// Writes the answer to `query` into `out`, never longer than `limit` bytes.
+///
+/// `out` must be at least `limit` bytes long. If everything does not fit, the
+/// additional section is dropped first (RFC 2181 §9: TC is only for data that
+/// was required); if the answer and authority sections still do not fit, TC is
+/// set and no records are sent, so a client never sees a partial RRset.
+pub fn write_response(
+    query: &Query<'_>,
+    rendered: AnswerView<'_>,
+    out: &mut [u8],
+    limit: usize,
+) -> ResponseMeta {
+    let question = query.question();
+    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let fixed = HEADER_LEN + question.len() + opt_len;
+    let limit = limit.min(out.len());
+
+    let (body, answers, authorities, additionals, truncated) =
+        if fixed + rendered.body.len() <= limit {
+            (
+                rendered.body,
+                rendered.answer_count,
+                rendered.authority_count,
+                rendered.additional_count,
+                false,
+            )
+        } else if fixed + rendered.required_len as usize <= limit {
+            (
+                &rendered.body[..rendered.required_len as usize],
+                rendered.answer_count,
+                rendered.authority_count,
+                0,
+                false,
+            )
+        } else {
+            (&rendered.body[..0], 0, 0, 0, true)
+        };
+    if fixed > limit {
+        // Only possible for a limit below 12 + 255 + 4 + 11, which callers never pass.
+        return ResponseMeta {
+            len: 0,
+            rcode: rendered.rcode,
+            truncated: true,
+        };
+    }
+
+    let counts = [
+        1,
+        answers,
+        authorities,
+        additionals + u16::from(opt_len > 0),
+    ];
+    write_header(
+        query.header(),
+        out,
+        rendered.rcode,
+        rendered.authoritative,
+        truncated,
+        counts,
+    );
+    let mut at = HEADER_LEN;
+    out[at..at + question.len()].copy_from_slice(question);
+    at += question.len();
+    out[at..at + body.len()].copy_from_slice(body);
+    at += body.len();
+    if let Some(edns) = query.edns {
+        at += write_opt(&mut out[at..], 0, edns.dnssec_ok);
+    }
+    ResponseMeta {
+        len: at,
+        rcode: rendered.rcode,
+        truncated,
+    }
+}
+
+/// Writes an answer with no records and the given code, echoing the question
+/// and OPT. BADVERS (16) is split between the header and the OPT record
+/// (RFC 6891 §6.1.3) and answered with an OPT of version 0.
+pub fn write_error(query: &Query<'_>, code: u16, out: &mut [u8]) -> ResponseMeta {
+    let question = query.question();
+    let has_opt = query.edns.is_some();
+    let counts = [1, 0, 0, u16::from(has_opt)];
+    write_header(query.header(), out, code & 0x0f, false, false, counts);
+    let mut at = HEADER_LEN;
+    out[at..at + question.len()].copy_from_slice(question);
+    at += question.len();
+    if let Some(edns) = query.edns {
+        at += write_opt(&mut out[at..], (code >> 4) as u8, edns.dnssec_ok);
+    }
+    ResponseMeta {
+        len: at,
+        rcode: code,
+        truncated: false,
+    }
+}
+
+/// Writes a header-only answer (no question) for a datagram that could not be
+/// parsed: FORMERR or NOTIMP. `packet` must be at least 12 bytes.
+pub fn write_header_only(packet: &[u8], code: u16, out: &mut [u8]) -> ResponseMeta {
+    write_header(&packet[..HEADER_LEN], out, code, false, false, [0, 0, 0, 0]);
+    ResponseMeta {
+        len: HEADER_LEN,
+        rcode: code,
+        truncated: false,
+    }
+}
+
+fn write_header(
+    query_header: &[u8],
+    out: &mut [u8],
+    code: u16,
+    aa: bool,
+    tc: bool,
+    counts: [u16; 4],
+) {
+    out[0] = query_header[0];
+    out[1] = query_header[1];
+    // QR, the query's opcode, AA, TC and the query's RD (RFC 1035 §4.1.1).
+    out[2] =
+        0x80 | (query_header[2] & 0x79) | if aa { 0x04 } else { 0 } | if tc { 0x02 } else { 0 };
+    // RA clear, Z clear, AD clear, CD copied (RFC 4035 §3.1.6), RCODE.
+    out[3] = (query_header[3] & 0x10) | (code as u8 & 0x0f);
+    for (i, count) in counts.iter().enumerate() {
+        out[4 + 2 * i..6 + 2 * i].copy_from_slice(&count.to_be_bytes());
+    }
+}
+
+fn write_opt(out: &mut [u8], extended_rcode: u8, dnssec_ok: bool) -> usize {
+    let size = ADVERTISED_UDP_SIZE.to_be_bytes();
+    let flags = if dnssec_ok { 0x80 } else { 0 };
+    let opt = [
+        0,
+        0,
+        41,
+        size[0],
+        size[1],
+        extended_rcode,
+        0,
+        flags,
+        0,
+        0,
+        0,
+    ];
+    out[..OPT_LEN].copy_from_slice(&opt);
+    OPT_LEN
+}

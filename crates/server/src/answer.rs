@@ -1,0 +1,188 @@
+//! From one query datagram to one answer: the synchronous hot path.
+//!
+//! Data plane. [`Responder::answer`] loads the snapshot once (invariant I2),
+//! looks the question up and writes the answer into the caller's buffer. It
+//! never allocates, locks or awaits; the per-query log line, when the `log`
+//! plugin is on, is the only output besides the answer.
+
+use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport};
+use crate::querylog::QueryLog;
+use arc_swap::ArcSwap;
+use signpost_proto::{
+    CLASS_IN, MAX_TCP_MESSAGE, Name, ParseError, Query, ResponseMeta, is_within_wire, parse_query,
+    rcode, rtype, write_error, write_header_only, write_response,
+};
+use signpost_zone::{Lookup, Snapshot};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// What every worker of one listener shares.
+#[derive(Debug)]
+pub struct Responder {
+    /// The current snapshot; replaced whole by the compiler.
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    /// Server-block zones of this listener, longest first, with their metric slot.
+    zones: Vec<(Name, usize)>,
+    dropped_zone: usize,
+    log: bool,
+}
+
+/// Where an answer goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    /// The client.
+    pub client: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// The worker's metric shard.
+    pub shard: &'a Shard,
+}
+
+// === impl Responder ===
+
+impl Responder {
+    /// A responder for a listener serving the given server-block zones.
+    pub fn new(
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        zones: &[Name],
+        dropped_zone: usize,
+        log: bool,
+    ) -> Self {
+        let mut zones: Vec<(Name, usize)> = zones
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, z)| (z, i))
+            .collect();
+        zones.sort_by_key(|(z, _)| std::cmp::Reverse(z.as_wire().len()));
+        Self {
+            snapshot,
+            zones,
+            dropped_zone,
+            log,
+        }
+    }
+
+    /// Answers one message. Returns the answer's length in `out`, or `None`
+    /// when nothing must be sent (a response, or fewer than 12 bytes).
+    pub fn answer(
+        &self,
+        packet: &[u8],
+        out: &mut [u8],
+        exchange: Exchange<'_>,
+        log: &mut QueryLog,
+    ) -> Option<usize> {
+        let started = Instant::now();
+        let query = match parse_query(packet) {
+            Ok(query) => query,
+            Err(ParseError::Drop) => return None,
+            Err(error) => {
+                let code = if error == ParseError::NotImp {
+                    rcode::NOTIMP
+                } else {
+                    rcode::FORMERR
+                };
+                let meta = write_header_only(packet, code, out);
+                self.observe(
+                    exchange,
+                    self.dropped_zone,
+                    0,
+                    packet.len(),
+                    meta,
+                    MetricResponder::Server,
+                    started,
+                );
+                return Some(meta.len);
+            }
+        };
+        let limit = match exchange.transport {
+            Transport::Udp => query.udp_limit(),
+            Transport::Tcp => MAX_TCP_MESSAGE,
+        };
+        let zone = self
+            .zones
+            .iter()
+            .find(|(z, _)| is_within_wire(query.qname_lower(), z.as_wire()))
+            .map(|(_, i)| *i);
+        let (meta, responder) = self.respond(&query, zone.is_some(), out, limit);
+        self.observe(
+            exchange,
+            zone.unwrap_or(self.dropped_zone),
+            query.qtype,
+            packet.len(),
+            meta,
+            responder,
+            started,
+        );
+        if self.log {
+            log.write(&query, exchange, meta, started.elapsed());
+        }
+        Some(meta.len)
+    }
+
+    fn respond(
+        &self,
+        query: &Query<'_>,
+        in_zone: bool,
+        out: &mut [u8],
+        limit: usize,
+    ) -> (ResponseMeta, MetricResponder) {
+        // RFC 6891 §6.1.3: a version we do not implement gets BADVERS.
+        if query.edns.is_some_and(|e| e.version > 0) {
+            return (
+                write_error(query, rcode::BADVERS, out),
+                MetricResponder::Server,
+            );
+        }
+        if query.qclass != CLASS_IN || !in_zone || matches!(query.qtype, rtype::AXFR | 251) {
+            return (
+                write_error(query, rcode::REFUSED, out),
+                MetricResponder::Server,
+            );
+        }
+        let snapshot = self.snapshot.load();
+        match snapshot.lookup(query.qname_lower(), query.qtype) {
+            Lookup::Answer(view) => (
+                write_response(query, view, out, limit),
+                MetricResponder::Kubernetes,
+            ),
+            Lookup::Pod(pod) => {
+                let mut scratch = [0u8; 32];
+                (
+                    write_response(query, pod.render(&mut scratch), out, limit),
+                    MetricResponder::Kubernetes,
+                )
+            }
+            // Nothing follows the cluster zone yet: names it does not hold are not ours.
+            Lookup::Fallthrough | Lookup::NotAuthoritative => (
+                write_error(query, rcode::REFUSED, out),
+                MetricResponder::Server,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe(
+        &self,
+        exchange: Exchange<'_>,
+        zone: usize,
+        qtype: u16,
+        request_size: usize,
+        meta: ResponseMeta,
+        responder: MetricResponder,
+        started: Instant,
+    ) {
+        exchange.shard.observe(&Observation {
+            zone,
+            transport: exchange.transport,
+            ipv6: exchange.client.is_ipv6(),
+            qtype,
+            rcode: meta.rcode,
+            responder,
+            request_size,
+            response_size: meta.len,
+            duration: started.elapsed(),
+        });
+    }
+}

@@ -1,0 +1,442 @@
+//! The typed server configuration, validated from a parsed Corefile.
+//!
+//! Control plane. [`Config::from_corefile`] checks every directive and
+//! collects every problem, each with its file and line, so an operator sees
+//! all mistakes in one run (`signpost dns --validate`). Unknown directives are
+//! errors; CoreDNS directives that signpost does not implement yet say so.
+
+use signpost_corefile::{Corefile, Directive, Location};
+use signpost_proto::Name;
+use signpost_zone::PodMode;
+use signpost_zone::cluster::DEFAULT_TTL;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The port a server block listens on when its key names none (CoreDNS: 53).
+pub const DEFAULT_PORT: u16 = 53;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// DNS listeners, one per distinct bind address and port.
+    pub listeners: Vec<ListenerConfig>,
+    /// Addresses serving `/health`.
+    pub health: Vec<SocketAddr>,
+    /// Addresses serving `/ready`.
+    pub ready: Vec<SocketAddr>,
+    /// Addresses serving `/metrics`.
+    pub prometheus: Vec<SocketAddr>,
+}
+
+/// One DNS listener: the server blocks sharing an address and port.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Addresses to bind (UDP and TCP on each).
+    pub addresses: Vec<SocketAddr>,
+    /// The server-block zones, in file order.
+    pub zones: Vec<Name>,
+    /// `kubernetes` plugins of the blocks.
+    pub kubernetes: Vec<KubernetesConfig>,
+    /// The `log` plugin is on.
+    pub log: bool,
+    /// The `errors` plugin is on.
+    pub errors: bool,
+}
+
+/// The `kubernetes` plugin.
+#[derive(Debug, Clone)]
+pub struct KubernetesConfig {
+    /// Zones it is authoritative for.
+    pub zones: Vec<Name>,
+    /// Record TTL in seconds.
+    pub ttl: u32,
+    /// Pod records.
+    pub pods: PodMode,
+    /// Name headless endpoints after their pods.
+    pub endpoint_pod_names: bool,
+    /// Zones that fall through.
+    pub fallthrough: Vec<Name>,
+    /// Catalog files and directories.
+    pub catalog: Vec<PathBuf>,
+    /// Where the directive is.
+    pub location: Location,
+}
+
+/// One configuration problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where.
+    pub location: Location,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// Every problem found in a configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {}", error.location, error.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<signpost_corefile::Errors> for ConfigErrors {
+    fn from(errors: signpost_corefile::Errors) -> Self {
+        Self(
+            errors
+                .0
+                .into_iter()
+                .map(|e| ConfigError {
+                    location: e.location,
+                    message: e.message,
+                })
+                .collect(),
+        )
+    }
+}
+
+/// CoreDNS plugins signpost will implement but does not yet.
+const NOT_YET: &[&str] = &[
+    "forward",
+    "cache",
+    "file",
+    "hosts",
+    "reload",
+    "loadbalance",
+    "loop",
+    "rewrite",
+    "template",
+    "etcd",
+    "auto",
+    "secondary",
+    "dnssec",
+    "transfer",
+    "acl",
+    "any",
+    "autopath",
+    "bufsize",
+    "debug",
+    "dns64",
+    "erratic",
+    "header",
+    "k8s_external",
+    "local",
+    "metadata",
+    "minimal",
+    "nsid",
+    "pprof",
+    "root",
+    "route53",
+    "azure",
+    "clouddns",
+    "sign",
+    "tls",
+    "trace",
+    "view",
+    "whoami",
+    "chaos",
+    "cancel",
+    "geoip",
+    "grpc",
+];
+
+// === impl Config ===
+
+impl Config {
+    /// Validates a parsed Corefile.
+    pub fn from_corefile(corefile: &Corefile) -> Result<Self, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let mut config = Self {
+            listeners: Vec::new(),
+            health: Vec::new(),
+            ready: Vec::new(),
+            prometheus: Vec::new(),
+        };
+        for block in &corefile.blocks {
+            let mut binds: Vec<IpAddr> = Vec::new();
+            let mut kubernetes = Vec::new();
+            let (mut log, mut errors_on) = (false, false);
+            let zones: Vec<Name> = block
+                .keys
+                .iter()
+                .filter_map(|k| errors.name(&k.location, &k.zone))
+                .collect();
+            let base = block
+                .location
+                .file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            for directive in &block.directives {
+                match directive.name.as_str() {
+                    "bind" => binds.extend(errors.bind(directive)),
+                    "log" => log = true,
+                    "errors" => errors_on = true,
+                    "health" => {
+                        push_unique(&mut config.health, errors.admin_address(directive, 8080))
+                    }
+                    "ready" => {
+                        push_unique(&mut config.ready, errors.admin_address(directive, 8181))
+                    }
+                    "prometheus" => push_unique(
+                        &mut config.prometheus,
+                        errors.admin_address(directive, 9153),
+                    ),
+                    "kubernetes" => kubernetes.extend(errors.kubernetes(directive, &zones, &base)),
+                    name if NOT_YET.contains(&name) => errors.push(
+                        &directive.location,
+                        format!(
+                            "directive `{name}` is a CoreDNS plugin signpost does not implement yet"
+                        ),
+                    ),
+                    name => errors.push(&directive.location, format!("unknown directive `{name}`")),
+                }
+            }
+            if binds.is_empty() {
+                binds = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+            }
+            for key in &block.keys {
+                let port = key.port.unwrap_or(DEFAULT_PORT);
+                let addresses: Vec<SocketAddr> =
+                    binds.iter().map(|&ip| SocketAddr::new(ip, port)).collect();
+                let zone = errors.name(&key.location, &key.zone);
+                match config
+                    .listeners
+                    .iter_mut()
+                    .find(|l| l.addresses == addresses)
+                {
+                    Some(listener) => {
+                        listener.zones.extend(zone);
+                        listener.kubernetes.extend(kubernetes.iter().cloned());
+                        listener.log |= log;
+                        listener.errors |= errors_on;
+                    }
+                    None => config.listeners.push(ListenerConfig {
+                        addresses,
+                        zones: zone.into_iter().collect(),
+                        kubernetes: kubernetes.clone(),
+                        log,
+                        errors: errors_on,
+                    }),
+                }
+            }
+        }
+        for listener in &mut config.listeners {
+            // A block with several keys on one port lists its plugins once.
+            listener
+                .kubernetes
+                .dedup_by(|a, b| a.location == b.location);
+        }
+        if errors.0.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn push_unique(into: &mut Vec<SocketAddr>, address: Option<SocketAddr>) {
+    if let Some(address) = address {
+        if !into.contains(&address) {
+            into.push(address);
+        }
+    }
+}
+
+// === impl ConfigErrors ===
+
+impl ConfigErrors {
+    fn push(&mut self, location: &Location, message: String) {
+        self.0.push(ConfigError {
+            location: location.clone(),
+            message,
+        });
+    }
+
+    fn name(&mut self, location: &Location, text: &str) -> Option<Name> {
+        match Name::from_ascii(text) {
+            Ok(name) => Some(name),
+            Err(error) => {
+                self.push(location, format!("invalid zone {text:?}: {error}"));
+                None
+            }
+        }
+    }
+
+    fn no_block(&mut self, directive: &Directive) {
+        if let Some(inner) = directive.block.first() {
+            self.push(
+                &inner.location,
+                format!("`{}` takes no block", directive.name),
+            );
+        }
+    }
+
+    fn bind(&mut self, directive: &Directive) -> Vec<IpAddr> {
+        self.no_block(directive);
+        if directive.args.is_empty() {
+            self.push(
+                &directive.location,
+                "`bind` expects at least one address".to_owned(),
+            );
+        }
+        directive
+            .args
+            .iter()
+            .filter_map(|arg| match arg.as_str() {
+                "localhost" => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                text => match text.parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        self.push(
+                            &directive.location,
+                            format!("`bind`: {text:?} is not an IP address"),
+                        );
+                        None
+                    }
+                },
+            })
+            .collect()
+    }
+
+    /// `health [ADDR]`, `ready [ADDR]`, `prometheus [ADDR]`: `:PORT`, `HOST:PORT`.
+    fn admin_address(&mut self, directive: &Directive, default_port: u16) -> Option<SocketAddr> {
+        // CoreDNS's `health { lameduck DURATION }` is accepted; the drain on SIGTERM covers it.
+        for inner in &directive.block {
+            if !(directive.name == "health" && inner.name == "lameduck") {
+                self.push(
+                    &inner.location,
+                    format!("`{}` does not take `{}`", directive.name, inner.name),
+                );
+            }
+        }
+        if directive.args.len() > 1 {
+            self.push(
+                &directive.location,
+                format!("`{}` expects at most one address", directive.name),
+            );
+        }
+        let Some(text) = directive.arg(0) else {
+            let host = if directive.name == "prometheus" {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            };
+            return Some(SocketAddr::new(host, default_port));
+        };
+        match parse_host_port(text) {
+            Some(address) => Some(address),
+            None => {
+                self.push(
+                    &directive.location,
+                    format!("`{}`: expected [HOST]:PORT, found {text:?}", directive.name),
+                );
+                None
+            }
+        }
+    }
+
+    fn kubernetes(
+        &mut self,
+        directive: &Directive,
+        block_zones: &[Name],
+        base: &Path,
+    ) -> Option<KubernetesConfig> {
+        let mut zones: Vec<Name> = directive
+            .args
+            .iter()
+            .filter_map(|z| self.name(&directive.location, z))
+            .collect();
+        if zones.is_empty() {
+            zones = block_zones.to_vec();
+        }
+        let mut config = KubernetesConfig {
+            zones,
+            ttl: DEFAULT_TTL,
+            pods: PodMode::Disabled,
+            endpoint_pod_names: false,
+            fallthrough: Vec::new(),
+            catalog: Vec::new(),
+            location: directive.location.clone(),
+        };
+        for option in &directive.block {
+            let args = &option.args;
+            match option.name.as_str() {
+                "ttl" => match args.as_slice() {
+                    [value] => match value.parse::<u32>() {
+                        Ok(ttl) if ttl <= 3600 => config.ttl = ttl,
+                        _ => self.push(&option.location, format!("`ttl` expects seconds from 0 to 3600, found {value:?}")),
+                    },
+                    _ => self.push(&option.location, "`ttl` expects one value in seconds".to_owned()),
+                },
+                "pods" => match args.as_slice() {
+                    [mode] if mode == "disabled" => config.pods = PodMode::Disabled,
+                    [mode] if mode == "insecure" => config.pods = PodMode::Insecure,
+                    [mode] if mode == "verified" => {
+                        self.push(&option.location, "`pods verified` needs the API-server source, which signpost does not have yet".to_owned());
+                    }
+                    _ => self.push(&option.location, "`pods` expects `disabled` or `insecure`".to_owned()),
+                },
+                "endpoint_pod_names" => {
+                    if !args.is_empty() {
+                        self.push(&option.location, "`endpoint_pod_names` takes no arguments".to_owned());
+                    }
+                    config.endpoint_pod_names = true;
+                }
+                "fallthrough" => {
+                    config.fallthrough = if args.is_empty() {
+                        config.zones.clone()
+                    } else {
+                        args.iter().filter_map(|z| self.name(&option.location, z)).collect()
+                    };
+                }
+                "catalog" => {
+                    if args.is_empty() {
+                        self.push(&option.location, "`catalog` expects at least one file or directory".to_owned());
+                    }
+                    config.catalog.extend(args.iter().map(|p| base.join(p)));
+                }
+                "endpoint" | "kubeconfig" | "namespaces" | "labels" | "namespace_labels" | "noendpoints" | "ignore"
+                | "multicluster" | "startup_timeout" | "tls" => self.push(
+                    &option.location,
+                    format!("`kubernetes` option `{}` needs the API-server source, which signpost does not have yet", option.name),
+                ),
+                other => self.push(&option.location, format!("unknown `kubernetes` option `{other}`")),
+            }
+        }
+        if config.catalog.is_empty() {
+            self.push(
+                &directive.location,
+                "`kubernetes` needs a source: add `catalog PATH` (the API-server source is not available yet)".to_owned(),
+            );
+            return None;
+        }
+        Some(config)
+    }
+}
+
+/// Parses `:PORT`, `HOST:PORT` or `[V6]:PORT` (`localhost` is 127.0.0.1).
+fn parse_host_port(text: &str) -> Option<SocketAddr> {
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Some(address);
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip = match host {
+        "" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "[::]" => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        other => other.parse().ok()?,
+    };
+    Some(SocketAddr::new(ip, port))
+}

@@ -1,0 +1,493 @@
+//! Wiring: listeners, workers, the snapshot compiler, admin endpoints, drain.
+//!
+//! ```text
+//! ClusterSource::poll ──(every poll interval)──▶ compiler task ──▶ ArcSwap<Snapshot> per listener
+//!                                                                         │ load() per query
+//! UDP worker threads (SO_REUSEPORT) ─┬─▶ Responder::answer ◀──────────────┘
+//! TCP connection tasks ──────────────┘
+//! admin tasks: /health /ready /metrics
+//! ```
+//!
+//! Invariants: a failed load keeps the previous snapshot serving and is
+//! reported by log and metric (I3); `/ready` turns true only after every
+//! listener has its first complete snapshot (I4). On SIGTERM or SIGINT the
+//! listeners stop, in-flight queries finish, then the process exits.
+
+use crate::admin::{self, AdminState};
+use crate::answer::Responder;
+use crate::config::{Config, KubernetesConfig, ListenerConfig};
+use crate::metrics::{self, ServerMetrics};
+use crate::tcp::{self, TcpLimits};
+use crate::udp;
+use arc_swap::ArcSwap;
+use signpost_zone::cluster::{self, ClusterOptions, ClusterService};
+use signpost_zone::{Snapshot, SnapshotBuilder};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// A source of cluster services: the catalog today, the API server later.
+pub trait ClusterSource: Send {
+    /// Returns the full new state when it changed since the last call, and
+    /// `None` when nothing changed. Errors leave the previous state serving.
+    fn poll(&mut self) -> Option<Result<Vec<ClusterService>, Vec<SourceProblem>>>;
+}
+
+/// Makes the source for one `kubernetes` plugin.
+pub type SourceFactory = Arc<dyn Fn(&KubernetesConfig) -> Box<dyn ClusterSource> + Send + Sync>;
+
+/// A problem in a source's input, such as a bad catalog file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProblem {
+    /// The file.
+    pub file: String,
+    /// The line, when known.
+    pub line: Option<u32>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Process-level settings that are not in the Corefile.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// UDP worker threads per address (default: the number of cores).
+    pub workers: usize,
+    /// TCP limits.
+    pub tcp: TcpLimits,
+    /// How often sources are polled for changes.
+    pub poll_interval: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tcp: TcpLimits::default(),
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {protocol} {address}")]
+    Bind {
+        /// `udp`, `tcp` or `http`.
+        protocol: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime or a thread could not start.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Control-plane state shown by `/metrics`.
+#[derive(Debug, Default)]
+struct CatalogStatus {
+    problems: Mutex<Vec<SourceProblem>>,
+    reload_success: AtomicU64,
+    reload_failure: AtomicU64,
+    generation: AtomicU64,
+    records: AtomicU64,
+}
+
+/// Runs until SIGTERM or SIGINT.
+pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("signpost-control")
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    let cancel = CancellationToken::new();
+    let shutdown_udp = Arc::new(AtomicBool::new(false));
+    let status = Arc::new(CatalogStatus::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let mut all_metrics = Vec::new();
+    let mut pending = Vec::new();
+
+    for listener in &config.listeners {
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let server_label = format!(
+            "dns://{}",
+            listener
+                .addresses
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        let mut server_metrics = ServerMetrics::new(
+            server_label,
+            listener.zones.iter().map(ToString::to_string).collect(),
+        );
+        let responder = Arc::new(Responder::new(
+            snapshot.clone(),
+            &listener.zones,
+            server_metrics.dropped_zone(),
+            listener.log,
+        ));
+        for &address in &listener.addresses {
+            let sockets =
+                udp::bind_sockets(address, options.workers).map_err(|source| RunError::Bind {
+                    protocol: "udp",
+                    address,
+                    source,
+                })?;
+            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            let tcp_listener = bind_tcp(&runtime, bound)?;
+            tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
+            let shards = (0..sockets.len()).map(|_| server_metrics.shard()).collect();
+            threads.extend(
+                udp::spawn_workers(sockets, responder.clone(), shards, shutdown_udp.clone())
+                    .map_err(RunError::Runtime)?,
+            );
+            let shard = server_metrics.shard();
+            runtime.spawn(tcp::serve(
+                tcp_listener,
+                responder.clone(),
+                shard,
+                options.tcp,
+                cancel.child_token(),
+            ));
+        }
+        all_metrics.push(Arc::new(server_metrics));
+        pending.push((listener.clone(), snapshot));
+    }
+
+    let listeners_waiting = Arc::new(AtomicU64::new(pending.len() as u64));
+    if pending.is_empty() {
+        ready.store(true, Ordering::Release);
+    }
+    for (listener, snapshot) in pending {
+        let sources: Vec<Box<dyn ClusterSource>> =
+            listener.kubernetes.iter().map(|k| factory(k)).collect();
+        let compiler = Compiler {
+            listener,
+            sources,
+            snapshot,
+            status: status.clone(),
+            ready: ready.clone(),
+            listeners_waiting: listeners_waiting.clone(),
+            poll_interval: options.poll_interval,
+        };
+        runtime.spawn(compiler.run(cancel.child_token()));
+    }
+
+    let metrics_state = AdminState {
+        ready: ready.clone(),
+        metrics: Arc::new({
+            let status = status.clone();
+            move |out: &mut String| {
+                metrics::render(&all_metrics, out);
+                render_control_metrics(&status, out);
+            }
+        }),
+    };
+    let mut admin_addresses: Vec<SocketAddr> = Vec::new();
+    for address in config
+        .health
+        .iter()
+        .chain(&config.ready)
+        .chain(&config.prometheus)
+    {
+        if !admin_addresses.contains(address) {
+            admin_addresses.push(*address);
+        }
+    }
+    for address in admin_addresses {
+        let listener = bind_tcp(&runtime, address).map_err(|e| match e {
+            RunError::Bind {
+                address, source, ..
+            } => RunError::Bind {
+                protocol: "http",
+                address,
+                source,
+            },
+            other => other,
+        })?;
+        let bound = listener.local_addr().map_err(RunError::Runtime)?;
+        tracing::info!(http = %bound, "admin endpoints listening");
+        runtime.spawn(admin::serve(
+            listener,
+            metrics_state.clone(),
+            cancel.child_token(),
+        ));
+    }
+
+    runtime.block_on(wait_for_signal());
+    tracing::info!("shutting down: draining in-flight queries");
+    cancel.cancel();
+    shutdown_udp.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn bind_tcp(
+    runtime: &tokio::runtime::Runtime,
+    address: SocketAddr,
+) -> Result<tokio::net::TcpListener, RunError> {
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_reuse_address(true)?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(socket.into())
+    };
+    bind().map_err(|source| RunError::Bind {
+        protocol: "tcp",
+        address,
+        source,
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The single writer of one listener's snapshot.
+struct Compiler {
+    listener: ListenerConfig,
+    sources: Vec<Box<dyn ClusterSource>>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    status: Arc<CatalogStatus>,
+    ready: Arc<AtomicBool>,
+    listeners_waiting: Arc<AtomicU64>,
+    poll_interval: Duration,
+}
+
+// === impl Compiler ===
+
+impl Compiler {
+    async fn run(mut self, cancel: CancellationToken) {
+        let mut states: Vec<Option<Arc<Vec<ClusterService>>>> = vec![None; self.sources.len()];
+        let mut problems: Vec<Vec<SourceProblem>> = vec![Vec::new(); self.sources.len()];
+        let mut generation = 0u64;
+        let mut dirty = true;
+        let mut interval = tokio::time::interval(self.poll_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            let mut problems_changed = false;
+            for (index, source) in self.sources.iter_mut().enumerate() {
+                match source.poll() {
+                    None => {}
+                    Some(Ok(services)) => {
+                        states[index] = Some(Arc::new(services));
+                        problems_changed |= !problems[index].is_empty();
+                        problems[index].clear();
+                        dirty = true;
+                    }
+                    Some(Err(found)) => {
+                        // I3: this source keeps its previous state; only its problems change.
+                        problems[index] = found;
+                        problems_changed = true;
+                        self.status.reload_failure.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            if problems_changed {
+                self.report(problems.concat());
+            }
+            // I1: build only from complete states of every source.
+            if !dirty || states.iter().any(Option::is_none) {
+                continue;
+            }
+            dirty = false;
+            generation += 1;
+            let inputs: Vec<Arc<Vec<ClusterService>>> = states.iter().flatten().cloned().collect();
+            let plugins = self.listener.kubernetes.clone();
+            let built =
+                tokio::task::spawn_blocking(move || build_snapshot(generation, &plugins, &inputs))
+                    .await;
+            let Ok((snapshot, problems)) = built else {
+                tracing::error!("snapshot build panicked; the previous snapshot keeps serving");
+                continue;
+            };
+            for problem in &problems {
+                tracing::warn!(problem = %problem, "record skipped");
+            }
+            self.status.generation.store(generation, Ordering::Relaxed);
+            self.status
+                .records
+                .store(snapshot.record_count() as u64, Ordering::Relaxed);
+            self.status.reload_success.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                generation,
+                names = snapshot.name_count(),
+                records = snapshot.record_count(),
+                "snapshot serving"
+            );
+            self.snapshot.store(Arc::new(snapshot));
+            if generation == 1 && self.listeners_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.ready.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Publishes the current problems of this listener's sources (empty when all loaded).
+    fn report(&self, problems: Vec<SourceProblem>) {
+        for problem in &problems {
+            tracing::error!(
+                file = %problem.file,
+                line = problem.line.unwrap_or(0),
+                error = %problem.message,
+                "catalog load failed; the previous snapshot keeps serving"
+            );
+        }
+        // Short critical section on the control plane only; never touched by queries.
+        *self
+            .status
+            .problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problems;
+    }
+}
+
+fn build_snapshot(
+    generation: u64,
+    plugins: &[KubernetesConfig],
+    inputs: &[Arc<Vec<ClusterService>>],
+) -> (Snapshot, Vec<String>) {
+    let serial = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32);
+    let mut builder = SnapshotBuilder::new(generation);
+    let mut problems = Vec::new();
+    for (plugin, services) in plugins.iter().zip(inputs) {
+        let options = ClusterOptions {
+            zones: plugin.zones.clone(),
+            ttl: plugin.ttl,
+            pods: plugin.pods,
+            endpoint_pod_names: plugin.endpoint_pod_names,
+            fallthrough: plugin.fallthrough.clone(),
+            serial,
+        };
+        problems.extend(cluster::compile(&mut builder, services, &options));
+    }
+    (builder.build(), problems)
+}
+
+fn render_control_metrics(status: &CatalogStatus, out: &mut String) {
+    metrics::header(
+        out,
+        "coredns_build_info",
+        "gauge",
+        "A metric with a constant '1' value labeled by version, revision, and goversion from which CoreDNS was built.",
+    );
+    let _ = writeln!(
+        out,
+        "coredns_build_info{{version=\"{}\",revision=\"{}\",goversion=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SIGNPOST_REVISION").unwrap_or("unknown"),
+        concat!("rust-", env!("CARGO_PKG_RUST_VERSION")),
+    );
+    metrics::header(
+        out,
+        "signpost_catalog_reloads_total",
+        "counter",
+        "Catalog loads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "signpost_catalog_reloads_total{{result=\"success\"}} {}",
+        status.reload_success.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "signpost_catalog_reloads_total{{result=\"failure\"}} {}",
+        status.reload_failure.load(Ordering::Relaxed)
+    );
+    metrics::header(
+        out,
+        "signpost_catalog_errors",
+        "gauge",
+        "Problems in the last failed catalog load, by file and line; empty once a load succeeds.",
+    );
+    for problem in status
+        .problems
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        let _ = writeln!(
+            out,
+            "signpost_catalog_errors{{file=\"{}\",line=\"{}\"}} 1",
+            escape_label(&problem.file),
+            problem.line.unwrap_or(0)
+        );
+    }
+    metrics::header(
+        out,
+        "signpost_snapshot_generation",
+        "gauge",
+        "Generation of the snapshot serving answers.",
+    );
+    let _ = writeln!(
+        out,
+        "signpost_snapshot_generation {}",
+        status.generation.load(Ordering::Relaxed)
+    );
+    metrics::header(
+        out,
+        "signpost_snapshot_records",
+        "gauge",
+        "Resource records in the snapshot serving answers.",
+    );
+    let _ = writeln!(
+        out,
+        "signpost_snapshot_records {}",
+        status.records.load(Ordering::Relaxed)
+    );
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,103 @@
+//! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker.
+//!
+//! Data plane. Each worker blocks in `recv_from`, answers synchronously into
+//! buffers it owns, and sends. No task per packet, no lock, no allocation.
+//! The kernel spreads datagrams across the sockets by flow hash.
+//! A short receive timeout lets a worker see the shutdown flag; a worker
+//! always finishes the query in hand before it exits (drain).
+
+use crate::answer::{Exchange, Responder};
+use crate::metrics::{Shard, Transport};
+use crate::querylog::QueryLog;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Largest datagram read; anything longer is cut and then fails to parse.
+const RECEIVE_BUFFER: usize = 65535;
+/// How often an idle worker checks for shutdown.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
+/// Binds one socket per worker on `address`. With port 0 the first socket picks
+/// the port and the others join it, so all workers share one port.
+pub fn bind_sockets(address: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
+    let mut sockets = Vec::with_capacity(workers);
+    let mut address = address;
+    for _ in 0..workers.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        // A bigger receive buffer absorbs bursts; the kernel caps it at rmem_max.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket.bind(&address.into())?;
+        socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+        let socket: UdpSocket = socket.into();
+        address = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Starts one named thread per socket.
+pub fn spawn_workers(
+    sockets: Vec<UdpSocket>,
+    responder: Arc<Responder>,
+    shards: Vec<Arc<Shard>>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    sockets
+        .into_iter()
+        .zip(shards)
+        .enumerate()
+        .map(|(index, (socket, shard))| {
+            let responder = responder.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("udp-{index}"))
+                .spawn(move || run_worker(&socket, &responder, &shard, &shutdown))
+        })
+        .collect()
+}
+
+fn run_worker(socket: &UdpSocket, responder: &Responder, shard: &Shard, shutdown: &AtomicBool) {
+    let mut packet = vec![0u8; RECEIVE_BUFFER];
+    let mut out = vec![0u8; signpost_proto::ADVERTISED_UDP_SIZE as usize];
+    let mut log = QueryLog::default();
+    while !shutdown.load(Ordering::Relaxed) {
+        let (len, client) = match socket.recv_from(&mut packet) {
+            Ok(received) => received,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "udp receive failed");
+                continue;
+            }
+        };
+        let exchange = Exchange {
+            client,
+            transport: Transport::Udp,
+            shard,
+        };
+        if let Some(answer_len) = responder.answer(&packet[..len], &mut out, exchange, &mut log) {
+            if let Err(error) = socket.send_to(&out[..answer_len], client) {
+                tracing::debug!(%error, %client, "udp send failed");
+            }
+        }
+    }
+}

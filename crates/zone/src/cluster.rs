@@ -1,0 +1,412 @@
+//! The Kubernetes cluster zone: records from services and their endpoints.
+//!
+//! Control plane. Implements the Kubernetes DNS-Based Service Discovery
+//! specification, schema 1.1.0 (dual-stack), with CoreDNS's choices where the
+//! specification leaves room (SRV weights, dashed IPv6 host names, the SOA and
+//! `ns.dns.<zone>`). Sources translate their objects into [`ClusterService`]s,
+//! so this module knows nothing about how they were found.
+
+use crate::builder::{SnapshotBuilder, ZoneSettings};
+use crate::snapshot::PodMode;
+use signpost_proto::{Name, rdata, rtype};
+use std::net::IpAddr;
+
+/// The version of the specification served at `dns-version.<zone>`.
+pub const SCHEMA_VERSION: &str = "1.1.0";
+
+/// A Service with its endpoints, as the cluster zone sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterService {
+    /// The namespace.
+    pub namespace: String,
+    /// The service name.
+    pub name: String,
+    /// How the service is addressed.
+    pub kind: ServiceKind,
+    /// The service's ports (from its spec).
+    pub ports: Vec<ServicePort>,
+    /// Endpoints from all of the service's EndpointSlices.
+    pub endpoints: Vec<ClusterEndpoint>,
+    /// `spec.publishNotReadyAddresses`: serve endpoints that are not ready.
+    pub publish_not_ready: bool,
+}
+
+/// How a service is addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceKind {
+    /// A virtual IP per family (`spec.clusterIPs`).
+    ClusterIp(Vec<IpAddr>),
+    /// `clusterIP: None`: the endpoints' addresses are served directly.
+    Headless,
+    /// A CNAME to `spec.externalName`.
+    ExternalName(String),
+}
+
+/// A port, from the service spec or from an EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    /// The port's name; SRV records exist only for named ports.
+    pub name: String,
+    /// The transport protocol.
+    pub protocol: Protocol,
+    /// The port number.
+    pub port: u16,
+}
+
+/// Transport protocols a Kubernetes port may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    /// Its addresses (an EndpointSlice holds one family).
+    pub addresses: Vec<IpAddr>,
+    /// `hostname`, set for StatefulSet pods behind a headless service.
+    pub hostname: Option<String>,
+    /// The pod's name from `targetRef`, used with `endpoint_pod_names`.
+    pub pod_name: Option<String>,
+    /// `conditions.ready` (absent counts as ready).
+    pub ready: bool,
+    /// The ports of the EndpointSlice that holds this endpoint.
+    pub ports: Vec<ServicePort>,
+}
+
+/// Options of the `kubernetes` plugin that shape the records.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The plugin's zones: forward zones (like `cluster.local.`) and reverse
+    /// zones (below `in-addr.arpa.` or `ip6.arpa.`).
+    pub zones: Vec<Name>,
+    /// TTL of every record (CoreDNS `ttl`, default 30, the seed's value).
+    pub ttl: u32,
+    /// Pod records.
+    pub pods: PodMode,
+    /// Name headless endpoints without a hostname after their pod.
+    pub endpoint_pod_names: bool,
+    /// Zones that fall through (CoreDNS `fallthrough [ZONES...]`).
+    pub fallthrough: Vec<Name>,
+    /// SOA serial.
+    pub serial: u32,
+}
+
+/// The default record TTL, from the seed: 30 seconds.
+pub const DEFAULT_TTL: u32 = 30;
+
+// === impl Protocol ===
+
+impl Protocol {
+    /// The SRV label: `_tcp`, `_udp` or `_sctp`.
+    pub fn srv_label(self) -> &'static str {
+        match self {
+            Self::Tcp => "_tcp",
+            Self::Udp => "_udp",
+            Self::Sctp => "_sctp",
+        }
+    }
+}
+
+/// True for zones below `in-addr.arpa.` or `ip6.arpa.`.
+pub fn is_reverse_zone(zone: &Name) -> bool {
+    let v4 = Name::from_ascii("in-addr.arpa.").expect("valid literal");
+    let v6 = Name::from_ascii("ip6.arpa.").expect("valid literal");
+    zone.is_within(&v4) || zone.is_within(&v6)
+}
+
+/// Adds the plugin's zones and the records of `services` to `builder`.
+/// Returns one message per object that could not be served in full.
+pub fn compile(
+    builder: &mut SnapshotBuilder,
+    services: &[ClusterService],
+    options: &ClusterOptions,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (reverse, forward): (Vec<&Name>, Vec<&Name>) =
+        options.zones.iter().partition(|z| is_reverse_zone(z));
+    for zone in &options.zones {
+        let primary = zone.child("dns").and_then(|n| n.child("ns"));
+        let mailbox = zone.child("hostmaster");
+        let (Ok(primary), Ok(mailbox)) = (primary, mailbox) else {
+            problems.push(format!("zone {zone} is too long to hold its SOA names"));
+            continue;
+        };
+        builder.add_zone(ZoneSettings {
+            apex: zone.clone(),
+            ttl: options.ttl,
+            primary,
+            mailbox,
+            serial: options.serial,
+            minimum: options.ttl,
+            fallthrough: options
+                .fallthrough
+                .iter()
+                .filter(|f| f.is_within(zone) || zone.is_within(f))
+                .cloned()
+                .collect(),
+            pods: if is_reverse_zone(zone) {
+                PodMode::Disabled
+            } else {
+                options.pods
+            },
+        });
+    }
+    let mut compiler = Compiler {
+        builder,
+        options,
+        reverse: &reverse,
+        problems: &mut problems,
+    };
+    for zone in &forward {
+        compiler.zone_records(zone, services);
+    }
+    // PTR targets live in the first forward zone, as in CoreDNS.
+    if let Some(first) = forward.first() {
+        for service in services {
+            compiler.reverse_records(first, service);
+        }
+    }
+    problems
+}
+
+struct Compiler<'a> {
+    builder: &'a mut SnapshotBuilder,
+    options: &'a ClusterOptions,
+    reverse: &'a [&'a Name],
+    problems: &'a mut Vec<String>,
+}
+
+// === impl Compiler ===
+
+impl Compiler<'_> {
+    fn add(&mut self, owner: &Name, rr_type: u16, data: Vec<u8>) {
+        if let Err(error) = self
+            .builder
+            .add_record(owner.clone(), rr_type, self.options.ttl, data)
+        {
+            self.problems.push(error.to_string());
+        }
+    }
+
+    fn add_address(&mut self, owner: &Name, address: IpAddr) {
+        match address {
+            IpAddr::V4(v4) => self.add(owner, rtype::A, rdata::a(v4)),
+            IpAddr::V6(v6) => self.add(owner, rtype::AAAA, rdata::aaaa(v6)),
+        }
+    }
+
+    fn name(&mut self, parent: &Name, labels: &[&str]) -> Option<Name> {
+        let mut name = parent.clone();
+        for label in labels.iter().rev() {
+            match name.child(label) {
+                Ok(child) => name = child,
+                Err(error) => {
+                    self.problems
+                        .push(format!("cannot name a record below {parent}: {error}"));
+                    return None;
+                }
+            }
+        }
+        Some(name)
+    }
+
+    fn zone_records(&mut self, zone: &Name, services: &[ClusterService]) {
+        if let Some(version) = self.name(zone, &["dns-version"]) {
+            self.add(&version, rtype::TXT, rdata::txt(&[SCHEMA_VERSION]));
+        }
+        if self.options.pods == PodMode::Insecure {
+            if let Some(pod) = self.name(zone, &["pod"]) {
+                self.empty(pod);
+            }
+        }
+        for service in services {
+            let Some(namespace) = self.name(zone, &[service.namespace.as_str(), "svc"]) else {
+                continue;
+            };
+            self.empty(namespace.clone());
+            let Some(service_name) = self.name(&namespace, &[service.name.as_str()]) else {
+                continue;
+            };
+            match &service.kind {
+                ServiceKind::ClusterIp(addresses) => {
+                    self.cluster_ip(&service_name, service, addresses)
+                }
+                ServiceKind::Headless => self.headless(&service_name, service),
+                ServiceKind::ExternalName(target) => match Name::from_ascii(target) {
+                    Ok(target) => self.add(&service_name, rtype::CNAME, rdata::name(&target)),
+                    Err(error) => self.problems.push(format!(
+                        "service {}/{}: externalName {target:?} is not a domain name: {error}",
+                        service.namespace, service.name
+                    )),
+                },
+            }
+            // CoreDNS answers the name server with the DNS service's addresses.
+            if service.namespace == "kube-system" && service.name == "kube-dns" {
+                if let (ServiceKind::ClusterIp(addresses), Some(ns)) =
+                    (&service.kind, self.name(zone, &["ns", "dns"]))
+                {
+                    for &address in addresses {
+                        self.add_address(&ns, address);
+                    }
+                }
+            }
+        }
+    }
+
+    fn empty(&mut self, name: Name) {
+        if let Err(error) = self.builder.add_empty_name(name) {
+            self.problems.push(error.to_string());
+        }
+    }
+
+    fn cluster_ip(&mut self, service_name: &Name, service: &ClusterService, addresses: &[IpAddr]) {
+        for &address in addresses {
+            self.add_address(service_name, address);
+        }
+        for port in service.ports.iter().filter(|p| !p.name.is_empty()) {
+            let port_label = format!("_{}", port.name);
+            if let Some(srv) = self.name(
+                service_name,
+                &[port_label.as_str(), port.protocol.srv_label()],
+            ) {
+                self.add(
+                    &srv,
+                    rtype::SRV,
+                    rdata::srv(0, 100, port.port, service_name),
+                );
+            }
+        }
+    }
+
+    fn served_endpoints<'s>(
+        &self,
+        service: &'s ClusterService,
+    ) -> impl Iterator<Item = &'s ClusterEndpoint> {
+        let all = service.publish_not_ready;
+        service.endpoints.iter().filter(move |e| all || e.ready)
+    }
+
+    /// The endpoint's host label: hostname, else pod name, else the dashed address.
+    fn host_label(&self, endpoint: &ClusterEndpoint, address: IpAddr) -> String {
+        if let Some(hostname) = endpoint.hostname.as_deref().filter(|h| !h.is_empty()) {
+            return hostname.to_owned();
+        }
+        if self.options.endpoint_pod_names {
+            if let Some(pod) = endpoint.pod_name.as_deref().filter(|p| !p.is_empty()) {
+                return pod.to_owned();
+            }
+        }
+        dashed(address)
+    }
+
+    fn headless(&mut self, service_name: &Name, service: &ClusterService) {
+        let served: Vec<&ClusterEndpoint> = self.served_endpoints(service).collect();
+        // Named ports with the SRV records they collect, in first-seen order.
+        let mut srv_sets: Vec<(String, Protocol, Vec<(u16, Name)>)> = Vec::new();
+        for endpoint in &served {
+            for &address in &endpoint.addresses {
+                self.add_address(service_name, address);
+                let label = self.host_label(endpoint, address);
+                let Some(host) = self.name(service_name, &[label.as_str()]) else {
+                    continue;
+                };
+                self.add_address(&host, address);
+                for port in endpoint.ports.iter().filter(|p| !p.name.is_empty()) {
+                    match srv_sets
+                        .iter_mut()
+                        .find(|(n, p, _)| *n == port.name && *p == port.protocol)
+                    {
+                        Some((_, _, targets)) => targets.push((port.port, host.clone())),
+                        None => srv_sets.push((
+                            port.name.clone(),
+                            port.protocol,
+                            vec![(port.port, host.clone())],
+                        )),
+                    }
+                }
+            }
+        }
+        for (port_name, protocol, targets) in srv_sets {
+            let port_label = format!("_{port_name}");
+            let Some(srv) = self.name(service_name, &[port_label.as_str(), protocol.srv_label()])
+            else {
+                continue;
+            };
+            // CoreDNS spreads weight evenly: 100 / number of targets.
+            let weight = (100 / targets.len().max(1)).max(1) as u16;
+            for (port, target) in targets {
+                self.add(&srv, rtype::SRV, rdata::srv(0, weight, port, &target));
+            }
+        }
+    }
+
+    fn reverse_records(&mut self, zone: &Name, service: &ClusterService) {
+        let Some(service_name) = self.name(
+            zone,
+            &[service.name.as_str(), service.namespace.as_str(), "svc"],
+        ) else {
+            return;
+        };
+        match &service.kind {
+            ServiceKind::ClusterIp(addresses) => {
+                for &address in addresses {
+                    self.ptr(address, &service_name);
+                }
+            }
+            ServiceKind::Headless => {
+                let endpoints: Vec<ClusterEndpoint> =
+                    self.served_endpoints(service).cloned().collect();
+                for endpoint in &endpoints {
+                    for &address in &endpoint.addresses {
+                        let label = self.host_label(endpoint, address);
+                        if let Some(host) = self.name(&service_name, &[label.as_str()]) {
+                            self.ptr(address, &host);
+                        }
+                    }
+                }
+            }
+            ServiceKind::ExternalName(_) => {}
+        }
+    }
+
+    fn ptr(&mut self, address: IpAddr, target: &Name) {
+        let Ok(owner) = Name::from_ascii(&reverse_name(address)) else {
+            return;
+        };
+        if self.reverse.iter().any(|zone| owner.is_within(zone)) {
+            self.add(&owner, rtype::PTR, rdata::name(target));
+        }
+    }
+}
+
+/// `10-1-2-3` for IPv4; IPv6 with every `:` as `-` (`fd00--1`), as CoreDNS does.
+pub fn dashed(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string().replace('.', "-"),
+        IpAddr::V6(v6) => v6.to_string().replace(':', "-"),
+    }
+}
+
+/// The reverse-lookup name of an address (RFC 1035 §3.5, RFC 3596 §2.5).
+pub fn reverse_name(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            format!("{d}.{c}.{b}.{a}.in-addr.arpa.")
+        }
+        IpAddr::V6(v6) => {
+            let mut out = String::with_capacity(73);
+            for byte in v6.octets().iter().rev() {
+                out.push_str(&format!("{:x}.{:x}.", byte & 0x0f, byte >> 4));
+            }
+            out.push_str("ip6.arpa.");
+            out
+        }
+    }
+}

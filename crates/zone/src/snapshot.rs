@@ -1,0 +1,231 @@
+//! The snapshot and its lookup (data plane: no allocation, no lock).
+
+use rustc_hash::FxHashMap;
+use signpost_proto::{AnswerView, Name, Rendered, is_within_wire, rcode, rtype};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Immutable authoritative data for every served zone.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Zones, longest apex first, so the first match is the closest enclosing zone.
+    pub(crate) zones: Vec<ZoneEntry>,
+    pub(crate) names: FxHashMap<Box<[u8]>, Node>,
+    pub(crate) generation: u64,
+    pub(crate) record_count: usize,
+}
+
+/// Per-zone answers shared by every name in the zone.
+#[derive(Debug)]
+pub(crate) struct ZoneEntry {
+    pub(crate) apex: Name,
+    pub(crate) nxdomain: Rendered,
+    pub(crate) nodata: Rendered,
+    pub(crate) fallthrough: Vec<Name>,
+    pub(crate) pods: PodMode,
+    pub(crate) ttl: u32,
+}
+
+/// One owner name: its answers by type, and what other types get.
+#[derive(Debug)]
+pub(crate) struct Node {
+    pub(crate) zone: u16,
+    pub(crate) answers: Box<[(u16, Rendered)]>,
+    /// The answer for types not in `answers`; `None` means the zone's NODATA.
+    pub(crate) otherwise: Option<Rendered>,
+}
+
+/// How `<a-b-c-d>.<namespace>.pod.<zone>` names are answered (CoreDNS `pods`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PodMode {
+    /// No pod records (CoreDNS's default).
+    #[default]
+    Disabled,
+    /// Answer any well-formed dashed address without checking that a pod has it.
+    Insecure,
+}
+
+/// The result of a lookup.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// A pre-rendered answer.
+    Answer(AnswerView<'a>),
+    /// A pod record synthesized from the name; render it with [`PodAnswer::render`].
+    Pod(PodAnswer),
+    /// The name is in a zone whose plugin falls through: the next plugin decides.
+    Fallthrough,
+    /// No served zone contains the name.
+    NotAuthoritative,
+}
+
+/// A pod address answer, synthesized per query without allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct PodAnswer {
+    address: IpAddr,
+    ttl: u32,
+}
+
+// === impl Snapshot ===
+
+impl Snapshot {
+    /// An empty snapshot: serves no zone.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// Finds the answer for a lower-case wire qname and a qtype.
+    pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
+        if let Some(node) = self.names.get(qname) {
+            if let Some((_, answer)) = node.answers.iter().find(|(t, _)| *t == qtype) {
+                return Lookup::Answer(answer.view());
+            }
+            return match &node.otherwise {
+                Some(answer) => Lookup::Answer(answer.view()),
+                None => Lookup::Answer(self.zones[node.zone as usize].nodata.view()),
+            };
+        }
+        let Some(zone) = self
+            .zones
+            .iter()
+            .find(|z| is_within_wire(qname, z.apex.as_wire()))
+        else {
+            return Lookup::NotAuthoritative;
+        };
+        if zone.pods == PodMode::Insecure {
+            if let Some(found) = pod_lookup(qname, zone) {
+                return match found {
+                    PodName::Address(address) => match (address, qtype) {
+                        (IpAddr::V4(_), rtype::A)
+                        | (IpAddr::V6(_), rtype::AAAA)
+                        | (_, rtype::ANY) => Lookup::Pod(PodAnswer {
+                            address,
+                            ttl: zone.ttl,
+                        }),
+                        _ => Lookup::Answer(zone.nodata.view()),
+                    },
+                    PodName::Namespace => Lookup::Answer(zone.nodata.view()),
+                };
+            }
+        }
+        if zone
+            .fallthrough
+            .iter()
+            .any(|f| is_within_wire(qname, f.as_wire()))
+        {
+            return Lookup::Fallthrough;
+        }
+        Lookup::Answer(zone.nxdomain.view())
+    }
+
+    /// The generation number, increasing with every build.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of owner names (including empty non-terminals).
+    pub fn name_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Number of resource records rendered into answers.
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
+    /// The apexes of the served zones.
+    pub fn zones(&self) -> impl Iterator<Item = &Name> {
+        self.zones.iter().map(|z| &z.apex)
+    }
+
+    /// The apex of the closest zone enclosing a lower-case wire name.
+    pub fn zone_of(&self, qname: &[u8]) -> Option<&Name> {
+        self.zones
+            .iter()
+            .find(|z| is_within_wire(qname, z.apex.as_wire()))
+            .map(|z| &z.apex)
+    }
+}
+
+enum PodName {
+    Address(IpAddr),
+    Namespace,
+}
+
+/// Recognizes `<dashed-ip>.<ns>.pod.<zone>` and `<ns>.pod.<zone>`.
+fn pod_lookup(qname: &[u8], zone: &ZoneEntry) -> Option<PodName> {
+    let relative = &qname[..qname.len() - zone.apex.as_wire().len()];
+    // Collect up to three labels from the left.
+    let mut labels: [&[u8]; 3] = [&[]; 3];
+    let mut count = 0;
+    let mut at = 0;
+    while at < relative.len() {
+        let len = relative[at] as usize;
+        if count == 3 {
+            return None;
+        }
+        labels[count] = &relative[at + 1..at + 1 + len];
+        count += 1;
+        at += 1 + len;
+    }
+    match count {
+        2 if labels[1] == b"pod" => Some(PodName::Namespace),
+        3 if labels[2] == b"pod" => parse_dashed(labels[0]).map(PodName::Address),
+        _ => None,
+    }
+}
+
+/// Parses `10-1-2-3` or `fd00--1` (colons written as dashes, as CoreDNS does).
+fn parse_dashed(label: &[u8]) -> Option<IpAddr> {
+    let mut text = [0u8; 63];
+    let text = &mut text[..label.len()];
+    let dashes = label.iter().filter(|&&b| b == b'-').count();
+    let replacement = if dashes == 3 && !label.contains(&b':') {
+        b'.'
+    } else {
+        b':'
+    };
+    for (d, &s) in text.iter_mut().zip(label) {
+        *d = if s == b'-' { replacement } else { s };
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    if replacement == b'.' {
+        text.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    } else {
+        text.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    }
+}
+
+// === impl PodAnswer ===
+
+impl PodAnswer {
+    /// The synthesized address.
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// Writes the single A or AAAA record into `scratch` and returns the view.
+    pub fn render<'a>(&self, scratch: &'a mut [u8; 32]) -> AnswerView<'a> {
+        let (rr_type, octets_len) = match self.address {
+            IpAddr::V4(_) => (rtype::A, 4),
+            IpAddr::V6(_) => (rtype::AAAA, 16),
+        };
+        scratch[..2].copy_from_slice(&[0xc0, 0x0c]);
+        scratch[2..4].copy_from_slice(&rr_type.to_be_bytes());
+        scratch[4..6].copy_from_slice(&signpost_proto::CLASS_IN.to_be_bytes());
+        scratch[6..10].copy_from_slice(&self.ttl.to_be_bytes());
+        scratch[10..12].copy_from_slice(&(octets_len as u16).to_be_bytes());
+        match self.address {
+            IpAddr::V4(v4) => scratch[12..16].copy_from_slice(&v4.octets()),
+            IpAddr::V6(v6) => scratch[12..28].copy_from_slice(&v6.octets()),
+        }
+        let len = 12 + octets_len;
+        AnswerView {
+            rcode: rcode::NOERROR,
+            authoritative: true,
+            answer_count: 1,
+            authority_count: 0,
+            additional_count: 0,
+            required_len: len as u32,
+            body: &scratch[..len],
+        }
+    }
+}
