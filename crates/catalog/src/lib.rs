@@ -91,6 +91,9 @@ pub struct LoadErrors(pub Vec<LoadError>);
 /// Files hold multi-document YAML, JSON, or a `kind: List` (`ServiceList`, `EndpointSliceList`)
 /// as `kubectl get svc,endpointslices -A -o yaml` prints it. Objects of other kinds are skipped.
 ///
+/// Blocking: it reads and parses every file (on scoped threads, one per core), so async callers
+/// run it with `spawn_blocking`.
+///
 /// # Errors
 ///
 /// Returns every error found in every file, not just the first; see [`LoadError`].

@@ -414,6 +414,22 @@ fn invalid_ip_addresses() {
     );
 }
 
+/// Two EndpointSlices with one name would double the Service's endpoints.
+#[test]
+fn duplicate_endpoint_slice_and_unknown_address_type() {
+    let dir = TempDir::new("duplicate-slice");
+    let slice = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a-1\n  labels:\n    kubernetes.io/service-name: a\naddressType: IPv4\nendpoints: []\n";
+    let odd = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: a-2\n  labels:\n    kubernetes.io/service-name: a\naddressType: IPX\nendpoints: []\n";
+    let path = dir.write("slices.yaml", &format!("{slice}---\n{odd}---\n{slice}"));
+    assert_eq!(
+        fixture_errors_at(&path),
+        vec![
+            (16, "EndpointSlice default/a-2: unsupported addressType \"IPX\" (want IPv4, IPv6 or FQDN)".to_owned()),
+            (19, format!("duplicate EndpointSlice default/a-1; first defined at {}:1", path.display())),
+        ]
+    );
+}
+
 /// RFC 1123 §2.1 labels, at most 63 octets (RFC 1035 §2.3.4), lower case as Kubernetes requires.
 #[test]
 fn names_must_be_dns_labels() {
@@ -647,44 +663,4 @@ fn watcher_detects_a_missing_path_appearing() {
     assert!(!watcher.fingerprint_changed(), "still missing");
     dir.write("later.yaml", SERVICE_A);
     assert!(watcher.fingerprint_changed(), "appeared");
-}
-
-// === scale ===
-
-/// A million endpoints in a hundred files, as the design targets. Slow in debug builds; run
-/// with `cargo test -p signpost-catalog --release -- --ignored`.
-#[test]
-#[ignore = "scale check, run in release"]
-fn a_million_endpoints() {
-    use std::fmt::Write;
-
-    let dir = TempDir::new("scale");
-    let mut paths = Vec::new();
-    for file in 0..100 {
-        let mut text = String::from("apiVersion: v1\nitems:\n");
-        for service in 0..10 {
-            let name = format!("svc-{file}-{service}");
-            write!(text, "- apiVersion: v1\n  kind: Service\n  metadata:\n    name: {name}\n    namespace: scale\n  spec:\n    clusterIP: 10.96.{file}.{service}\n").unwrap();
-            write!(text, "- apiVersion: discovery.k8s.io/v1\n  kind: EndpointSlice\n  addressType: IPv4\n  metadata:\n    name: {name}-1\n    namespace: scale\n    labels:\n      kubernetes.io/service-name: {name}\n  endpoints:\n").unwrap();
-            for endpoint in 0..1000 {
-                write!(text, "  - addresses:\n    - 10.{}.{}.{}\n    conditions:\n      ready: true\n    nodeName: node-{}\n", file, endpoint / 250, endpoint % 250, endpoint % 7).unwrap();
-            }
-        }
-        text.push_str("kind: List\nmetadata:\n  resourceVersion: \"\"\n");
-        paths.push(dir.write(&format!("{file:03}.yaml"), &text));
-    }
-    let started = std::time::SystemTime::now();
-    let state = load_ok(&[dir.0.clone()]);
-    let elapsed = started.elapsed().unwrap_or_default();
-    let endpoints: usize = state
-        .endpoint_slices
-        .iter()
-        .map(|slice| slice.endpoints.len())
-        .sum();
-    assert_eq!(endpoints, 1_000_000);
-    assert_eq!(state.services.len(), 1_000);
-    eprintln!(
-        "loaded {endpoints} endpoints from {} files in {elapsed:?}",
-        paths.len()
-    );
 }

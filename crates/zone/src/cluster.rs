@@ -175,6 +175,9 @@ pub fn compile(
     problems
 }
 
+/// A named port of a headless service and its (port, target) pairs.
+struct SrvSet(String, Protocol, Vec<(u16, Name)>);
+
 struct Compiler<'a> {
     builder: &'a mut SnapshotBuilder,
     options: &'a ClusterOptions,
@@ -308,7 +311,7 @@ impl Compiler<'_> {
     fn headless(&mut self, service_name: &Name, service: &ClusterService) {
         let served: Vec<&ClusterEndpoint> = self.served_endpoints(service).collect();
         // Named ports with the SRV records they collect, in first-seen order.
-        let mut srv_sets: Vec<(String, Protocol, Vec<(u16, Name)>)> = Vec::new();
+        let mut srv_sets: Vec<SrvSet> = Vec::new();
         for endpoint in &served {
             for &address in &endpoint.addresses {
                 self.add_address(service_name, address);
@@ -320,10 +323,10 @@ impl Compiler<'_> {
                 for port in endpoint.ports.iter().filter(|p| !p.name.is_empty()) {
                     match srv_sets
                         .iter_mut()
-                        .find(|(n, p, _)| *n == port.name && *p == port.protocol)
+                        .find(|s| s.0 == port.name && s.1 == port.protocol)
                     {
-                        Some((_, _, targets)) => targets.push((port.port, host.clone())),
-                        None => srv_sets.push((
+                        Some(set) => set.2.push((port.port, host.clone())),
+                        None => srv_sets.push(SrvSet(
                             port.name.clone(),
                             port.protocol,
                             vec![(port.port, host.clone())],
@@ -332,7 +335,7 @@ impl Compiler<'_> {
                 }
             }
         }
-        for (port_name, protocol, targets) in srv_sets {
+        for SrvSet(port_name, protocol, targets) in srv_sets {
             let port_label = format!("_{port_name}");
             let Some(srv) = self.name(service_name, &[port_label.as_str(), protocol.srv_label()])
             else {

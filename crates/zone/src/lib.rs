@@ -22,3 +22,6 @@ mod snapshot;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use snapshot::{Lookup, PodAnswer, PodMode, Snapshot};
+
+#[cfg(test)]
+mod tests;

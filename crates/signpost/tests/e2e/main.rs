@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `signpost` binary on loopback, queried by real
+//! clients (dig, kdig, and hickory-proto over std sockets).
+//!
+//! One integration binary (ripgrep's `autotests = false` layout); each module
+//! covers one area. Every test starts its own server on free ports.
+
+mod support;

@@ -1,0 +1,285 @@
+//! The test harness: start `signpost dns` on free loopback ports with a
+//! Corefile and catalog written to a temporary directory, wait for `/ready`,
+//! and query it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RecordType};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+/// A running `signpost dns`. Killed on drop.
+pub struct TestServer {
+    child: Child,
+    /// The temporary directory holding the Corefile, the catalog and the log.
+    pub dir: tempfile::TempDir,
+    /// DNS port on 127.0.0.1 (UDP and TCP).
+    pub port: u16,
+    /// Admin port on 127.0.0.1 (/health, /ready, /metrics).
+    pub admin_port: u16,
+}
+
+/// Picks a port free for both UDP and TCP on 127.0.0.1.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The path of the built binary.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_signpost"))
+}
+
+impl TestServer {
+    /// Starts a server whose Corefile is `corefile` with `{PORT}` and `{ADMIN}`
+    /// replaced, and whose directory holds `files` (relative path, contents).
+    /// Waits for `/ready` unless `wait_ready` is false.
+    pub fn start_with(corefile: &str, files: &[(&str, &str)], wait_ready: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, contents) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+            std::fs::write(full, contents).expect("write file");
+        }
+        let port = free_port();
+        let admin_port = free_port();
+        let corefile = corefile
+            .replace("{PORT}", &port.to_string())
+            .replace("{ADMIN}", &admin_port.to_string());
+        std::fs::write(dir.path().join("Corefile"), corefile).expect("write Corefile");
+        let log = std::fs::File::create(dir.path().join("signpost.log")).expect("log file");
+        let child = Command::new(binary())
+            .args(["dns", "--conf"])
+            .arg(dir.path().join("Corefile"))
+            .args(["--workers", "2"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start signpost");
+        let server = Self {
+            child,
+            dir,
+            port,
+            admin_port,
+        };
+        if wait_ready {
+            server.wait_ready(Duration::from_secs(20));
+        }
+        server
+    }
+
+    /// Starts the standard cluster-zone Corefile over a catalog directory
+    /// `catalog/` holding `files`.
+    pub fn start(files: &[(&str, &str)]) -> Self {
+        Self::start_with(&standard_corefile(""), files, true)
+    }
+
+    /// Waits until `/ready` answers 200; panics with the server log otherwise.
+    pub fn wait_ready(&self, limit: Duration) {
+        let deadline = SystemTime::now() + limit;
+        while SystemTime::now() < deadline {
+            if let Some((200, _)) = self.http_get("/ready") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("signpost did not become ready; log:\n{}", self.log());
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("signpost.log")).unwrap_or_default()
+    }
+
+    /// Path of a file in the server's directory.
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// GET on the admin port: (status, body), or `None` if it cannot connect.
+    pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(SocketAddr::from(([127, 0, 0, 1], self.admin_port)), path)
+    }
+
+    /// The DNS address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Runs dig against the server with extra arguments; returns stdout.
+    pub fn dig(&self, args: &[&str]) -> String {
+        run_client("dig", &self.port.to_string(), args)
+    }
+
+    /// Runs kdig against the server with extra arguments; returns stdout.
+    pub fn kdig(&self, args: &[&str]) -> String {
+        run_client("kdig", &self.port.to_string(), args)
+    }
+
+    /// Sends a raw datagram and returns the reply bytes, if one comes within 2 s.
+    pub fn udp_raw(&self, packet: &[u8]) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        socket.send_to(packet, self.addr()).expect("send");
+        let mut buf = vec![0u8; 65535];
+        match socket.recv(&mut buf) {
+            Ok(len) => Some(buf[..len].to_vec()),
+            Err(_) => None,
+        }
+    }
+
+    /// Sends a query over UDP and parses the reply.
+    pub fn query(&self, name: &str, rtype: RecordType) -> Message {
+        let reply = self
+            .udp_raw(&query_bytes(name, rtype, None))
+            .expect("no reply over UDP");
+        Message::from_vec(&reply).expect("parse reply")
+    }
+
+    /// Sends a query with an EDNS UDP size over UDP and parses the reply.
+    pub fn query_edns(&self, name: &str, rtype: RecordType, udp_size: u16) -> Message {
+        let reply = self
+            .udp_raw(&query_bytes(name, rtype, Some(udp_size)))
+            .expect("no reply over UDP");
+        Message::from_vec(&reply).expect("parse reply")
+    }
+
+    /// Sends several queries on one TCP connection, all written before any
+    /// answer is read (pipelining), and returns the answers in order.
+    pub fn query_tcp_pipelined(&self, queries: &[Vec<u8>]) -> Vec<Message> {
+        let mut stream = TcpStream::connect(self.addr()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut all = Vec::new();
+        for query in queries {
+            all.extend_from_slice(&(query.len() as u16).to_be_bytes());
+            all.extend_from_slice(query);
+        }
+        stream.write_all(&all).expect("write");
+        queries
+            .iter()
+            .map(|_| read_tcp_message(&mut stream).expect("read answer"))
+            .collect()
+    }
+
+    /// One query over TCP.
+    pub fn query_tcp(&self, name: &str, rtype: RecordType) -> Message {
+        self.query_tcp_pipelined(&[query_bytes(name, rtype, None)])
+            .remove(0)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = SystemTime::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                SystemTime::now() < deadline,
+                "signpost did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The usual Corefile: cluster.local plus reverse zones on {PORT}, admin on
+/// {ADMIN}, catalog in `catalog/`; `extra` is added inside the kubernetes block.
+pub fn standard_corefile(extra: &str) -> String {
+    format!(
+        "cluster.local:{{PORT}} in-addr.arpa:{{PORT}} ip6.arpa:{{PORT}} {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa ip6.arpa {{\n        catalog catalog\n{extra}\n    }}\n    health 127.0.0.1:{{ADMIN}}\n    ready 127.0.0.1:{{ADMIN}}\n    prometheus 127.0.0.1:{{ADMIN}}\n}}\n"
+    )
+}
+
+/// Encodes a query with RD set and, optionally, an OPT record.
+pub fn query_bytes(name: &str, rtype: RecordType, udp_size: Option<u16>) -> Vec<u8> {
+    let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
+    if let Some(size) = udp_size {
+        let mut edns = hickory_proto::op::Edns::new();
+        edns.set_max_payload(size);
+        message.set_edns(edns);
+    }
+    message.to_vec().expect("encode query")
+}
+
+fn rand_id() -> u16 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    (nanos ^ (nanos >> 16)) as u16
+}
+
+/// Reads one length-prefixed DNS message.
+pub fn read_tcp_message(stream: &mut TcpStream) -> std::io::Result<Message> {
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len)?;
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf)?;
+    Message::from_vec(&buf).map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Minimal HTTP/1.1 GET.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+fn run_client(program: &str, port: &str, args: &[&str]) -> String {
+    let output = Command::new(program)
+        .args(["@127.0.0.1", "-p", port, "+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {program} (install bind9-dnsutils / knot-dnsutils): {e}")
+        });
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Reads a fixture from `examples/`.
+pub fn example(path: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(path);
+    std::fs::read_to_string(&root).unwrap_or_else(|e| panic!("read {}: {e}", root.display()))
+}

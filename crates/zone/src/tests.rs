@@ -1,0 +1,347 @@
+//! Lookup semantics of compiled snapshots: RFC 1034 §4.3.2, RFC 2308, and the
+//! Kubernetes DNS spec 1.1.0, checked on the rendered answers' headers and
+//! decoded records.
+
+use crate::cluster::{
+    self, ClusterEndpoint, ClusterOptions, ClusterService, Protocol, ServiceKind, ServicePort,
+};
+use crate::{Lookup, PodMode, Snapshot, SnapshotBuilder};
+use hickory_proto::op::Message;
+use hickory_proto::rr::{RData, RecordType};
+use signpost_proto::{Name, parse_query, rcode, rtype, write_response};
+
+fn name(text: &str) -> Name {
+    Name::from_ascii(text).unwrap()
+}
+
+fn port(name: &str, port: u16) -> ServicePort {
+    ServicePort {
+        name: name.into(),
+        protocol: Protocol::Tcp,
+        port,
+    }
+}
+
+fn services() -> Vec<ClusterService> {
+    vec![
+        ClusterService {
+            namespace: "default".into(),
+            name: "web".into(),
+            kind: ServiceKind::ClusterIp(vec!["10.96.0.5".parse().unwrap()]),
+            ports: vec![port("http", 80)],
+            endpoints: vec![],
+            publish_not_ready: false,
+        },
+        ClusterService {
+            namespace: "default".into(),
+            name: "db".into(),
+            kind: ServiceKind::Headless,
+            ports: vec![port("pg", 5432)],
+            endpoints: vec![
+                ClusterEndpoint {
+                    addresses: vec!["10.1.0.1".parse().unwrap()],
+                    hostname: Some("db-0".into()),
+                    pod_name: Some("db-0".into()),
+                    ready: true,
+                    ports: vec![port("pg", 5432)],
+                },
+                ClusterEndpoint {
+                    addresses: vec!["10.1.0.2".parse().unwrap()],
+                    hostname: None,
+                    pod_name: Some("db-1".into()),
+                    ready: false,
+                    ports: vec![port("pg", 5432)],
+                },
+            ],
+            publish_not_ready: false,
+        },
+        ClusterService {
+            namespace: "default".into(),
+            name: "alias".into(),
+            kind: ServiceKind::ExternalName("web.default.svc.cluster.local".into()),
+            ports: vec![],
+            endpoints: vec![],
+            publish_not_ready: false,
+        },
+        ClusterService {
+            namespace: "default".into(),
+            name: "dangling".into(),
+            kind: ServiceKind::ExternalName("nothing.default.svc.cluster.local".into()),
+            ports: vec![],
+            endpoints: vec![],
+            publish_not_ready: false,
+        },
+        ClusterService {
+            namespace: "empty".into(),
+            name: "idle".into(),
+            kind: ServiceKind::Headless,
+            ports: vec![],
+            endpoints: vec![],
+            publish_not_ready: false,
+        },
+    ]
+}
+
+fn snapshot(pods: PodMode, fallthrough: &[&str]) -> Snapshot {
+    let options = ClusterOptions {
+        zones: vec![name("cluster.local"), name("in-addr.arpa")],
+        ttl: 30,
+        pods,
+        endpoint_pod_names: false,
+        fallthrough: fallthrough.iter().map(|z| name(z)).collect(),
+        serial: 7,
+    };
+    let mut builder = SnapshotBuilder::new(1);
+    let problems = cluster::compile(&mut builder, &services(), &options);
+    assert!(problems.is_empty(), "{problems:?}");
+    builder.build()
+}
+
+/// Runs a query through lookup and write_response and decodes the answer.
+fn ask(snapshot: &Snapshot, qname: &str, qtype: RecordType) -> Option<Message> {
+    let mut query = Message::query();
+    query.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii(qname).unwrap(),
+        qtype,
+    ));
+    let bytes = query.to_vec().unwrap();
+    let parsed = parse_query(&bytes).unwrap();
+    let mut out = vec![0u8; 65535];
+    let mut scratch = [0u8; 32];
+    let view = match snapshot.lookup(parsed.qname_lower(), parsed.qtype) {
+        Lookup::Answer(view) => view,
+        Lookup::Pod(pod) => pod.render(&mut scratch),
+        Lookup::Fallthrough | Lookup::NotAuthoritative => return None,
+    };
+    let meta = write_response(&parsed, view, &mut out, 65535);
+    Some(Message::from_vec(&out[..meta.len]).unwrap())
+}
+
+fn rcode_of(message: &Message) -> u16 {
+    u16::from(message.metadata.response_code)
+}
+
+/// RFC 1034 §4.3.2: an existing name and type answers with its RRset, AA set.
+#[test]
+fn cluster_ip_answers_a() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "web.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert!(answer.metadata.authoritative);
+    assert_eq!(answer.answers.len(), 1);
+    assert_eq!(answer.answers[0].ttl, 30);
+}
+
+/// RFC 2308 §2.2: NODATA is NOERROR with the SOA in authority.
+#[test]
+fn existing_name_other_type_is_nodata() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "web.default.svc.cluster.local",
+        RecordType::AAAA,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&answer), rcode::NOERROR);
+    assert!(answer.answers.is_empty());
+    assert_eq!(answer.authorities[0].record_type(), RecordType::SOA);
+}
+
+/// RFC 2308 §2.1 and §3: NXDOMAIN with the SOA, TTL min(SOA TTL, MINIMUM).
+#[test]
+fn missing_name_is_nxdomain_with_soa() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "nope.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&answer), rcode::NXDOMAIN);
+    assert_eq!(answer.authorities[0].ttl, 30);
+}
+
+/// RFC 8020 / RFC 4592 §2.2.2: empty non-terminals exist, so they answer NODATA.
+#[test]
+fn empty_non_terminals_are_nodata() {
+    let snapshot = snapshot(PodMode::Disabled, &[]);
+    for ent in [
+        "svc.cluster.local",
+        "default.svc.cluster.local",
+        "_tcp.web.default.svc.cluster.local",
+        "empty.svc.cluster.local",
+    ] {
+        let answer = ask(&snapshot, ent, RecordType::A).unwrap();
+        assert_eq!(rcode_of(&answer), rcode::NOERROR, "{ent}");
+        assert!(answer.answers.is_empty(), "{ent}");
+    }
+}
+
+/// Kubernetes DNS spec 2.4.1: a headless service without ready endpoints does not exist.
+#[test]
+fn headless_without_ready_endpoints_is_nxdomain() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "idle.empty.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&answer), rcode::NXDOMAIN);
+}
+
+/// Spec 2.4.1: headless A records list only ready endpoints; hostnames get their own names.
+#[test]
+fn headless_serves_ready_endpoints_only() {
+    let snapshot = snapshot(PodMode::Disabled, &[]);
+    let answer = ask(&snapshot, "db.default.svc.cluster.local", RecordType::A).unwrap();
+    assert_eq!(answer.answers.len(), 1);
+    let host = ask(
+        &snapshot,
+        "db-0.db.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(host.answers.len(), 1);
+    let not_ready = ask(
+        &snapshot,
+        "10-1-0-2.db.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&not_ready), rcode::NXDOMAIN);
+}
+
+/// Spec 2.4.2 and RFC 2782: headless SRV targets the endpoint names, addresses in additional.
+#[test]
+fn headless_srv_has_additional_addresses() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "_pg._tcp.db.default.svc.cluster.local",
+        RecordType::SRV,
+    )
+    .unwrap();
+    assert_eq!(answer.answers.len(), 1);
+    let RData::SRV(srv) = &answer.answers[0].data else {
+        panic!("not SRV")
+    };
+    assert_eq!(srv.target.to_ascii(), "db-0.db.default.svc.cluster.local.");
+    assert_eq!(answer.additionals.len(), 1);
+}
+
+/// RFC 1034 §4.3.2 step 3a: a CNAME inside the served data is followed.
+#[test]
+fn external_name_to_cluster_service_is_chased() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "alias.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    let types: Vec<RecordType> = answer.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, [RecordType::CNAME, RecordType::A]);
+}
+
+/// RFC 6604 §2: the RCODE describes the last name of the chain.
+#[test]
+fn cname_to_missing_in_zone_name_is_nxdomain() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "dangling.default.svc.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&answer), rcode::NXDOMAIN);
+    assert_eq!(answer.answers[0].record_type(), RecordType::CNAME);
+}
+
+/// PTR for cluster IPs (spec 2.5.1).
+#[test]
+fn reverse_lookup_of_cluster_ip() {
+    let answer = ask(
+        &snapshot(PodMode::Disabled, &[]),
+        "5.0.96.10.in-addr.arpa",
+        RecordType::PTR,
+    )
+    .unwrap();
+    let RData::PTR(target) = &answer.answers[0].data else {
+        panic!("not PTR")
+    };
+    assert_eq!(target.0.to_ascii(), "web.default.svc.cluster.local.");
+}
+
+/// CoreDNS `fallthrough`: unknown names in a fall-through zone go to the next plugin.
+#[test]
+fn fallthrough_zone_passes_unknown_names() {
+    let snapshot = snapshot(PodMode::Disabled, &["in-addr.arpa"]);
+    assert!(ask(&snapshot, "9.9.9.9.in-addr.arpa", RecordType::PTR).is_none());
+    let known = ask(&snapshot, "5.0.96.10.in-addr.arpa", RecordType::PTR).unwrap();
+    assert_eq!(known.answers.len(), 1);
+    let cluster = ask(&snapshot, "nope.cluster.local", RecordType::A).unwrap();
+    assert_eq!(rcode_of(&cluster), rcode::NXDOMAIN);
+}
+
+/// CoreDNS `pods insecure`: dashed addresses answer directly; `pods disabled` does not.
+#[test]
+fn pod_records() {
+    let insecure = snapshot(PodMode::Insecure, &[]);
+    let v4 = ask(
+        &insecure,
+        "10-244-1-7.default.pod.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    let RData::A(address) = &v4.answers[0].data else {
+        panic!("not A")
+    };
+    assert_eq!(address.0.to_string(), "10.244.1.7");
+    let v6 = ask(
+        &insecure,
+        "fd00--7.default.pod.cluster.local",
+        RecordType::AAAA,
+    )
+    .unwrap();
+    assert_eq!(v6.answers.len(), 1);
+    let bad = ask(
+        &insecure,
+        "not-an-ip.default.pod.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&bad), rcode::NXDOMAIN);
+    let namespace = ask(&insecure, "default.pod.cluster.local", RecordType::A).unwrap();
+    assert_eq!(rcode_of(&namespace), rcode::NOERROR);
+    let disabled = snapshot(PodMode::Disabled, &[]);
+    let none = ask(
+        &disabled,
+        "10-244-1-7.default.pod.cluster.local",
+        RecordType::A,
+    )
+    .unwrap();
+    assert_eq!(rcode_of(&none), rcode::NXDOMAIN);
+}
+
+/// Names outside every zone are not ours.
+#[test]
+fn outside_names_are_not_authoritative() {
+    let snapshot = snapshot(PodMode::Disabled, &[]);
+    assert!(matches!(
+        snapshot.lookup(name("example.com").as_wire(), rtype::A),
+        Lookup::NotAuthoritative
+    ));
+}
+
+/// The apex holds SOA and NS; `dns-version` holds the schema version (spec 2.2).
+#[test]
+fn apex_and_schema_version() {
+    let snapshot = snapshot(PodMode::Disabled, &[]);
+    let soa = ask(&snapshot, "cluster.local", RecordType::SOA).unwrap();
+    assert_eq!(soa.answers[0].record_type(), RecordType::SOA);
+    let ns = ask(&snapshot, "cluster.local", RecordType::NS).unwrap();
+    assert_eq!(ns.answers[0].record_type(), RecordType::NS);
+    let txt = ask(&snapshot, "dns-version.cluster.local", RecordType::TXT).unwrap();
+    let RData::TXT(text) = &txt.answers[0].data else {
+        panic!("not TXT")
+    };
+    assert_eq!(text.to_string(), "1.1.0");
+}
