@@ -5,3 +5,4 @@
 //! covers one area. Every test starts its own server on free ports.
 
 mod support;
+mod operations;
