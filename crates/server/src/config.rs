@@ -440,3 +440,97 @@ fn parse_host_port(text: &str) -> Option<SocketAddr> {
     };
     Some(SocketAddr::new(ip, port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        let corefile =
+            signpost_corefile::parse_str(text, Path::new("/etc/signpost/Corefile"), &|_| None)?;
+        Config::from_corefile(&corefile)
+    }
+
+    fn lines(errors: &ConfigErrors) -> Vec<u32> {
+        errors.0.iter().map(|e| e.location.line).collect()
+    }
+
+    /// The seed's kubernetes block loads with CoreDNS's defaults (ttl 30).
+    #[test]
+    fn kubernetes_defaults_and_options() {
+        let config = parse(
+            ".:53 {\n    kubernetes cluster.local in-addr.arpa ip6.arpa {\n        catalog ./catalog /srv/more.yaml\n        pods insecure\n        endpoint_pod_names\n        fallthrough in-addr.arpa ip6.arpa\n    }\n    prometheus :9153\n    health\n    ready\n}\n",
+        )
+        .unwrap();
+        let listener = &config.listeners[0];
+        assert_eq!(listener.addresses, ["0.0.0.0:53".parse().unwrap()]);
+        let plugin = &listener.kubernetes[0];
+        assert_eq!(plugin.ttl, 30);
+        assert_eq!(plugin.pods, PodMode::Insecure);
+        assert!(plugin.endpoint_pod_names);
+        assert_eq!(plugin.fallthrough.len(), 2);
+        assert_eq!(
+            plugin.catalog,
+            [
+                PathBuf::from("/etc/signpost/./catalog"),
+                PathBuf::from("/srv/more.yaml")
+            ]
+        );
+        assert_eq!(config.prometheus, ["0.0.0.0:9153".parse().unwrap()]);
+        assert_eq!(config.health, ["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(config.ready, ["0.0.0.0:8181".parse().unwrap()]);
+    }
+
+    /// Every problem is reported at once, each at its own line.
+    #[test]
+    fn every_error_at_once() {
+        let errors = parse(
+            ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    forward . 1.1.1.1\n    nonsense\n    bind 1.2.3\n}\n",
+        )
+        .unwrap_err();
+        assert_eq!(lines(&errors), [3, 4, 5, 2, 7, 8, 9], "{errors}");
+        assert!(
+            errors
+                .to_string()
+                .contains("/etc/signpost/Corefile:7: directive `forward` is a CoreDNS plugin")
+        );
+    }
+
+    /// Blocks on one port share a listener; `bind` sets the addresses.
+    #[test]
+    fn blocks_on_one_port_share_a_listener() {
+        let config = parse(
+            "cluster.local:5353 {\n    bind 127.0.0.1 ::1\n    kubernetes {\n        catalog c\n    }\n}\nexample.org:5353 {\n    bind 127.0.0.1 ::1\n    log\n}\nother:5354 {\n    log\n}\n",
+        )
+        .unwrap();
+        assert_eq!(config.listeners.len(), 2);
+        let shared = &config.listeners[0];
+        assert_eq!(shared.zones.len(), 2);
+        assert_eq!(shared.addresses.len(), 2);
+        assert!(shared.log);
+        assert_eq!(shared.kubernetes.len(), 1);
+        assert_eq!(
+            shared.kubernetes[0].zones,
+            [Name::from_ascii("cluster.local").unwrap()]
+        );
+    }
+
+    /// Admin addresses accept CoreDNS's forms.
+    #[test]
+    fn admin_addresses() {
+        assert_eq!(
+            parse_host_port(":9153"),
+            Some("0.0.0.0:9153".parse().unwrap())
+        );
+        assert_eq!(
+            parse_host_port("localhost:8080"),
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse_host_port("[::1]:8181"),
+            Some("[::1]:8181".parse().unwrap())
+        );
+        assert_eq!(parse_host_port("nothing"), None);
+    }
+}
