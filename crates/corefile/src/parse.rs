@@ -891,17 +891,17 @@ fn parse_placeholder(text: &str) -> Option<(Placeholder, usize)> {
 
 fn expand_args(text: &str, args: &[String]) -> Result<Expansion, String> {
     let count = args.len();
-    if let Some((Placeholder::Range(start, stop), length)) = parse_placeholder(text) {
-        if length == text.len() {
-            let start = start.unwrap_or(0);
-            let stop = stop.unwrap_or(count);
-            if start > stop || stop > count {
-                return Err(format!(
-                    "{text} is out of range: the import has {count} argument(s)"
-                ));
-            }
-            return Ok(Expansion::Many(args[start..stop].to_vec()));
+    if let Some((Placeholder::Range(start, stop), length)) = parse_placeholder(text)
+        && length == text.len()
+    {
+        let start = start.unwrap_or(0);
+        let stop = stop.unwrap_or(count);
+        if start > stop || stop > count {
+            return Err(format!(
+                "{text} is out of range: the import has {count} argument(s)"
+            ));
         }
+        return Ok(Expansion::Many(args[start..stop].to_vec()));
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

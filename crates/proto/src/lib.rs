@@ -17,6 +17,8 @@ mod name;
 mod query;
 mod render;
 mod response;
+#[cfg(test)]
+mod tests;
 
 pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_within_wire};
 pub use query::{Edns, HEADER_LEN, ParseError, Query, parse_query};

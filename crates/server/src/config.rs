@@ -246,10 +246,10 @@ impl Config {
 }
 
 fn push_unique(into: &mut Vec<SocketAddr>, address: Option<SocketAddr>) {
-    if let Some(address) = address {
-        if !into.contains(&address) {
-            into.push(address);
-        }
+    if let Some(address) = address
+        && !into.contains(&address)
+    {
+        into.push(address);
     }
 }
 

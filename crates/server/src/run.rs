@@ -1,7 +1,7 @@
 //! Wiring: listeners, workers, the snapshot compiler, admin endpoints, drain.
 //!
 //! ```text
-//! ClusterSource::poll ──(every poll interval)──▶ compiler task ──▶ ArcSwap<Snapshot> per listener
+//! ClusterSource::poll ──(every poll interval)──▶ compiler thread ──▶ ArcSwap<Snapshot> per listener
 //!                                                                         │ load() per query
 //! UDP worker threads (SO_REUSEPORT) ─┬─▶ Responder::answer ◀──────────────┘
 //! TCP connection tasks ──────────────┘
@@ -181,7 +181,12 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
             listeners_waiting: listeners_waiting.clone(),
             poll_interval: options.poll_interval,
         };
-        runtime.spawn(compiler.run(cancel.child_token()));
+        let cancel = cancel.child_token();
+        let thread = std::thread::Builder::new()
+            .name("compiler".to_owned())
+            .spawn(move || compiler.run(&cancel))
+            .map_err(RunError::Runtime)?;
+        threads.push(thread);
     }
 
     let metrics_state = AdminState {
@@ -300,18 +305,18 @@ struct Compiler {
 // === impl Compiler ===
 
 impl Compiler {
-    async fn run(mut self, cancel: CancellationToken) {
+    /// Polls the sources and swaps in new snapshots until `cancel` fires. Runs
+    /// on its own thread: loading and compiling a large catalog takes seconds
+    /// and must not hold a runtime thread that TCP clients need.
+    fn run(mut self, cancel: &CancellationToken) {
         let mut states: Vec<Option<Arc<Vec<ClusterService>>>> = vec![None; self.sources.len()];
         let mut problems: Vec<Vec<SourceProblem>> = vec![Vec::new(); self.sources.len()];
         let mut generation = 0u64;
         let mut dirty = true;
-        let mut interval = tokio::time::interval(self.poll_interval);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                _ = interval.tick() => {}
-            }
+        // The snapshot replaced last time. Holding it one more poll interval
+        // makes this thread, not a query worker, the one that frees it.
+        let mut retired: Option<Arc<Snapshot>> = None;
+        while !cancel.is_cancelled() {
             let mut problems_changed = false;
             for (index, source) in self.sources.iter_mut().enumerate() {
                 match source.poll() {
@@ -335,20 +340,16 @@ impl Compiler {
             }
             // I1: build only from complete states of every source.
             if !dirty || states.iter().any(Option::is_none) {
+                drop(retired.take());
+                std::thread::sleep(self.poll_interval);
                 continue;
             }
             dirty = false;
             generation += 1;
             let inputs: Vec<Arc<Vec<ClusterService>>> = states.iter().flatten().cloned().collect();
             let plugins = self.listener.kubernetes.clone();
-            let built =
-                tokio::task::spawn_blocking(move || build_snapshot(generation, &plugins, &inputs))
-                    .await;
-            let Ok((snapshot, problems)) = built else {
-                tracing::error!("snapshot build panicked; the previous snapshot keeps serving");
-                continue;
-            };
-            for problem in &problems {
+            let (snapshot, skipped) = build_snapshot(generation, &plugins, &inputs);
+            for problem in &skipped {
                 tracing::warn!(problem = %problem, "record skipped");
             }
             self.status.generation.store(generation, Ordering::Relaxed);
@@ -362,7 +363,8 @@ impl Compiler {
                 records = snapshot.record_count(),
                 "snapshot serving"
             );
-            self.snapshot.store(Arc::new(snapshot));
+            retired = Some(self.snapshot.swap(Arc::new(snapshot)));
+            std::thread::sleep(self.poll_interval);
             if generation == 1 && self.listeners_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
                 self.ready.store(true, Ordering::Release);
             }

@@ -94,10 +94,10 @@ fn run_worker(socket: &UdpSocket, responder: &Responder, shard: &Shard, shutdown
             transport: Transport::Udp,
             shard,
         };
-        if let Some(answer_len) = responder.answer(&packet[..len], &mut out, exchange, &mut log) {
-            if let Err(error) = socket.send_to(&out[..answer_len], client) {
-                tracing::debug!(%error, %client, "udp send failed");
-            }
+        if let Some(answer_len) = responder.answer(&packet[..len], &mut out, exchange, &mut log)
+            && let Err(error) = socket.send_to(&out[..answer_len], client)
+        {
+            tracing::debug!(%error, %client, "udp send failed");
         }
     }
 }

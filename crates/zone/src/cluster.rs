@@ -223,10 +223,10 @@ impl Compiler<'_> {
         if let Some(version) = self.name(zone, &["dns-version"]) {
             self.add(&version, rtype::TXT, rdata::txt(&[SCHEMA_VERSION]));
         }
-        if self.options.pods == PodMode::Insecure {
-            if let Some(pod) = self.name(zone, &["pod"]) {
-                self.empty(pod);
-            }
+        if self.options.pods == PodMode::Insecure
+            && let Some(pod) = self.name(zone, &["pod"])
+        {
+            self.empty(pod);
         }
         for service in services {
             let Some(namespace) = self.name(zone, &[service.namespace.as_str(), "svc"]) else {
@@ -250,13 +250,13 @@ impl Compiler<'_> {
                 },
             }
             // CoreDNS answers the name server with the DNS service's addresses.
-            if service.namespace == "kube-system" && service.name == "kube-dns" {
-                if let (ServiceKind::ClusterIp(addresses), Some(ns)) =
+            if service.namespace == "kube-system"
+                && service.name == "kube-dns"
+                && let (ServiceKind::ClusterIp(addresses), Some(ns)) =
                     (&service.kind, self.name(zone, &["ns", "dns"]))
-                {
-                    for &address in addresses {
-                        self.add_address(&ns, address);
-                    }
+            {
+                for &address in addresses {
+                    self.add_address(&ns, address);
                 }
             }
         }
@@ -300,10 +300,10 @@ impl Compiler<'_> {
         if let Some(hostname) = endpoint.hostname.as_deref().filter(|h| !h.is_empty()) {
             return hostname.to_owned();
         }
-        if self.options.endpoint_pod_names {
-            if let Some(pod) = endpoint.pod_name.as_deref().filter(|p| !p.is_empty()) {
-                return pod.to_owned();
-            }
+        if self.options.endpoint_pod_names
+            && let Some(pod) = endpoint.pod_name.as_deref().filter(|p| !p.is_empty())
+        {
+            return pod.to_owned();
         }
         dashed(address)
     }

@@ -90,21 +90,21 @@ impl Snapshot {
         else {
             return Lookup::NotAuthoritative;
         };
-        if zone.pods == PodMode::Insecure {
-            if let Some(found) = pod_lookup(qname, zone) {
-                return match found {
-                    PodName::Address(address) => match (address, qtype) {
-                        (IpAddr::V4(_), rtype::A)
-                        | (IpAddr::V6(_), rtype::AAAA)
-                        | (_, rtype::ANY) => Lookup::Pod(PodAnswer {
+        if zone.pods == PodMode::Insecure
+            && let Some(found) = pod_lookup(qname, zone)
+        {
+            return match found {
+                PodName::Address(address) => match (address, qtype) {
+                    (IpAddr::V4(_), rtype::A) | (IpAddr::V6(_), rtype::AAAA) | (_, rtype::ANY) => {
+                        Lookup::Pod(PodAnswer {
                             address,
                             ttl: zone.ttl,
-                        }),
-                        _ => Lookup::Answer(zone.nodata.view()),
-                    },
-                    PodName::Namespace => Lookup::Answer(zone.nodata.view()),
-                };
-            }
+                        })
+                    }
+                    _ => Lookup::Answer(zone.nodata.view()),
+                },
+                PodName::Namespace => Lookup::Answer(zone.nodata.view()),
+            };
         }
         if zone
             .fallthrough
