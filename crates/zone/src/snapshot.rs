@@ -174,24 +174,29 @@ fn pod_lookup(qname: &[u8], zone: &ZoneEntry) -> Option<PodName> {
 }
 
 /// Parses `10-1-2-3` or `fd00--1` (colons written as dashes, as CoreDNS does).
+/// Three dashes usually mean IPv4, but an IPv6 address with two groups after
+/// `::` (`fd00--1-2`) has three too, so a label that is not IPv4 is tried as IPv6.
 fn parse_dashed(label: &[u8]) -> Option<IpAddr> {
-    let mut text = [0u8; 63];
-    let text = &mut text[..label.len()];
     let dashes = label.iter().filter(|&&b| b == b'-').count();
-    let replacement = if dashes == 3 && !label.contains(&b':') {
-        b'.'
-    } else {
-        b':'
-    };
+    let mut text = [0u8; 63];
+    let text = text.get_mut(..label.len())?;
+    if dashes == 3
+        && !label.contains(&b':')
+        && let Some(v4) = undash(label, b'.', text).and_then(|t| t.parse::<Ipv4Addr>().ok())
+    {
+        return Some(IpAddr::V4(v4));
+    }
+    undash(label, b':', text)
+        .and_then(|t| t.parse::<Ipv6Addr>().ok())
+        .map(IpAddr::V6)
+}
+
+/// Copies `label` into `text` with every `-` replaced (no allocation).
+fn undash<'t>(label: &[u8], replacement: u8, text: &'t mut [u8]) -> Option<&'t str> {
     for (d, &s) in text.iter_mut().zip(label) {
         *d = if s == b'-' { replacement } else { s };
     }
-    let text = std::str::from_utf8(text).ok()?;
-    if replacement == b'.' {
-        text.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
-    } else {
-        text.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
-    }
+    std::str::from_utf8(text).ok()
 }
 
 // === impl PodAnswer ===

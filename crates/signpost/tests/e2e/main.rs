@@ -4,5 +4,11 @@
 //! One integration binary (ripgrep's `autotests = false` layout); each module
 //! covers one area. Every test starts its own server on free ports.
 
-mod support;
+mod example;
+mod fixtures;
+mod header;
+mod negative;
 mod operations;
+mod protocol;
+mod records;
+mod support;

@@ -72,22 +72,67 @@ fn metrics_have_coredns_names_and_labels() {
     let (status, body) = server.http_get("/metrics").expect("scrape");
     assert_eq!(status, 200);
     let expected: [(&str, &str, &[&str]); 9] = [
-        ("coredns_dns_requests_total", "counter", &["server", "zone", "view", "proto", "family", "type"]),
-        ("coredns_dns_responses_total", "counter", &["server", "zone", "view", "rcode", "plugin"]),
-        ("coredns_dns_request_duration_seconds_bucket", "histogram", &["server", "zone", "view", "type", "le"]),
-        ("coredns_dns_request_duration_seconds_count", "histogram", &["server", "zone", "view", "type"]),
-        ("coredns_dns_request_size_bytes_bucket", "histogram", &["server", "zone", "view", "proto", "le"]),
-        ("coredns_dns_response_size_bytes_bucket", "histogram", &["server", "zone", "view", "proto", "le"]),
-        ("coredns_dns_response_size_bytes_sum", "histogram", &["server", "zone", "view", "proto"]),
-        ("coredns_build_info", "gauge", &["version", "revision", "goversion"]),
+        (
+            "coredns_dns_requests_total",
+            "counter",
+            &["server", "zone", "view", "proto", "family", "type"],
+        ),
+        (
+            "coredns_dns_responses_total",
+            "counter",
+            &["server", "zone", "view", "rcode", "plugin"],
+        ),
+        (
+            "coredns_dns_request_duration_seconds_bucket",
+            "histogram",
+            &["server", "zone", "view", "type", "le"],
+        ),
+        (
+            "coredns_dns_request_duration_seconds_count",
+            "histogram",
+            &["server", "zone", "view", "type"],
+        ),
+        (
+            "coredns_dns_request_size_bytes_bucket",
+            "histogram",
+            &["server", "zone", "view", "proto", "le"],
+        ),
+        (
+            "coredns_dns_response_size_bytes_bucket",
+            "histogram",
+            &["server", "zone", "view", "proto", "le"],
+        ),
+        (
+            "coredns_dns_response_size_bytes_sum",
+            "histogram",
+            &["server", "zone", "view", "proto"],
+        ),
+        (
+            "coredns_build_info",
+            "gauge",
+            &["version", "revision", "goversion"],
+        ),
         ("signpost_snapshot_generation", "gauge", &[]),
     ];
     let found = series(&body);
     for (name, kind, label_names) in expected {
-        let family = name.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum");
-        assert!(body.contains(&format!("# TYPE {family} {kind}")), "no TYPE for {family}:\n{body}");
-        assert!(body.contains(&format!("# HELP {family} ")), "no HELP for {family}");
-        let sets: Vec<&BTreeSet<String>> = found.iter().filter(|(n, _)| n == name).map(|(_, l)| l).collect();
+        let family = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_count")
+            .trim_end_matches("_sum");
+        assert!(
+            body.contains(&format!("# TYPE {family} {kind}")),
+            "no TYPE for {family}:\n{body}"
+        );
+        assert!(
+            body.contains(&format!("# HELP {family} ")),
+            "no HELP for {family}"
+        );
+        let sets: Vec<&BTreeSet<String>> = found
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, l)| l)
+            .collect();
         assert!(!sets.is_empty(), "no series {name}:\n{body}");
         for set in sets {
             assert_eq!(set, &labels(label_names), "labels of {name}");
@@ -112,27 +157,44 @@ fn metrics_have_coredns_names_and_labels() {
 fn ready_turns_true_only_after_the_first_snapshot() {
     let server = TestServer::start_with(
         &standard_corefile(""),
-        &[("catalog/web.yaml", "apiVersion: v1\nkind: Service\nmetadata: [not, a, map\n")],
+        &[(
+            "catalog/web.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata: [not, a, map\n",
+        )],
         false,
     );
     let deadline = SystemTime::now() + Duration::from_secs(10);
     while server.http_get("/health").is_none() {
-        assert!(SystemTime::now() < deadline, "no /health; log:\n{}", server.log());
+        assert!(
+            SystemTime::now() < deadline,
+            "no /health; log:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(server.http_get("/health").expect("health").0, 200);
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(server.http_get("/ready").expect("ready").0, 503, "ready before any snapshot");
+    assert_eq!(
+        server.http_get("/ready").expect("ready").0,
+        503,
+        "ready before any snapshot"
+    );
     std::fs::write(server.path("catalog/web.yaml"), WEB).expect("fix catalog");
     server.wait_ready(Duration::from_secs(5));
-    assert_eq!(a_records(&server, "web.shop.svc.cluster.local"), ["10.96.1.1"]);
+    assert_eq!(
+        a_records(&server, "web.shop.svc.cluster.local"),
+        ["10.96.1.1"]
+    );
 }
 
 /// Catalog edits reach answers within one second (issue 2, point 5).
 #[test]
 fn catalog_edit_shows_within_one_second() {
     let server = TestServer::start(&[("catalog/web.yaml", WEB)]);
-    assert_eq!(a_records(&server, "web.shop.svc.cluster.local"), ["10.96.1.1"]);
+    assert_eq!(
+        a_records(&server, "web.shop.svc.cluster.local"),
+        ["10.96.1.1"]
+    );
     std::fs::write(server.path("catalog/web.yaml"), web_with_ip("10.96.1.2")).expect("edit");
     let started = SystemTime::now();
     loop {
@@ -140,14 +202,25 @@ fn catalog_edit_shows_within_one_second() {
             break;
         }
         let waited = started.elapsed().expect("clock");
-        assert!(waited < Duration::from_secs(1), "edit not served after {waited:?}; log:\n{}", server.log());
+        assert!(
+            waited < Duration::from_secs(1),
+            "edit not served after {waited:?}; log:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // A new file in the directory is picked up too.
-    std::fs::write(server.path("catalog/api.yaml"), WEB.replace("name: web", "name: api")).expect("add");
+    std::fs::write(
+        server.path("catalog/api.yaml"),
+        WEB.replace("name: web", "name: api"),
+    )
+    .expect("add");
     let started = SystemTime::now();
     while a_records(&server, "api.shop.svc.cluster.local").is_empty() {
-        assert!(started.elapsed().expect("clock") < Duration::from_secs(1), "new file not served");
+        assert!(
+            started.elapsed().expect("clock") < Duration::from_secs(1),
+            "new file not served"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -157,28 +230,50 @@ fn catalog_edit_shows_within_one_second() {
 #[test]
 fn broken_catalog_keeps_old_answers_and_reports_file_and_line() {
     let server = TestServer::start(&[("catalog/web.yaml", WEB)]);
-    let broken = format!("{WEB}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  clusterIP: 300.1.1.1\n");
+    let broken = format!(
+        "{WEB}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  clusterIP: 300.1.1.1\n"
+    );
     std::fs::write(server.path("catalog/web.yaml"), broken).expect("break");
     std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(a_records(&server, "web.shop.svc.cluster.local"), ["10.96.1.1"]);
+    assert_eq!(
+        a_records(&server, "web.shop.svc.cluster.local"),
+        ["10.96.1.1"]
+    );
     let log = server.log();
-    assert!(log.contains("web.yaml") && log.contains("line=17"), "no file:line in log:\n{log}");
+    assert!(
+        log.contains("web.yaml") && log.contains("line=17"),
+        "no file:line in log:\n{log}"
+    );
     let (_, metrics) = server.http_get("/metrics").expect("scrape");
     let error_line = metrics
         .lines()
         .find(|l| l.starts_with("signpost_catalog_errors{"))
         .unwrap_or_else(|| panic!("no catalog error metric:\n{metrics}"));
-    assert!(error_line.contains("web.yaml\",line=\"17\"}"), "{error_line}");
-    assert!(metrics.contains("signpost_catalog_reloads_total{result=\"failure\"}"), "{metrics}");
+    assert!(
+        error_line.contains("web.yaml\",line=\"17\"}"),
+        "{error_line}"
+    );
+    assert!(
+        metrics.contains("signpost_catalog_reloads_total{result=\"failure\"}"),
+        "{metrics}"
+    );
     // Fixing the file clears the error and serves the new data.
     std::fs::write(server.path("catalog/web.yaml"), web_with_ip("10.96.1.3")).expect("fix");
     let started = SystemTime::now();
     while a_records(&server, "web.shop.svc.cluster.local") != ["10.96.1.3"] {
-        assert!(started.elapsed().expect("clock") < Duration::from_secs(2), "fix not served");
+        assert!(
+            started.elapsed().expect("clock") < Duration::from_secs(2),
+            "fix not served"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (_, metrics) = server.http_get("/metrics").expect("scrape");
-    assert!(!metrics.lines().any(|l| l.starts_with("signpost_catalog_errors{")), "{metrics}");
+    assert!(
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("signpost_catalog_errors{")),
+        "{metrics}"
+    );
 }
 
 fn validate(dir: &std::path::Path) -> (i32, String) {
@@ -187,7 +282,11 @@ fn validate(dir: &std::path::Path) -> (i32, String) {
         .arg(dir.join("Corefile"))
         .output()
         .expect("run signpost");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     (output.status.code().unwrap_or(-1), text)
 }
 
@@ -200,12 +299,24 @@ fn validate_reports_every_corefile_error() {
     std::fs::write(dir.path().join("Corefile"), corefile).expect("write");
     let (code, text) = validate(dir.path());
     assert_eq!(code, 64, "{text}");
-    for (line, needle) in [(4, "ttl"), (5, "pods"), (7, "unknown directive `frobnicate`"), (8, "prometheus")] {
+    for (line, needle) in [
+        (4, "ttl"),
+        (5, "pods"),
+        (7, "unknown directive `frobnicate`"),
+        (8, "prometheus"),
+    ] {
         let at = format!("Corefile:{line}: ");
-        assert!(text.lines().any(|l| l.contains(&at) && l.contains(needle)), "missing {at}{needle} in:\n{text}");
+        assert!(
+            text.lines().any(|l| l.contains(&at) && l.contains(needle)),
+            "missing {at}{needle} in:\n{text}"
+        );
     }
     // A syntax error is reported with its line too.
-    std::fs::write(dir.path().join("Corefile"), "cluster.local {\n    kubernetes {\n").expect("write");
+    std::fs::write(
+        dir.path().join("Corefile"),
+        "cluster.local {\n    kubernetes {\n",
+    )
+    .expect("write");
     let (code, text) = validate(dir.path());
     assert_eq!(code, 64);
     assert!(text.contains("Corefile:"), "{text}");
@@ -216,10 +327,23 @@ fn validate_reports_every_corefile_error() {
 fn validate_reports_every_catalog_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("catalog")).expect("mkdir");
-    std::fs::write(dir.path().join("Corefile"), standard_corefile("").replace("{PORT}", "5353").replace("{ADMIN}", "8080"))
-        .expect("write");
-    std::fs::write(dir.path().join("catalog/a.yaml"), WEB.replace("10.96.1.1", "10.96.1.999")).expect("write");
-    std::fs::write(dir.path().join("catalog/b.yaml"), "kind: Service\nmetadata: {name: x}\n").expect("write");
+    std::fs::write(
+        dir.path().join("Corefile"),
+        standard_corefile("")
+            .replace("{PORT}", "5353")
+            .replace("{ADMIN}", "8080"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("catalog/a.yaml"),
+        WEB.replace("10.96.1.1", "10.96.1.999"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("catalog/b.yaml"),
+        "kind: Service\nmetadata: {name: x}\n",
+    )
+    .expect("write");
     let (code, text) = validate(dir.path());
     assert_eq!(code, 64, "{text}");
     assert!(text.contains("a.yaml:7:"), "{text}");
@@ -235,22 +359,33 @@ fn validate_reports_every_catalog_error() {
 fn bad_corefile_exits_64_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("Corefile"), ".:5353 {\n    whoknows\n}\n").expect("write");
-    let output = Command::new(binary()).args(["dns", "--conf"]).arg(dir.path().join("Corefile")).output().expect("run");
+    let output = Command::new(binary())
+        .args(["dns", "--conf"])
+        .arg(dir.path().join("Corefile"))
+        .output()
+        .expect("run");
     assert_eq!(output.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Corefile:2: unknown directive `whoknows`"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("Corefile:2: unknown directive `whoknows`")
+    );
 }
 
 /// The `log` plugin writes CoreDNS's common log format, one line per query.
 #[test]
 fn log_plugin_writes_one_line_per_query() {
-    let corefile = standard_corefile("").replace("    bind 127.0.0.1\n", "    bind 127.0.0.1\n    log\n");
+    let corefile =
+        standard_corefile("").replace("    bind 127.0.0.1\n", "    bind 127.0.0.1\n    log\n");
     let server = TestServer::start_with(&corefile, &[("catalog/web.yaml", WEB)], true);
     let answer = server.query("web.shop.svc.cluster.local", RecordType::A);
     assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
     let deadline = SystemTime::now() + Duration::from_secs(2);
     loop {
         let log = server.log();
-        if let Some(line) = log.lines().find(|l| l.contains("\"A IN web.shop.svc.cluster.local. udp")) {
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("\"A IN web.shop.svc.cluster.local. udp"))
+        {
             assert!(line.starts_with("[INFO] 127.0.0.1:"), "{line}");
             assert!(line.contains(" NOERROR qr,aa"), "{line}");
             break;
@@ -264,7 +399,10 @@ fn log_plugin_writes_one_line_per_query() {
 #[test]
 fn sigterm_exits_cleanly() {
     let server = TestServer::start(&[("catalog/web.yaml", WEB)]);
-    assert_eq!(a_records(&server, "web.shop.svc.cluster.local"), ["10.96.1.1"]);
+    assert_eq!(
+        a_records(&server, "web.shop.svc.cluster.local"),
+        ["10.96.1.1"]
+    );
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }

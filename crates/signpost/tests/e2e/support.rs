@@ -267,13 +267,23 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
 
 fn run_client(program: &str, port: &str, args: &[&str]) -> String {
     let output = Command::new(program)
-        .args(["@127.0.0.1", "-p", port, "+time=2", "+tries=1"])
+        .args(["@127.0.0.1", "-p", port])
+        .args(timeout_options(program))
         .args(args)
         .output()
         .unwrap_or_else(|e| {
             panic!("cannot run {program} (install bind9-dnsutils / knot-dnsutils): {e}")
         });
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// One try with a 2 s timeout, in each client's spelling: kdig rejects dig's
+/// `+time`/`+tries` (and prints its usage instead of querying).
+fn timeout_options(program: &str) -> [&'static str; 2] {
+    match program {
+        "kdig" => ["+timeout=2", "+retry=0"],
+        _ => ["+time=2", "+tries=1"],
+    }
 }
 
 /// Reads a fixture from `examples/`.
