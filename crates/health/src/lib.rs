@@ -1,0 +1,28 @@
+//! Active health checks that take failing endpoints out of DNS answers.
+//!
+//! Control plane. The [`checker`] owns every endpoint's [`state`] and runs
+//! [`probe`]s with bounded concurrency; verdict changes travel as data
+//! through [`verdict`] (publish, subscribe) to the snapshot compilers, so the
+//! query path sees health only through the next snapshot, never a lock.
+//!
+//! ```text
+//! targets (from the compiler) ─▶ checker task ─▶ probe tasks (HTTP / HTTPS / TCP)
+//!                                     │ results
+//!                                     ▼
+//!                   EndpointState::record ─▶ Verdicts ─▶ PublishVerdicts ─▶ compilers
+//! ```
+
+pub mod checker;
+pub mod metrics;
+pub mod probe;
+pub mod state;
+pub mod verdict;
+
+pub use checker::{CheckerOptions, CheckerParts, EndpointReport, Probe, ReportRequest, Target};
+pub use metrics::HealthMetrics;
+pub use probe::{CheckKind, Prober};
+pub use state::{Change, EndpointState, HealthPolicy, Phase};
+pub use verdict::{EndpointKey, LocalVerdicts, PublishVerdicts, SubscribeVerdicts, Verdicts};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+//! The verdict state machine and the scheduler under paused time
+//! (the seed's health controller: interval 10 s, timeout 3 s, 3 failures,
+//! 1 success, removeUnhealthyDelay 30 s).
+
+use crate::checker::{self, CheckerOptions, Probe, Target};
+use crate::metrics::HealthMetrics;
+use crate::probe::CheckKind;
+use crate::state::{Change, EndpointState, HealthPolicy};
+use crate::verdict::{EndpointKey, LocalVerdicts, SubscribeVerdicts};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn seed() -> HealthPolicy {
+    HealthPolicy::default()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// Seed defaults: three failures at 0, 10 and 20 s reach the threshold, but
+/// the endpoint leaves only when 30 s have passed since the first failure.
+#[tokio::test(start_paused = true)]
+async fn removal_waits_for_the_delay_rule() {
+    let policy = seed();
+    let start = Instant::now();
+    let mut state = EndpointState::default();
+    assert_eq!(state.record(false, start, &policy), Change::None);
+    assert_eq!(state.record(false, start + secs(10), &policy), Change::None);
+    assert_eq!(state.record(false, start + secs(20), &policy), Change::None);
+    assert!(
+        state.is_serving(),
+        "threshold reached but the delay has not passed"
+    );
+    assert_eq!(state.deadline(&policy), Some(start + secs(30)));
+    assert_eq!(state.evaluate(start + secs(29), &policy), Change::None);
+    assert_eq!(state.evaluate(start + secs(30), &policy), Change::Removed);
+    assert!(!state.is_serving());
+}
+
+/// With a short delay the threshold decides: removal at the third failure, not before.
+#[tokio::test(start_paused = true)]
+async fn removal_at_threshold_when_delay_already_passed() {
+    let policy = HealthPolicy {
+        remove_unhealthy_delay: secs(5),
+        ..seed()
+    };
+    let start = Instant::now();
+    let mut state = EndpointState::default();
+    state.record(false, start, &policy);
+    assert_eq!(state.record(false, start + secs(10), &policy), Change::None);
+    assert!(state.is_serving());
+    assert_eq!(
+        state.record(false, start + secs(20), &policy),
+        Change::Removed
+    );
+}
+
+/// Flapping: a pass resets the failing run, so fail-fail-pass-fail-fail never removes.
+#[tokio::test(start_paused = true)]
+async fn flapping_never_reaches_the_threshold() {
+    let policy = HealthPolicy {
+        remove_unhealthy_delay: Duration::ZERO,
+        ..seed()
+    };
+    let start = Instant::now();
+    let mut state = EndpointState::default();
+    for (i, passed) in [false, false, true, false, false, true, false, false]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            state.record(passed, start + secs(10 * i as u64), &policy),
+            Change::None,
+            "check {i}"
+        );
+        assert!(state.is_serving());
+    }
+    // The delay counts from the first failure of the current run, not an earlier one.
+    let policy = HealthPolicy {
+        remove_unhealthy_delay: secs(25),
+        failure_threshold: 2,
+        ..seed()
+    };
+    let mut state = EndpointState::default();
+    state.record(false, start, &policy);
+    state.record(true, start + secs(10), &policy);
+    state.record(false, start + secs(20), &policy);
+    assert_eq!(
+        state.record(false, start + secs(30), &policy),
+        Change::None,
+        "only 10 s into this run"
+    );
+    assert_eq!(state.evaluate(start + secs(45), &policy), Change::Removed);
+}
+
+/// Recovery needs success_threshold passes in a row; a failure in between restarts the count.
+#[tokio::test(start_paused = true)]
+async fn recovery_needs_consecutive_passes() {
+    let policy = HealthPolicy {
+        success_threshold: 2,
+        remove_unhealthy_delay: Duration::ZERO,
+        failure_threshold: 1,
+        ..seed()
+    };
+    let start = Instant::now();
+    let mut state = EndpointState::default();
+    assert_eq!(state.record(false, start, &policy), Change::Removed);
+    assert_eq!(state.record(true, start + secs(10), &policy), Change::None);
+    assert_eq!(state.record(false, start + secs(20), &policy), Change::None);
+    assert_eq!(state.record(true, start + secs(30), &policy), Change::None);
+    assert!(!state.is_serving());
+    assert_eq!(state.record(true, start + secs(40), &policy), Change::Added);
+    assert!(state.is_serving());
+}
+
+/// The seed's success threshold of 1: one pass brings the endpoint back.
+#[tokio::test(start_paused = true)]
+async fn one_pass_returns_with_seed_defaults() {
+    let policy = HealthPolicy {
+        remove_unhealthy_delay: Duration::ZERO,
+        ..seed()
+    };
+    let start = Instant::now();
+    let mut state = EndpointState::default();
+    for i in 0..3 {
+        state.record(false, start + secs(10 * i), &policy);
+    }
+    assert!(!state.is_serving());
+    assert_eq!(state.record(true, start + secs(30), &policy), Change::Added);
+}
+
+/// A probe whose verdict the test flips.
+struct Switch(Arc<AtomicBool>);
+
+impl Probe for Switch {
+    fn check(
+        &self,
+        _target: &Target,
+        _timeout: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        let healthy = self.0.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if healthy {
+                Ok(())
+            } else {
+                Err("switched off".to_owned())
+            }
+        })
+    }
+}
+
+fn target(address: &str) -> Target {
+    Target {
+        key: EndpointKey {
+            namespace: "shop".into(),
+            service: "db".into(),
+            address: address.parse().unwrap(),
+        },
+        kind: CheckKind::Http,
+        port: 8080,
+        path: "/health".into(),
+    }
+}
+
+/// The scheduler with seed defaults under paused time: after the probe starts
+/// failing, the verdict is published between 30 s (the delay) and 30 s plus
+/// one interval, never earlier; one pass brings it back within one interval.
+#[tokio::test(start_paused = true)]
+async fn scheduler_publishes_removal_and_recovery_on_time() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let bus = Arc::new(LocalVerdicts::default());
+    let verdicts = bus.subscribe();
+    let (targets_tx, targets_rx) =
+        tokio::sync::watch::channel(Arc::new(vec![target("10.0.0.1"), target("10.0.0.2")]));
+    let (_reports_tx, reports_rx) = tokio::sync::mpsc::channel(1);
+    let metrics = Arc::new(HealthMetrics::default());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let parts = checker::CheckerParts {
+        policy: seed(),
+        options: CheckerOptions::default(),
+        probe: Arc::new(Switch(healthy.clone())),
+        publisher: bus.clone(),
+        metrics: metrics.clone(),
+    };
+    let handle = checker::spawn(parts, targets_rx, reports_rx, cancel.clone());
+    // Let both endpoints be checked once while healthy.
+    tokio::time::sleep(secs(11)).await;
+    let failing_since = Instant::now();
+    healthy.store(false, Ordering::SeqCst);
+    let removed_at = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(latest) = verdicts.try_iter().last() {
+            if latest.unhealthy.len() == 2 {
+                break Instant::now();
+            }
+            assert!(
+                latest.unhealthy.is_empty() || Instant::now() - failing_since >= secs(30),
+                "removed before the delay rule allows"
+            );
+        }
+        assert!(
+            Instant::now() - failing_since < secs(45),
+            "not removed in time"
+        );
+    };
+    let took = removed_at - failing_since;
+    assert!(
+        took >= secs(30) && took <= secs(41),
+        "removed after {took:?}"
+    );
+    healthy.store(true, Ordering::SeqCst);
+    let recovering_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if verdicts
+            .try_iter()
+            .last()
+            .is_some_and(|v| v.unhealthy.is_empty())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() - recovering_since <= secs(11),
+            "not back within one interval"
+        );
+    }
+    let mut text = String::new();
+    metrics.render(&mut text);
+    assert!(text.contains("dns_endpoints_removed_total 2"), "{text}");
+    assert!(text.contains("dns_endpoints_added_total 2"), "{text}");
+    // Removing a target drops its state.
+    targets_tx.send(Arc::new(vec![target("10.0.0.1")])).unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    cancel.cancel();
+    handle.await.unwrap();
+}
