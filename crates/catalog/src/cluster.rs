@@ -9,7 +9,10 @@
 use crate::{CatalogState, SERVICE_NAME_LABEL};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use signpost_zone::cluster::{ClusterEndpoint, ClusterService, Protocol, ServiceKind, ServicePort};
+use signpost_zone::cluster::{
+    CheckProtocol, ClusterEndpoint, ClusterService, HealthCheckSpec, Protocol, ServiceKind,
+    ServicePort,
+};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -133,6 +136,7 @@ fn convert(
         ports,
         endpoints,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        health_check: health_check(service, &spec, slices),
     }
 }
 
@@ -142,4 +146,61 @@ fn protocol(text: Option<&str>) -> Protocol {
         Some("SCTP") => Protocol::Sctp,
         _ => Protocol::Tcp,
     }
+}
+
+/// `dns.aikernel.io/health-check-enabled: "true"` turns checks on.
+pub const HEALTH_CHECK_ENABLED: &str = "dns.aikernel.io/health-check-enabled";
+/// The HTTP path to check (default `/health`).
+pub const HEALTH_CHECK_PATH: &str = "dns.aikernel.io/health-check-path";
+/// The port to check on each endpoint (default: the service's first port).
+pub const HEALTH_CHECK_PORT: &str = "dns.aikernel.io/health-check-port";
+/// `http` (default), `https` or `tcp`.
+pub const HEALTH_CHECK_PROTOCOL: &str = "dns.aikernel.io/health-check-protocol";
+
+/// Reads the health-check annotations. The port is the annotation's, else the
+/// service's first port as the endpoints see it: its numeric `targetPort`, or
+/// the EndpointSlice port of that name, or the port itself.
+fn health_check(
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    slices: &[&EndpointSlice],
+) -> Option<HealthCheckSpec> {
+    let annotations = service.metadata.annotations.as_ref()?;
+    if annotations.get(HEALTH_CHECK_ENABLED).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let protocol = match annotations.get(HEALTH_CHECK_PROTOCOL).map(String::as_str) {
+        Some("https") => CheckProtocol::Https,
+        Some("tcp") => CheckProtocol::Tcp,
+        _ => CheckProtocol::Http,
+    };
+    let path = annotations
+        .get(HEALTH_CHECK_PATH)
+        .cloned()
+        .unwrap_or_else(|| "/health".to_owned());
+    let port = match annotations
+        .get(HEALTH_CHECK_PORT)
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        Some(port) => port,
+        None => {
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            let first = spec.ports.as_ref()?.first()?;
+            match &first.target_port {
+                Some(IntOrString::Int(port)) => u16::try_from(*port).ok()?,
+                _ => slices
+                    .iter()
+                    .flat_map(|s| s.ports.iter().flatten())
+                    .find(|p| p.name == first.name)
+                    .and_then(|p| p.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or_else(|| u16::try_from(first.port).ok())?,
+            }
+        }
+    };
+    Some(HealthCheckSpec {
+        protocol,
+        path,
+        port,
+    })
 }

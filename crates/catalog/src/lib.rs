@@ -40,7 +40,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-pub use cluster::cluster_services;
+pub use cluster::{
+    HEALTH_CHECK_ENABLED, HEALTH_CHECK_PATH, HEALTH_CHECK_PORT, HEALTH_CHECK_PROTOCOL,
+    cluster_services,
+};
 pub use k8s_openapi::api::core::v1::Service;
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 pub use watch::CatalogWatcher;

@@ -65,7 +65,7 @@ impl Probe for Prober {
 }
 
 /// Scheduler settings beyond the policy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckerOptions {
     /// Extra spread added to each target's offset, up to this much.
     pub jitter: Duration,

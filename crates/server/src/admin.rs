@@ -23,6 +23,8 @@ pub struct AdminState {
     pub ready: Arc<AtomicBool>,
     /// Metrics renderer.
     pub metrics: RenderMetrics,
+    /// Asks the health checker for every endpoint's state (`/api/v1/endpoints`).
+    pub endpoints: Option<tokio::sync::mpsc::Sender<signpost_health::ReportRequest>>,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -86,6 +88,14 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
                 "text/plain",
                 "not ready: no complete snapshot yet\n".to_owned(),
             ),
+            b"/api/v1/endpoints" => match endpoint_reports(state).await {
+                Some(body) => ("200 OK", "application/json", body),
+                None => (
+                    "404 Not Found",
+                    "text/plain",
+                    "health checks are off: no `healthcheck` plugin\n".to_owned(),
+                ),
+            },
             b"/metrics" => {
                 let mut body = String::with_capacity(16 * 1024);
                 (state.metrics)(&mut body);
@@ -103,4 +113,13 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
         stream.write_all(body.as_bytes()).await?;
     }
     stream.shutdown().await
+}
+
+/// Every checked endpoint as JSON: `{"endpoints": [...]}`.
+async fn endpoint_reports(state: &AdminState) -> Option<String> {
+    let requests = state.endpoints.as_ref()?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    requests.send(reply).await.ok()?;
+    let endpoints = answer.await.ok()?;
+    serde_json::to_string_pretty(&serde_json::json!({ "endpoints": endpoints })).ok()
 }

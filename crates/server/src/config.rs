@@ -6,12 +6,14 @@
 //! errors; CoreDNS directives that signpost does not implement yet say so.
 
 use signpost_corefile::{Corefile, Directive, Location};
+use signpost_health::{CheckerOptions, HealthPolicy};
 use signpost_proto::Name;
 use signpost_zone::PodMode;
-use signpost_zone::cluster::DEFAULT_TTL;
+use signpost_zone::cluster::{AllUnhealthy, DEFAULT_TTL};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The port a server block listens on when its key names none (CoreDNS: 53).
 pub const DEFAULT_PORT: u16 = 53;
@@ -42,6 +44,29 @@ pub struct ListenerConfig {
     pub log: bool,
     /// The `errors` plugin is on.
     pub errors: bool,
+    /// The `healthcheck` plugin, if a block has one.
+    pub healthcheck: Option<HealthcheckConfig>,
+}
+
+/// The `healthcheck` plugin: active checks of annotated services' endpoints.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HealthcheckConfig {
+    /// Timings and thresholds (the seed's defaults).
+    pub policy: HealthPolicy,
+    /// Spread and concurrency.
+    pub options: CheckerOptions,
+    /// What a service whose endpoints all fail serves.
+    pub all_unhealthy: AllUnhealthy,
+}
+
+impl Default for HealthcheckConfig {
+    fn default() -> Self {
+        Self {
+            policy: HealthPolicy::default(),
+            options: CheckerOptions::default(),
+            all_unhealthy: AllUnhealthy::ServeAll,
+        }
+    }
 }
 
 /// The `kubernetes` plugin.
@@ -166,6 +191,7 @@ impl Config {
             let mut binds: Vec<IpAddr> = Vec::new();
             let mut kubernetes = Vec::new();
             let (mut log, mut errors_on) = (false, false);
+            let mut healthcheck = None;
             let zones: Vec<Name> = block
                 .keys
                 .iter()
@@ -193,6 +219,7 @@ impl Config {
                         errors.admin_address(directive, 9153),
                     ),
                     "kubernetes" => kubernetes.extend(errors.kubernetes(directive, &zones, &base)),
+                    "healthcheck" => healthcheck = Some(errors.healthcheck(directive)),
                     name if NOT_YET.contains(&name) => errors.push(
                         &directive.location,
                         format!(
@@ -220,6 +247,7 @@ impl Config {
                         listener.kubernetes.extend(kubernetes.iter().cloned());
                         listener.log |= log;
                         listener.errors |= errors_on;
+                        listener.healthcheck = listener.healthcheck.or(healthcheck);
                     }
                     None => config.listeners.push(ListenerConfig {
                         addresses,
@@ -227,6 +255,7 @@ impl Config {
                         kubernetes: kubernetes.clone(),
                         log,
                         errors: errors_on,
+                        healthcheck,
                     }),
                 }
             }
@@ -307,6 +336,74 @@ impl ConfigErrors {
                 },
             })
             .collect()
+    }
+
+    /// `healthcheck { interval D; timeout D; failure_threshold N; success_threshold N;
+    /// remove_unhealthy_delay D; jitter D; max_concurrent N; all_unhealthy serve_all|nxdomain }`.
+    fn healthcheck(&mut self, directive: &Directive) -> HealthcheckConfig {
+        let mut config = HealthcheckConfig::default();
+        if !directive.args.is_empty() {
+            self.push(
+                &directive.location,
+                "`healthcheck` takes its options in a block".to_owned(),
+            );
+        }
+        for option in &directive.block {
+            let value = match option.args.as_slice() {
+                [value] => value.as_str(),
+                _ => {
+                    self.push(
+                        &option.location,
+                        format!("`{}` expects one value", option.name),
+                    );
+                    continue;
+                }
+            };
+            let duration = || parse_duration(value);
+            let count = || value.parse::<u32>().ok().filter(|&n| n > 0);
+            let ok = match option.name.as_str() {
+                "interval" => duration()
+                    .filter(|d| !d.is_zero())
+                    .map(|d| config.policy.interval = d),
+                "timeout" => duration()
+                    .filter(|d| !d.is_zero())
+                    .map(|d| config.policy.timeout = d),
+                "remove_unhealthy_delay" => {
+                    duration().map(|d| config.policy.remove_unhealthy_delay = d)
+                }
+                "jitter" => duration().map(|d| config.options.jitter = d),
+                "failure_threshold" => count().map(|n| config.policy.failure_threshold = n),
+                "success_threshold" => count().map(|n| config.policy.success_threshold = n),
+                "max_concurrent" => count().map(|n| config.options.max_concurrent = n as usize),
+                "all_unhealthy" => match value {
+                    "serve_all" => Some(AllUnhealthy::ServeAll),
+                    "nxdomain" => Some(AllUnhealthy::NxDomain),
+                    _ => None,
+                }
+                .map(|choice| config.all_unhealthy = choice),
+                other => {
+                    self.push(
+                        &option.location,
+                        format!("unknown `healthcheck` option `{other}`"),
+                    );
+                    continue;
+                }
+            };
+            if ok.is_none() {
+                let expected = match option.name.as_str() {
+                    "failure_threshold" | "success_threshold" | "max_concurrent" => {
+                        "a positive whole number"
+                    }
+                    "all_unhealthy" => "`serve_all` or `nxdomain`",
+                    _ => "a duration such as 10s, 500ms or 1m",
+                };
+                self.push(
+                    &option.location,
+                    format!("`{}` expects {expected}, found {value:?}", option.name),
+                );
+            }
+        }
+        config
     }
 
     /// `health [ADDR]`, `ready [ADDR]`, `prometheus [ADDR]`: `:PORT`, `HOST:PORT`.
@@ -423,6 +520,35 @@ impl ConfigErrors {
         }
         Some(config)
     }
+}
+
+/// Parses a Go-style duration as CoreDNS writes them: `10s`, `500ms`, `1m30s`, `2h`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .filter(|&i| i > 0)?;
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        total = total.checked_add(unit.checked_mul(u32::try_from(value).ok()?)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
 }
 
 /// Parses `:PORT`, `HOST:PORT` or `[V6]:PORT` (`localhost` is 127.0.0.1).

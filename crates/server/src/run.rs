@@ -15,14 +15,20 @@
 
 use crate::admin::{self, AdminState};
 use crate::answer::Responder;
-use crate::config::{Config, KubernetesConfig, ListenerConfig};
+use crate::config::{Config, HealthcheckConfig, KubernetesConfig, ListenerConfig};
 use crate::metrics::{self, ServerMetrics};
 use crate::tcp::{self, TcpLimits};
 use crate::udp;
 use arc_swap::ArcSwap;
+use signpost_health::checker::{self, CheckerParts, ReportRequest, Target};
+use signpost_health::{
+    CheckKind, EndpointKey, HealthMetrics, LocalVerdicts, Prober, SubscribeVerdicts, Verdicts,
+};
 use signpost_zone::cluster::{self, ClusterOptions, ClusterService};
+use signpost_zone::cluster::{AllUnhealthy, CheckProtocol, EndpointHealth};
 use signpost_zone::{Snapshot, SnapshotBuilder};
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -165,13 +171,28 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
         pending.push((listener.clone(), snapshot));
     }
 
+    let health = config
+        .listeners
+        .iter()
+        .find_map(|l| l.healthcheck)
+        .map(|settings| {
+            let _guard = runtime.enter();
+            Health::start(settings, pending.len(), cancel.child_token())
+        });
+
     let listeners_waiting = Arc::new(AtomicU64::new(pending.len() as u64));
     if pending.is_empty() {
         ready.store(true, Ordering::Release);
     }
-    for (listener, snapshot) in pending {
+    for (index, (listener, snapshot)) in pending.into_iter().enumerate() {
         let sources: Vec<Box<dyn ClusterSource>> =
             listener.kubernetes.iter().map(|k| factory(k)).collect();
+        let health_link = health.as_ref().map(|h| HealthLink {
+            verdicts: h.bus.subscribe(),
+            targets: h.targets.clone(),
+            slot: index,
+            all_unhealthy: listener.healthcheck.unwrap_or_default().all_unhealthy,
+        });
         let compiler = Compiler {
             listener,
             sources,
@@ -180,6 +201,7 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
             ready: ready.clone(),
             listeners_waiting: listeners_waiting.clone(),
             poll_interval: options.poll_interval,
+            health: health_link,
         };
         let cancel = cancel.child_token();
         let thread = std::thread::Builder::new()
@@ -191,11 +213,16 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
 
     let metrics_state = AdminState {
         ready: ready.clone(),
+        endpoints: health.as_ref().map(|h| h.reports.clone()),
         metrics: Arc::new({
             let status = status.clone();
+            let health_metrics = health.as_ref().map(|h| h.metrics.clone());
             move |out: &mut String| {
                 metrics::render(&all_metrics, out);
                 render_control_metrics(&status, out);
+                if let Some(health_metrics) = &health_metrics {
+                    health_metrics.render(out);
+                }
             }
         }),
     };
@@ -300,6 +327,123 @@ struct Compiler {
     ready: Arc<AtomicBool>,
     listeners_waiting: Arc<AtomicU64>,
     poll_interval: Duration,
+    health: Option<HealthLink>,
+}
+
+/// The process's health checker and the channels around it.
+struct Health {
+    bus: Arc<LocalVerdicts>,
+    targets: Arc<TargetBoard>,
+    reports: tokio::sync::mpsc::Sender<ReportRequest>,
+    metrics: Arc<HealthMetrics>,
+}
+
+impl Health {
+    /// Starts the checker on the current runtime.
+    fn start(settings: HealthcheckConfig, listeners: usize, cancel: CancellationToken) -> Self {
+        let bus = Arc::new(LocalVerdicts::default());
+        let metrics = Arc::new(HealthMetrics::default());
+        let (sender, targets) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+        let (reports, report_requests) = tokio::sync::mpsc::channel(8);
+        let parts = CheckerParts {
+            policy: settings.policy,
+            options: settings.options,
+            probe: Arc::new(Prober::new()),
+            publisher: bus.clone(),
+            metrics: metrics.clone(),
+        };
+        checker::spawn(parts, targets, report_requests, cancel);
+        let board = TargetBoard {
+            slots: Mutex::new((0..listeners).map(|_| Arc::new(Vec::new())).collect()),
+            sender,
+        };
+        Self {
+            bus,
+            targets: Arc::new(board),
+            reports,
+            metrics,
+        }
+    }
+}
+
+/// Every listener's health targets; the checker sees their union.
+struct TargetBoard {
+    // Control plane only: compilers write their slot after a build.
+    slots: Mutex<Vec<Arc<Vec<Target>>>>,
+    sender: tokio::sync::watch::Sender<Arc<Vec<Target>>>,
+}
+
+impl TargetBoard {
+    fn set(&self, slot: usize, targets: Vec<Target>) {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slots[slot].as_slice() == targets.as_slice() {
+            return;
+        }
+        slots[slot] = Arc::new(targets);
+        let mut union: Vec<Target> = slots.iter().flat_map(|s| s.iter().cloned()).collect();
+        union.sort_by(|a, b| a.key.cmp(&b.key));
+        union.dedup_by(|a, b| a.key == b.key);
+        self.sender.send_replace(Arc::new(union));
+    }
+}
+
+/// A compiler's connection to the health checker.
+struct HealthLink {
+    verdicts: std::sync::mpsc::Receiver<Arc<Verdicts>>,
+    targets: Arc<TargetBoard>,
+    slot: usize,
+    all_unhealthy: AllUnhealthy,
+}
+
+/// Verdicts seen through the cluster zone's interface.
+struct VerdictView<'a>(&'a Verdicts);
+
+impl EndpointHealth for VerdictView<'_> {
+    fn is_unhealthy(&self, namespace: &str, service: &str, address: IpAddr) -> bool {
+        !self.0.unhealthy.is_empty()
+            && self.0.unhealthy.contains(&EndpointKey {
+                namespace: namespace.to_owned(),
+                service: service.to_owned(),
+                address,
+            })
+    }
+}
+
+/// The endpoints to check: every served address of every annotated service.
+fn health_targets(services: &[Arc<Vec<ClusterService>>]) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for service in services.iter().flat_map(|s| s.iter()) {
+        let Some(check) = &service.health_check else {
+            continue;
+        };
+        let kind = match check.protocol {
+            CheckProtocol::Http => CheckKind::Http,
+            CheckProtocol::Https => CheckKind::Https,
+            CheckProtocol::Tcp => CheckKind::Tcp,
+        };
+        for endpoint in service
+            .endpoints
+            .iter()
+            .filter(|e| e.ready || service.publish_not_ready)
+        {
+            for &address in &endpoint.addresses {
+                targets.push(Target {
+                    key: EndpointKey {
+                        namespace: service.namespace.clone(),
+                        service: service.name.clone(),
+                        address,
+                    },
+                    kind: kind.clone(),
+                    port: check.port,
+                    path: check.path.clone(),
+                });
+            }
+        }
+    }
+    targets
 }
 
 // === impl Compiler ===
@@ -316,6 +460,7 @@ impl Compiler {
         // The snapshot replaced last time. Holding it one more poll interval
         // makes this thread, not a query worker, the one that frees it.
         let mut retired: Option<Arc<Snapshot>> = None;
+        let mut verdicts = Arc::new(Verdicts::default());
         while !cancel.is_cancelled() {
             let mut problems_changed = false;
             for (index, source) in self.sources.iter_mut().enumerate() {
@@ -341,14 +486,27 @@ impl Compiler {
             // I1: build only from complete states of every source.
             if !dirty || states.iter().any(Option::is_none) {
                 drop(retired.take());
-                std::thread::sleep(self.poll_interval);
+                dirty |= self.wait(&mut verdicts);
                 continue;
             }
             dirty = false;
             generation += 1;
             let inputs: Vec<Arc<Vec<ClusterService>>> = states.iter().flatten().cloned().collect();
             let plugins = self.listener.kubernetes.clone();
-            let (snapshot, skipped) = build_snapshot(generation, &plugins, &inputs);
+            let all_unhealthy = self
+                .health
+                .as_ref()
+                .map_or(AllUnhealthy::ServeAll, |h| h.all_unhealthy);
+            let (snapshot, skipped) = build_snapshot(
+                generation,
+                &plugins,
+                &inputs,
+                &VerdictView(&verdicts),
+                all_unhealthy,
+            );
+            if let Some(link) = &self.health {
+                link.targets.set(link.slot, health_targets(&inputs));
+            }
             for problem in &skipped {
                 tracing::warn!(problem = %problem, "record skipped");
             }
@@ -364,10 +522,27 @@ impl Compiler {
                 "snapshot serving"
             );
             retired = Some(self.snapshot.swap(Arc::new(snapshot)));
-            std::thread::sleep(self.poll_interval);
             if generation == 1 && self.listeners_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
                 self.ready.store(true, Ordering::Release);
             }
+        }
+    }
+
+    /// Waits one poll interval, or less when new verdicts arrive (they must
+    /// reach answers within 100 ms). Returns true when verdicts changed.
+    fn wait(&self, verdicts: &mut Arc<Verdicts>) -> bool {
+        let Some(link) = &self.health else {
+            std::thread::sleep(self.poll_interval);
+            return false;
+        };
+        match link.verdicts.recv_timeout(self.poll_interval) {
+            Ok(latest) => {
+                let latest = link.verdicts.try_iter().last().unwrap_or(latest);
+                let changed = latest.unhealthy != verdicts.unhealthy;
+                *verdicts = latest;
+                changed
+            }
+            Err(_) => false,
         }
     }
 
@@ -394,6 +569,8 @@ fn build_snapshot(
     generation: u64,
     plugins: &[KubernetesConfig],
     inputs: &[Arc<Vec<ClusterService>>],
+    health: &dyn EndpointHealth,
+    all_unhealthy: AllUnhealthy,
 ) -> (Snapshot, Vec<String>) {
     let serial = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -408,8 +585,14 @@ fn build_snapshot(
             endpoint_pod_names: plugin.endpoint_pod_names,
             fallthrough: plugin.fallthrough.clone(),
             serial,
+            all_unhealthy,
         };
-        problems.extend(cluster::compile(&mut builder, services, &options));
+        problems.extend(cluster::compile_with_health(
+            &mut builder,
+            services,
+            &options,
+            health,
+        ));
     }
     (builder.build(), problems)
 }

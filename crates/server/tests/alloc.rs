@@ -98,6 +98,7 @@ fn snapshot() -> signpost_zone::Snapshot {
             ports: vec![port.clone()],
             endpoints: vec![],
             publish_not_ready: false,
+            health_check: None,
         },
         ClusterService {
             namespace: "default".into(),
@@ -114,6 +115,7 @@ fn snapshot() -> signpost_zone::Snapshot {
                 })
                 .collect(),
             publish_not_ready: false,
+            health_check: None,
         },
     ];
     let options = ClusterOptions {
@@ -126,6 +128,7 @@ fn snapshot() -> signpost_zone::Snapshot {
         endpoint_pod_names: false,
         fallthrough: vec![],
         serial: 1,
+        all_unhealthy: Default::default(),
     };
     let mut builder = SnapshotBuilder::new(1);
     assert!(cluster::compile(&mut builder, &services, &options).is_empty());

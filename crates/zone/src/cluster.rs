@@ -29,6 +29,57 @@ pub struct ClusterService {
     pub endpoints: Vec<ClusterEndpoint>,
     /// `spec.publishNotReadyAddresses`: serve endpoints that are not ready.
     pub publish_not_ready: bool,
+    /// Active health checking of the endpoints
+    /// (`dns.aikernel.io/health-check-enabled: "true"`).
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// How a service's endpoints are checked (from its annotations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// `http`, `https` or `tcp` (`dns.aikernel.io/health-check-protocol`, default `http`).
+    pub protocol: CheckProtocol,
+    /// HTTP path (`dns.aikernel.io/health-check-path`, default `/health`).
+    pub path: String,
+    /// Port on each endpoint (`dns.aikernel.io/health-check-port`, else the service's first port).
+    pub port: u16,
+}
+
+/// Health-check protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckProtocol {
+    /// HTTP GET; 2xx and 3xx pass.
+    Http,
+    /// HTTPS GET.
+    Https,
+    /// TCP connect.
+    Tcp,
+}
+
+/// Which endpoint addresses health checks took out of answers.
+pub trait EndpointHealth {
+    /// True when `address` of `namespace/service` must leave answers.
+    fn is_unhealthy(&self, namespace: &str, service: &str, address: IpAddr) -> bool;
+}
+
+/// No verdicts: every endpoint is healthy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllHealthy;
+
+impl EndpointHealth for AllHealthy {
+    fn is_unhealthy(&self, _namespace: &str, _service: &str, _address: IpAddr) -> bool {
+        false
+    }
+}
+
+/// What to serve when every endpoint of a checked service is unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllUnhealthy {
+    /// Serve them all (fail open, as Route53 and Envoy do).
+    #[default]
+    ServeAll,
+    /// Serve none: the name answers NXDOMAIN like a service without endpoints.
+    NxDomain,
 }
 
 /// How a service is addressed.
@@ -95,6 +146,8 @@ pub struct ClusterOptions {
     pub fallthrough: Vec<Name>,
     /// SOA serial.
     pub serial: u32,
+    /// What a checked service whose endpoints are all unhealthy serves.
+    pub all_unhealthy: AllUnhealthy,
 }
 
 /// The default record TTL, from the seed: 30 seconds.
@@ -120,12 +173,24 @@ pub fn is_reverse_zone(zone: &Name) -> bool {
     zone.is_within(&v4) || zone.is_within(&v6)
 }
 
-/// Adds the plugin's zones and the records of `services` to `builder`.
-/// Returns one message per object that could not be served in full.
+/// Adds the plugin's zones and the records of `services` to `builder`, with
+/// every endpoint healthy. Returns one message per object that could not be
+/// served in full.
 pub fn compile(
     builder: &mut SnapshotBuilder,
     services: &[ClusterService],
     options: &ClusterOptions,
+) -> Vec<String> {
+    compile_with_health(builder, services, options, &AllHealthy)
+}
+
+/// Like [`compile`], leaving out endpoint addresses `health` marks unhealthy
+/// (headless A/AAAA, endpoint names, SRV and PTR records).
+pub fn compile_with_health(
+    builder: &mut SnapshotBuilder,
+    services: &[ClusterService],
+    options: &ClusterOptions,
+    health: &dyn EndpointHealth,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let (reverse, forward): (Vec<&Name>, Vec<&Name>) =
@@ -162,6 +227,7 @@ pub fn compile(
         options,
         reverse: &reverse,
         problems: &mut problems,
+        health,
     };
     for zone in &forward {
         compiler.zone_records(zone, services);
@@ -183,6 +249,7 @@ struct Compiler<'a> {
     options: &'a ClusterOptions,
     reverse: &'a [&'a Name],
     problems: &'a mut Vec<String>,
+    health: &'a dyn EndpointHealth,
 }
 
 // === impl Compiler ===
@@ -287,12 +354,36 @@ impl Compiler<'_> {
         }
     }
 
-    fn served_endpoints<'s>(
+    /// The (endpoint, address) pairs a service serves: ready ones (or all with
+    /// `publishNotReadyAddresses`), minus those health checks took out; when
+    /// checks took out every one, [`AllUnhealthy`] decides.
+    fn served_addresses<'s>(
         &self,
         service: &'s ClusterService,
-    ) -> impl Iterator<Item = &'s ClusterEndpoint> {
+    ) -> Vec<(&'s ClusterEndpoint, IpAddr)> {
         let all = service.publish_not_ready;
-        service.endpoints.iter().filter(move |e| all || e.ready)
+        let candidates: Vec<(&ClusterEndpoint, IpAddr)> = service
+            .endpoints
+            .iter()
+            .filter(|e| all || e.ready)
+            .flat_map(|e| e.addresses.iter().map(move |&a| (e, a)))
+            .collect();
+        if service.health_check.is_none() {
+            return candidates;
+        }
+        let healthy: Vec<(&ClusterEndpoint, IpAddr)> = candidates
+            .iter()
+            .copied()
+            .filter(|(_, a)| {
+                !self
+                    .health
+                    .is_unhealthy(&service.namespace, &service.name, *a)
+            })
+            .collect();
+        if healthy.is_empty() && self.options.all_unhealthy == AllUnhealthy::ServeAll {
+            return candidates;
+        }
+        healthy
     }
 
     /// The endpoint's host label: hostname, else pod name, else the dashed address.
@@ -309,29 +400,27 @@ impl Compiler<'_> {
     }
 
     fn headless(&mut self, service_name: &Name, service: &ClusterService) {
-        let served: Vec<&ClusterEndpoint> = self.served_endpoints(service).collect();
+        let served = self.served_addresses(service);
         // Named ports with the SRV records they collect, in first-seen order.
         let mut srv_sets: Vec<SrvSet> = Vec::new();
-        for endpoint in &served {
-            for &address in &endpoint.addresses {
-                self.add_address(service_name, address);
-                let label = self.host_label(endpoint, address);
-                let Some(host) = self.name(service_name, &[label.as_str()]) else {
-                    continue;
-                };
-                self.add_address(&host, address);
-                for port in endpoint.ports.iter().filter(|p| !p.name.is_empty()) {
-                    match srv_sets
-                        .iter_mut()
-                        .find(|s| s.0 == port.name && s.1 == port.protocol)
-                    {
-                        Some(set) => set.2.push((port.port, host.clone())),
-                        None => srv_sets.push(SrvSet(
-                            port.name.clone(),
-                            port.protocol,
-                            vec![(port.port, host.clone())],
-                        )),
-                    }
+        for (endpoint, address) in served {
+            self.add_address(service_name, address);
+            let label = self.host_label(endpoint, address);
+            let Some(host) = self.name(service_name, &[label.as_str()]) else {
+                continue;
+            };
+            self.add_address(&host, address);
+            for port in endpoint.ports.iter().filter(|p| !p.name.is_empty()) {
+                match srv_sets
+                    .iter_mut()
+                    .find(|s| s.0 == port.name && s.1 == port.protocol)
+                {
+                    Some(set) => set.2.push((port.port, host.clone())),
+                    None => srv_sets.push(SrvSet(
+                        port.name.clone(),
+                        port.protocol,
+                        vec![(port.port, host.clone())],
+                    )),
                 }
             }
         }
@@ -363,14 +452,10 @@ impl Compiler<'_> {
                 }
             }
             ServiceKind::Headless => {
-                let endpoints: Vec<ClusterEndpoint> =
-                    self.served_endpoints(service).cloned().collect();
-                for endpoint in &endpoints {
-                    for &address in &endpoint.addresses {
-                        let label = self.host_label(endpoint, address);
-                        if let Some(host) = self.name(&service_name, &[label.as_str()]) {
-                            self.ptr(address, &host);
-                        }
+                for (endpoint, address) in self.served_addresses(service) {
+                    let label = self.host_label(endpoint, address);
+                    if let Some(host) = self.name(&service_name, &[label.as_str()]) {
+                        self.ptr(address, &host);
                     }
                 }
             }

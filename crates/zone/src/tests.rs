@@ -31,6 +31,7 @@ fn services() -> Vec<ClusterService> {
             ports: vec![port("http", 80)],
             endpoints: vec![],
             publish_not_ready: false,
+            health_check: None,
         },
         ClusterService {
             namespace: "default".into(),
@@ -54,6 +55,7 @@ fn services() -> Vec<ClusterService> {
                 },
             ],
             publish_not_ready: false,
+            health_check: None,
         },
         ClusterService {
             namespace: "default".into(),
@@ -62,6 +64,7 @@ fn services() -> Vec<ClusterService> {
             ports: vec![],
             endpoints: vec![],
             publish_not_ready: false,
+            health_check: None,
         },
         ClusterService {
             namespace: "default".into(),
@@ -70,6 +73,7 @@ fn services() -> Vec<ClusterService> {
             ports: vec![],
             endpoints: vec![],
             publish_not_ready: false,
+            health_check: None,
         },
         ClusterService {
             namespace: "empty".into(),
@@ -78,6 +82,7 @@ fn services() -> Vec<ClusterService> {
             ports: vec![],
             endpoints: vec![],
             publish_not_ready: false,
+            health_check: None,
         },
     ]
 }
@@ -90,6 +95,7 @@ fn snapshot(pods: PodMode, fallthrough: &[&str]) -> Snapshot {
         endpoint_pod_names: false,
         fallthrough: fallthrough.iter().map(|z| name(z)).collect(),
         serial: 7,
+        all_unhealthy: Default::default(),
     };
     let mut builder = SnapshotBuilder::new(1);
     let problems = cluster::compile(&mut builder, &services(), &options);
