@@ -7,6 +7,7 @@
 mod example;
 mod fixtures;
 mod header;
+mod health;
 mod negative;
 mod operations;
 mod protocol;

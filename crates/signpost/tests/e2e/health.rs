@@ -1,0 +1,433 @@
+//! Health-aware answers end to end (issue 4, point 1 and 3): real HTTP and TCP
+//! servers on loopback addresses behind a headless service, checked by the
+//! real binary with short test timings; answers observed with a real client.
+//!
+//! Timings in these tests: interval 1 s, timeout 500 ms, failure threshold 2,
+//! success threshold 1, remove_unhealthy_delay 2 s. An endpoint that starts
+//! failing leaves answers no earlier than the delay (2 s after it started
+//! failing, since the first failure of the run comes after that) and no later
+//! than failure_threshold × interval + delay + 1 s = 5 s; it returns within
+//! success_threshold × interval + 1 s = 2 s of recovering.
+
+use crate::support::TestServer;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{RData, RecordType};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+const HEALTHY: u8 = 0;
+const FAILING: u8 = 1;
+const HANGING: u8 = 2;
+const CLOSED: u8 = 3;
+
+/// A tiny HTTP server on one loopback address whose behaviour a test switches.
+struct Backend {
+    mode: Arc<AtomicU8>,
+    paths: Arc<Mutex<Vec<String>>>,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    fn start(address: SocketAddr, listener: TcpListener) -> Self {
+        let backend = Self {
+            mode: Arc::new(AtomicU8::new(HEALTHY)),
+            paths: Arc::new(Mutex::new(Vec::new())),
+            requests: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (mode, paths, requests, stop) = (
+            backend.mode.clone(),
+            backend.paths.clone(),
+            backend.requests.clone(),
+            backend.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let current = mode.load(Ordering::Relaxed);
+                if current == CLOSED {
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                if listener.is_none() {
+                    listener = TcpListener::bind(address).ok();
+                    listener.as_ref().map(|l| l.set_nonblocking(true));
+                }
+                let Some(accepting) = &listener else { continue };
+                let Ok((mut stream, _)) = accepting.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                requests.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buffer = [0u8; 1024];
+                let read = stream.read(&mut buffer).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                if let Some(path) = request.split_whitespace().nth(1) {
+                    paths.lock().unwrap().push(path.to_owned());
+                }
+                match current {
+                    HEALTHY => {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                    }
+                    FAILING => {
+                        let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                    // Accepts and reads, never answers: only the timeout can fail it.
+                    _ => held.push(stream),
+                }
+                held.truncate(64);
+            }
+        });
+        backend
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Three backends on 127.0.0.2, .3 and .4, all on one port.
+fn backends() -> (u16, Vec<Backend>) {
+    loop {
+        let first = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+        let port = first.local_addr().expect("addr").port();
+        let rest: Vec<TcpListener> = [3u8, 4]
+            .iter()
+            .filter_map(|last| TcpListener::bind((Ipv4Addr::new(127, 0, 0, *last), port)).ok())
+            .collect();
+        if rest.len() != 2 {
+            continue;
+        }
+        let listeners = std::iter::once(first).chain(rest);
+        let backends = listeners
+            .enumerate()
+            .map(|(i, listener)| {
+                listener.set_nonblocking(true).expect("nonblocking");
+                Backend::start(SocketAddr::from(([127, 0, 0, 2 + i as u8], port)), listener)
+            })
+            .collect();
+        return (port, backends);
+    }
+}
+
+/// A headless service `web` in `shop` with three endpoints, `web-0..2`, annotated for checks.
+fn catalog(annotations: &str, service_port: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    dns.aikernel.io/health-check-enabled: \"true\"
+{annotations}spec:
+  clusterIP: None
+  ports:
+{service_port}---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: shop
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+endpoints:
+- addresses: [127.0.0.2]
+  hostname: web-0
+- addresses: [127.0.0.3]
+  hostname: web-1
+- addresses: [127.0.0.4]
+  hostname: web-2
+ports:
+- name: http
+  port: 8080
+"
+    )
+}
+
+fn corefile(extra: &str) -> String {
+    format!(
+        "cluster.local:{{PORT}} {{
+    bind 127.0.0.1
+    kubernetes cluster.local {{
+        catalog catalog
+    }}
+    healthcheck {{
+        interval 1s
+        timeout 500ms
+        failure_threshold 2
+        success_threshold 1
+        remove_unhealthy_delay 2s
+{extra}    }}
+    prometheus 127.0.0.1:{{ADMIN}}
+    ready 127.0.0.1:{{ADMIN}}
+}}
+"
+    )
+}
+
+fn start(annotations: &str, service_port: &str, extra: &str) -> TestServer {
+    TestServer::start_with(
+        &corefile(extra),
+        &[("catalog/web.yaml", &catalog(annotations, service_port))],
+        true,
+    )
+}
+
+fn addresses(server: &TestServer) -> Vec<String> {
+    let answer = server.query("web.shop.svc.cluster.local", RecordType::A);
+    let mut found: Vec<String> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+const ALL: [&str; 3] = ["127.0.0.2", "127.0.0.3", "127.0.0.4"];
+
+/// Waits until every endpoint passed a check (so later failures start from Healthy).
+fn wait_checked(server: &TestServer, backends: &[Backend]) {
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    while backends
+        .iter()
+        .any(|b| b.requests.load(Ordering::Relaxed) == 0)
+    {
+        assert!(
+            SystemTime::now() < deadline,
+            "checks never reached the backends; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Switches `backend` to `mode` and measures when `address` leaves answers;
+/// asserts the seed's window (not before the delay, at most 5 s).
+fn assert_removed_in_window(server: &TestServer, backend: &Backend, mode: u8, address: &str) {
+    let started = SystemTime::now();
+    backend.set(mode);
+    loop {
+        let now = addresses(server);
+        let waited = started.elapsed().expect("clock");
+        if !now.iter().any(|a| a == address) {
+            assert!(
+                waited >= Duration::from_secs(2),
+                "{address} left after {waited:?}, before the 2 s delay"
+            );
+            break;
+        }
+        assert!(
+            waited <= Duration::from_secs(5),
+            "{address} still served after {waited:?}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_returns(server: &TestServer, backend: &Backend, address: &str) {
+    let started = SystemTime::now();
+    backend.set(HEALTHY);
+    while !addresses(server).iter().any(|a| a == address) {
+        let waited = started.elapsed().expect("clock");
+        assert!(
+            waited <= Duration::from_secs(2),
+            "{address} not back after {waited:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The seed's rule with test timings: a failing HTTP endpoint (503) leaves the
+/// A answer, its hostname and the SRV set within the window and not earlier;
+/// one pass brings it back. The path and port annotations decide what is checked.
+#[test]
+fn failing_http_endpoint_leaves_and_returns() {
+    let (port, backends) = backends();
+    let annotations = format!(
+        "    dns.aikernel.io/health-check-path: /healthz\n    dns.aikernel.io/health-check-port: \"{port}\"\n"
+    );
+    let server = start(
+        &annotations,
+        "  - {name: http, port: 80, targetPort: 8080}\n",
+        "",
+    );
+    wait_checked(&server, &backends);
+    assert_eq!(addresses(&server), ALL);
+    assert_removed_in_window(&server, &backends[1], FAILING, "127.0.0.3");
+    assert_eq!(addresses(&server), ["127.0.0.2", "127.0.0.4"]);
+    let host = server.query("web-1.web.shop.svc.cluster.local", RecordType::A);
+    assert_eq!(
+        host.metadata.response_code,
+        ResponseCode::NXDomain,
+        "hostname of the removed endpoint"
+    );
+    let srv = server.query("_http._tcp.web.shop.svc.cluster.local", RecordType::SRV);
+    assert_eq!(
+        srv.answers.len(),
+        2,
+        "SRV keeps only healthy targets: {srv:?}"
+    );
+    assert_returns(&server, &backends[1], "127.0.0.3");
+    assert_eq!(addresses(&server), ALL);
+    // The checks used the annotated path on the annotated port (the backends listen nowhere else).
+    let paths = backends[0].paths.lock().unwrap().clone();
+    assert!(
+        !paths.is_empty() && paths.iter().all(|p| p == "/healthz"),
+        "{paths:?}"
+    );
+}
+
+/// A server that accepts and never answers fails by timeout.
+#[test]
+fn hanging_endpoint_fails_by_timeout() {
+    let (port, backends) = backends();
+    let annotations = format!("    dns.aikernel.io/health-check-port: \"{port}\"\n");
+    let server = start(&annotations, "  - {name: http, port: 80}\n", "");
+    wait_checked(&server, &backends);
+    assert_removed_in_window(&server, &backends[2], HANGING, "127.0.0.4");
+    let (_, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    assert!(body.contains("timed out"), "{body}");
+}
+
+/// `dns.aikernel.io/health-check-protocol: tcp` checks by connecting: a closed
+/// port fails, a reopened one passes.
+#[test]
+fn tcp_check_follows_the_listener() {
+    let (port, backends) = backends();
+    let annotations = format!(
+        "    dns.aikernel.io/health-check-protocol: tcp\n    dns.aikernel.io/health-check-port: \"{port}\"\n"
+    );
+    let server = start(&annotations, "  - {name: http, port: 80}\n", "");
+    wait_checked(&server, &backends);
+    assert_removed_in_window(&server, &backends[0], CLOSED, "127.0.0.2");
+    assert_returns(&server, &backends[0], "127.0.0.2");
+}
+
+/// Without a port annotation the service's first port is checked (here its
+/// numeric targetPort), and the path defaults to /health. When every endpoint
+/// fails, answers fail open and keep all of them.
+#[test]
+fn all_unhealthy_fails_open_on_the_default_port_and_path() {
+    let (port, backends) = backends();
+    let server = start(
+        "",
+        &format!("  - {{name: http, port: 80, targetPort: {port}}}\n"),
+        "",
+    );
+    wait_checked(&server, &backends);
+    for backend in &backends {
+        backend.set(FAILING);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(addresses(&server), ALL, "fail open: all endpoints stay");
+    let (_, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    assert_eq!(
+        body.matches("\"state\": \"unhealthy\"").count(),
+        3,
+        "{body}"
+    );
+    let paths = backends[1].paths.lock().unwrap().clone();
+    assert!(paths.iter().all(|p| p == "/health"), "{paths:?}");
+}
+
+/// `all_unhealthy nxdomain` serves no endpoint when all fail.
+#[test]
+fn all_unhealthy_nxdomain_when_asked() {
+    let (port, backends) = backends();
+    let annotations = format!("    dns.aikernel.io/health-check-port: \"{port}\"\n");
+    let server = start(
+        &annotations,
+        "  - {name: http, port: 80}\n",
+        "        all_unhealthy nxdomain\n",
+    );
+    wait_checked(&server, &backends);
+    for backend in &backends {
+        backend.set(FAILING);
+    }
+    let started = SystemTime::now();
+    loop {
+        let answer = server.query("web.shop.svc.cluster.local", RecordType::A);
+        if answer.metadata.response_code == ResponseCode::NXDomain {
+            break;
+        }
+        assert!(
+            started.elapsed().expect("clock") <= Duration::from_secs(5),
+            "{answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The seed's seven health metrics and the endpoints API with every field.
+#[test]
+fn health_metrics_and_endpoints_api() {
+    let (port, backends) = backends();
+    let annotations = format!("    dns.aikernel.io/health-check-port: \"{port}\"\n");
+    let server = start(&annotations, "  - {name: http, port: 80}\n", "");
+    wait_checked(&server, &backends);
+    assert_removed_in_window(&server, &backends[1], FAILING, "127.0.0.3");
+    assert_returns(&server, &backends[1], "127.0.0.3");
+    let (status, metrics) = server.http_get("/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    for (name, kind) in [
+        ("dns_health_checks_total", "counter"),
+        ("dns_health_check_duration_seconds", "histogram"),
+        ("dns_healthy_endpoints", "gauge"),
+        ("dns_unhealthy_endpoints", "gauge"),
+        ("dns_updates_total", "counter"),
+        ("dns_endpoints_removed_total", "counter"),
+        ("dns_endpoints_added_total", "counter"),
+    ] {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} {kind}")),
+            "{name} missing:\n{metrics}"
+        );
+    }
+    for line in [
+        "dns_endpoints_removed_total 1",
+        "dns_endpoints_added_total 1",
+        "dns_healthy_endpoints 3",
+        "dns_unhealthy_endpoints 0",
+        "dns_health_checks_total{result=\"failure\"}",
+        "dns_health_check_duration_seconds_count",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    let (status, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    assert_eq!(status, 200);
+    for field in [
+        "\"namespace\": \"shop\"",
+        "\"service\": \"web\"",
+        "\"address\": \"127.0.0.3\"",
+        "\"state\": \"healthy\"",
+        "\"consecutive_failures\"",
+        "\"consecutive_successes\"",
+        "\"last_check_unix\"",
+        "\"last_error\": \"status 503\"",
+    ] {
+        assert!(body.contains(field), "{field} missing:\n{body}");
+    }
+}
