@@ -1,11 +1,18 @@
 //! Building a [`Snapshot`] from records (control plane; allocates freely).
+//!
+//! Every answer the snapshot can give is rendered here once, following
+//! RFC 1034 §4.3.2: the RRset itself, CNAME chains inside the zone (step 3a),
+//! referrals at and below zone cuts with glue (step 3b, AA clear), wildcard
+//! nodes (step 3c; RFC 4592 — the query side finds them), additional-section
+//! addresses for NS, MX and SRV targets (step 6), and negative answers with
+//! the zone's SOA (RFC 2308).
 
 use crate::snapshot::{Node, PodMode, Snapshot, ZoneEntry};
 use rustc_hash::FxHashMap;
 use signpost_proto::{Name, RecordWriter, Rendered, rcode, rdata, rtype};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How a zone is set up.
+/// A zone whose SOA and NS signpost writes itself (the cluster zone).
 #[derive(Debug, Clone)]
 pub struct ZoneSettings {
     /// The zone apex.
@@ -45,10 +52,20 @@ struct RrSet {
     rdatas: BTreeSet<Box<[u8]>>,
 }
 
+/// A zone as the builder keeps it.
+#[derive(Debug, Clone)]
+struct ZoneDef {
+    apex: Name,
+    ttl: u32,
+    fallthrough: Vec<Name>,
+    pods: PodMode,
+}
+
 /// Collects zones and records, then renders every answer once.
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
-    zones: Vec<ZoneSettings>,
+    zones: Vec<ZoneDef>,
+    zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
     records: BTreeMap<Name, BTreeMap<u16, RrSet>>,
     generation: u64,
 }
@@ -58,6 +75,21 @@ const MAX_CHAIN: usize = 8;
 
 /// A type no name has: renders the answer for "any other type" at a CNAME.
 const OTHER_TYPE: u16 = 0xff00;
+
+/// DS is answered by the parent side of a zone cut (RFC 4035 §3.1.4.1).
+const DS: u16 = 43;
+
+/// What a name resolves to inside the builder's data.
+enum Found<'a> {
+    /// The name has these RRsets (possibly through a wildcard).
+    Sets(&'a BTreeMap<u16, RrSet>),
+    /// The name is at or below this zone cut.
+    Referral(Name),
+    /// The name exists only as an empty non-terminal.
+    Empty,
+    /// The name does not exist.
+    Missing,
+}
 
 // === impl SnapshotBuilder ===
 
@@ -70,7 +102,7 @@ impl SnapshotBuilder {
         }
     }
 
-    /// Adds a zone with its SOA and NS records at the apex.
+    /// Adds a zone with the SOA and NS records signpost writes for it.
     pub fn add_zone(&mut self, settings: ZoneSettings) {
         let soa = rdata::soa(
             &settings.primary,
@@ -81,9 +113,29 @@ impl SnapshotBuilder {
         let apex = settings.apex.clone();
         let ns = rdata::name(&settings.primary);
         let ttl = settings.ttl;
-        self.zones.push(settings);
+        self.zones.push(ZoneDef {
+            apex: settings.apex,
+            ttl,
+            fallthrough: settings.fallthrough,
+            pods: settings.pods,
+        });
         self.insert(apex.clone(), rtype::SOA, ttl, soa);
         self.insert(apex, rtype::NS, ttl, ns);
+    }
+
+    /// Adds a zone whose records, SOA and NS included, come from a zone file.
+    pub fn add_file_zone(&mut self, apex: Name, fallthrough: Vec<Name>) {
+        self.zones.push(ZoneDef {
+            apex,
+            ttl: 0,
+            fallthrough,
+            pods: PodMode::Disabled,
+        });
+    }
+
+    /// Keeps a loaded zone file with the snapshot, so it can be transferred (AXFR).
+    pub fn attach_zone_file(&mut self, zone: std::sync::Arc<crate::zonefile::ZoneFile>) {
+        self.zone_files.push(zone);
     }
 
     /// Adds one record. Records of one type at one name form an RRset with the
@@ -149,117 +201,237 @@ impl SnapshotBuilder {
             .map(|(i, _)| i)
     }
 
+    /// The highest zone cut at or above `name` inside its zone: an owner of NS
+    /// records other than the apex (RFC 1034 §4.2.1).
+    fn cut_of(&self, name: &Name, apex: &Name) -> Option<Name> {
+        let mut cut = None;
+        let mut current = Some(name.clone());
+        while let Some(candidate) = current {
+            if candidate == *apex || !candidate.is_within(apex) {
+                break;
+            }
+            if self
+                .records
+                .get(&candidate)
+                .is_some_and(|sets| sets.contains_key(&rtype::NS))
+            {
+                cut = Some(candidate.clone());
+            }
+            current = candidate.parent();
+        }
+        cut
+    }
+
+    /// Resolves a name inside its zone: its own data, a referral, an empty
+    /// non-terminal, a wildcard's data (RFC 4592 §3.3.1), or nothing.
+    fn find(&self, name: &Name, apex: &Name, descendants: &BTreeSet<Name>) -> Found<'_> {
+        if let Some(cut) = self.cut_of(name, apex) {
+            return Found::Referral(cut);
+        }
+        if let Some(sets) = self.records.get(name) {
+            return Found::Sets(sets);
+        }
+        if descendants.contains(name) {
+            return Found::Empty;
+        }
+        // The closest encloser is the longest existing ancestor; only its
+        // `*` child may synthesize an answer.
+        let mut ancestor = name.parent();
+        while let Some(encloser) = ancestor {
+            if !encloser.is_within(apex) {
+                break;
+            }
+            if self.records.contains_key(&encloser) || descendants.contains(&encloser) {
+                return match encloser.child("*").ok().and_then(|w| self.records.get(&w)) {
+                    Some(sets) => Found::Sets(sets),
+                    None => Found::Missing,
+                };
+            }
+            ancestor = encloser.parent();
+        }
+        Found::Missing
+    }
+
     /// Renders every answer and returns the snapshot.
     pub fn build(mut self) -> Snapshot {
         self.zones
             .sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
+        // Every proper ancestor of an owner inside its zone exists (empty non-terminals).
+        let mut descendants: BTreeSet<Name> = BTreeSet::new();
+        for owner in self.records.keys() {
+            let Some(zone) = self.zone_index(owner) else {
+                continue;
+            };
+            let mut parent = owner.parent();
+            while let Some(name) = parent {
+                if !name.is_within(&self.zones[zone].apex) || !descendants.insert(name.clone()) {
+                    break;
+                }
+                parent = name.parent();
+            }
+        }
         let zones: Vec<ZoneEntry> = self
             .zones
             .iter()
-            .map(|settings| {
-                let negative = self.negative_authority(settings);
+            .map(|zone| {
+                let negative = self.negative_authority(&zone.apex);
                 let none = RecordWriter::new();
+                let has_wildcards_or_cuts = self.records.iter().any(|(name, sets)| {
+                    name.is_within(&zone.apex)
+                        && (name.first_label() == Some(b"*")
+                            || (name != &zone.apex && sets.contains_key(&rtype::NS)))
+                });
                 ZoneEntry {
-                    apex: settings.apex.clone(),
+                    apex: zone.apex.clone(),
                     nxdomain: Rendered::new(rcode::NXDOMAIN, true, &none, &negative, &none),
                     nodata: Rendered::new(rcode::NOERROR, true, &none, &negative, &none),
-                    fallthrough: settings.fallthrough.clone(),
-                    pods: settings.pods,
-                    ttl: settings.ttl,
+                    fallthrough: zone.fallthrough.clone(),
+                    pods: zone.pods,
+                    ttl: zone.ttl,
+                    walk: has_wildcards_or_cuts,
                 }
             })
             .collect();
 
         let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
-        names.reserve(self.records.len() * 2);
+        names.reserve(self.records.len() + descendants.len());
         let mut record_count = 0;
-        for (owner, sets) in &self.records {
+        let all_names: BTreeSet<&Name> = self.records.keys().chain(descendants.iter()).collect();
+        for owner in all_names {
             let Some(zone) = self.zone_index(owner) else {
                 continue;
             };
-            record_count += sets.values().map(|s| s.rdatas.len()).sum::<usize>();
-            let mut answers: Vec<(u16, Rendered)> = Vec::with_capacity(sets.len() + 1);
-            let mut otherwise = None;
-            if sets.is_empty() {
-                // An explicitly empty name: NODATA for every type.
-            } else if sets.contains_key(&rtype::CNAME) {
-                answers.push((rtype::CNAME, self.render(owner, rtype::CNAME)));
-                for qtype in self.chain_types(owner) {
-                    answers.push((qtype, self.render(owner, qtype)));
-                }
-                otherwise = Some(self.render(owner, OTHER_TYPE));
-            } else {
-                for &qtype in sets.keys() {
-                    answers.push((qtype, self.render(owner, qtype)));
-                }
-                answers.push((rtype::ANY, self.render_any(owner, sets)));
-            }
-            names.insert(
-                owner.as_wire().into(),
-                Node {
-                    zone: zone as u16,
-                    answers: answers.into_boxed_slice(),
-                    otherwise,
-                },
-            );
-            // Empty non-terminals between the owner and its apex answer NODATA.
             let apex = &self.zones[zone].apex;
-            let mut parent = owner.parent();
-            while let Some(name) = parent {
-                if !name.is_within(apex)
-                    || names.contains_key(name.as_wire())
-                    || self.records.contains_key(&name)
-                {
-                    break;
+            let sets = self.records.get(owner);
+            record_count +=
+                sets.map_or(0, |s| s.values().map(|set| set.rdatas.len()).sum::<usize>());
+            let node = match self.cut_of(owner, apex) {
+                Some(cut) => {
+                    let referral = self.render_referral(&cut);
+                    // DS at the cut belongs to the parent: NODATA without DNSSEC data.
+                    let answers: Box<[(u16, Rendered)]> = if &cut == owner {
+                        Box::new([(DS, zones[zone].nodata.clone())])
+                    } else {
+                        Box::new([])
+                    };
+                    Node {
+                        zone: zone as u16,
+                        answers,
+                        otherwise: Some(referral),
+                        referral: true,
+                    }
                 }
-                let node = Node {
-                    zone: zone as u16,
-                    answers: Box::new([]),
-                    otherwise: None,
-                };
-                names.insert(name.as_wire().into(), node);
-                parent = name.parent();
-            }
+                None => self.render_node(owner, sets, apex, &descendants, zone),
+            };
+            names.insert(owner.as_wire().into(), node);
         }
         Snapshot {
             zones,
             names,
             generation: self.generation,
             record_count,
+            zone_files: self.zone_files,
         }
     }
 
-    /// The SOA for negative answers: TTL = min(SOA TTL, MINIMUM) (RFC 2308 §3).
-    fn negative_authority(&self, settings: &ZoneSettings) -> RecordWriter {
+    fn render_node(
+        &self,
+        owner: &Name,
+        sets: Option<&BTreeMap<u16, RrSet>>,
+        apex: &Name,
+        descendants: &BTreeSet<Name>,
+        zone: usize,
+    ) -> Node {
+        let mut answers: Vec<(u16, Rendered)> = Vec::new();
+        let mut otherwise = None;
+        match sets {
+            // An empty name: NODATA for every type.
+            None => {}
+            Some(sets) if sets.is_empty() => {}
+            Some(sets) if sets.contains_key(&rtype::CNAME) => {
+                answers.push((
+                    rtype::CNAME,
+                    self.render(owner, rtype::CNAME, apex, descendants),
+                ));
+                for qtype in self.chain_types(owner, apex, descendants) {
+                    answers.push((qtype, self.render(owner, qtype, apex, descendants)));
+                }
+                otherwise = Some(self.render(owner, OTHER_TYPE, apex, descendants));
+            }
+            Some(sets) => {
+                for &qtype in sets.keys() {
+                    answers.push((qtype, self.render(owner, qtype, apex, descendants)));
+                }
+                answers.push((rtype::ANY, self.render_any(sets)));
+            }
+        }
+        Node {
+            zone: zone as u16,
+            answers: answers.into_boxed_slice(),
+            otherwise,
+            referral: false,
+        }
+    }
+
+    /// The SOA for negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    fn negative_authority(&self, apex: &Name) -> RecordWriter {
         let mut authority = RecordWriter::new();
-        if let Some(set) = self
-            .records
-            .get(&settings.apex)
-            .and_then(|s| s.get(&rtype::SOA))
-        {
+        if let Some(set) = self.records.get(apex).and_then(|s| s.get(&rtype::SOA)) {
             for data in &set.rdatas {
-                authority.record(
-                    Some(&settings.apex),
-                    rtype::SOA,
-                    set.ttl.min(settings.minimum),
-                    data,
-                );
+                let minimum = data
+                    .get(data.len().saturating_sub(4)..)
+                    .and_then(|m| <[u8; 4]>::try_from(m).ok())
+                    .map_or(set.ttl, u32::from_be_bytes);
+                authority.record(Some(apex), rtype::SOA, set.ttl.min(minimum), data);
             }
         }
         authority
     }
 
+    /// A referral to the zone cut `cut`: its NS RRset in authority, addresses
+    /// of its name servers from our data in additional, AA clear (RFC 1034 §4.3.2 step 3b).
+    fn render_referral(&self, cut: &Name) -> Rendered {
+        let mut authority = RecordWriter::new();
+        let mut additional = RecordWriter::new();
+        self.write_referral(cut, &mut authority, &mut additional);
+        Rendered::new(
+            rcode::NOERROR,
+            false,
+            &RecordWriter::new(),
+            &authority,
+            &additional,
+        )
+    }
+
+    fn write_referral(
+        &self,
+        cut: &Name,
+        authority: &mut RecordWriter,
+        additional: &mut RecordWriter,
+    ) {
+        if let Some(set) = self.records.get(cut).and_then(|s| s.get(&rtype::NS)) {
+            for data in &set.rdatas {
+                authority.record(Some(cut), rtype::NS, set.ttl, data);
+                self.add_additional(rtype::NS, data, additional);
+            }
+        }
+    }
+
     /// Types worth pre-rendering at a CNAME: those the end of its chain holds.
-    fn chain_types(&self, owner: &Name) -> Vec<u16> {
+    fn chain_types(&self, owner: &Name, apex: &Name, descendants: &BTreeSet<Name>) -> Vec<u16> {
         let mut current = owner.clone();
         for _ in 0..MAX_CHAIN {
-            let Some(sets) = self.records.get(&current) else {
+            let Found::Sets(sets) = self.find(&current, apex, descendants) else {
                 break;
             };
             match sets.get(&rtype::CNAME) {
-                Some(set) => match set.rdatas.first().and_then(|d| Name::from_wire(d)) {
-                    Some(next) => current = next,
-                    None => break,
+                Some(set) => match set
+                    .rdatas
+                    .first()
+                    .and_then(|d| Name::from_wire(&lowercase(d)))
+                {
+                    Some(next) if next.is_within(apex) => current = next,
+                    _ => break,
                 },
                 None => return sets.keys().copied().chain([rtype::ANY]).collect(),
             }
@@ -268,9 +440,15 @@ impl SnapshotBuilder {
     }
 
     /// Renders the answer for `owner` and `qtype`, following CNAMEs inside the
-    /// served data (RFC 1034 §4.3.2 step 3a); the RCODE describes the last name
-    /// of the chain (RFC 6604 §2).
-    fn render(&self, owner: &Name, qtype: u16) -> Rendered {
+    /// zone (RFC 1034 §4.3.2 step 3a); the RCODE describes the last name of
+    /// the chain (RFC 6604 §2).
+    fn render(
+        &self,
+        owner: &Name,
+        qtype: u16,
+        apex: &Name,
+        descendants: &BTreeSet<Name>,
+    ) -> Rendered {
         let mut answer = RecordWriter::new();
         let mut authority = RecordWriter::new();
         let mut additional = RecordWriter::new();
@@ -278,17 +456,29 @@ impl SnapshotBuilder {
         let mut code = rcode::NOERROR;
         for hop in 0..MAX_CHAIN {
             let owner_ref = if hop == 0 { None } else { Some(&current) };
-            let Some(sets) = self.records.get(&current) else {
-                // The chain left the data: NXDOMAIN when the target is in one of
-                // our zones (and is not a fall-through one), else just the CNAMEs.
-                if let Some(zone) = self.zone_index(&current).map(|i| &self.zones[i]) {
-                    let falls_through = zone.fallthrough.iter().any(|f| current.is_within(f));
-                    if !falls_through && !self.is_empty_non_terminal(&current) {
+            let sets = match self.find(&current, apex, descendants) {
+                Found::Sets(sets) => sets,
+                Found::Referral(cut) => {
+                    self.write_referral(&cut, &mut authority, &mut additional);
+                    break;
+                }
+                Found::Empty => {
+                    authority = self.negative_authority(apex);
+                    break;
+                }
+                Found::Missing => {
+                    let falls_through = self.zone_index(&current).is_some_and(|z| {
+                        self.zones[z]
+                            .fallthrough
+                            .iter()
+                            .any(|f| current.is_within(f))
+                    });
+                    if !falls_through {
                         code = rcode::NXDOMAIN;
                     }
-                    authority = self.negative_authority(zone);
+                    authority = self.negative_authority(apex);
+                    break;
                 }
-                break;
             };
             if let Some(set) = sets.get(&qtype) {
                 for data in &set.rdatas {
@@ -302,29 +492,21 @@ impl SnapshotBuilder {
                     break;
                 };
                 answer.record(owner_ref, rtype::CNAME, set.ttl, data);
-                match Name::from_wire(data) {
-                    Some(next) => current = next,
-                    None => break,
+                match Name::from_wire(&lowercase(data)) {
+                    // Only names in this zone are followed; the client resolves the rest.
+                    Some(next) if next.is_within(apex) => current = next,
+                    _ => break,
                 }
                 continue;
             }
-            if let Some(zone) = self.zone_index(&current).map(|i| &self.zones[i]) {
-                authority = self.negative_authority(zone);
-            }
+            authority = self.negative_authority(apex);
             break;
         }
         Rendered::new(code, true, &answer, &authority, &additional)
     }
 
-    fn is_empty_non_terminal(&self, name: &Name) -> bool {
-        // Linear, but only reached for a CNAME whose in-zone target is missing.
-        self.records
-            .keys()
-            .any(|other| other != name && other.is_within(name))
-    }
-
     /// RFC 8482 allows a subset; signpost answers ANY with every RRset it has.
-    fn render_any(&self, _owner: &Name, sets: &BTreeMap<u16, RrSet>) -> Rendered {
+    fn render_any(&self, sets: &BTreeMap<u16, RrSet>) -> Rendered {
         let mut answer = RecordWriter::new();
         for (&rr_type, set) in sets {
             for data in &set.rdatas {
@@ -336,12 +518,18 @@ impl SnapshotBuilder {
     }
 
     /// Additional-section processing (RFC 1034 §4.3.2 step 6): addresses of SRV
-    /// targets and name servers when they are in the served data.
+    /// targets, mail exchangers and name servers when they are in the data.
     fn add_additional(&self, rr_type: u16, data: &[u8], additional: &mut RecordWriter) {
         let target = match rr_type {
-            rtype::SRV => data.get(6..).and_then(Name::from_wire),
-            rtype::NS => Name::from_wire(data),
-            rtype::MX => data.get(2..).and_then(Name::from_wire),
+            rtype::SRV => data
+                .get(6..)
+                .map(lowercase)
+                .and_then(|d| Name::from_wire(&d)),
+            rtype::NS => Name::from_wire(&lowercase(data)),
+            rtype::MX => data
+                .get(2..)
+                .map(lowercase)
+                .and_then(|d| Name::from_wire(&d)),
             _ => None,
         };
         let Some(target) = target else { return };
@@ -356,4 +544,19 @@ impl SnapshotBuilder {
             }
         }
     }
+}
+
+/// Wire-format names in zone-file RDATA keep their case; lookups use lower case.
+fn lowercase(wire: &[u8]) -> Vec<u8> {
+    let mut out = wire.to_vec();
+    let mut at = 0;
+    while let Some(&len) = out.get(at) {
+        if len == 0 || len > 63 {
+            break;
+        }
+        let end = (at + 1 + len as usize).min(out.len());
+        out[at + 1..end].make_ascii_lowercase();
+        at = end;
+    }
+    out
 }

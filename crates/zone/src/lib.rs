@@ -19,6 +19,7 @@
 mod builder;
 pub mod cluster;
 mod snapshot;
+pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use snapshot::{Lookup, PodAnswer, PodMode, Snapshot};

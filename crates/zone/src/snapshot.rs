@@ -12,6 +12,8 @@ pub struct Snapshot {
     pub(crate) names: FxHashMap<Box<[u8]>, Node>,
     pub(crate) generation: u64,
     pub(crate) record_count: usize,
+    /// Zones loaded from files, for zone transfers.
+    pub(crate) zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
 }
 
 /// Per-zone answers shared by every name in the zone.
@@ -23,6 +25,9 @@ pub(crate) struct ZoneEntry {
     pub(crate) fallthrough: Vec<Name>,
     pub(crate) pods: PodMode,
     pub(crate) ttl: u32,
+    /// The zone has wildcards or zone cuts, so a missing name needs the
+    /// closest-encloser walk.
+    pub(crate) walk: bool,
 }
 
 /// One owner name: its answers by type, and what other types get.
@@ -32,6 +37,9 @@ pub(crate) struct Node {
     pub(crate) answers: Box<[(u16, Rendered)]>,
     /// The answer for types not in `answers`; `None` means the zone's NODATA.
     pub(crate) otherwise: Option<Rendered>,
+    /// At or below a zone cut: `otherwise` is the referral, also for names
+    /// below this one that do not exist.
+    pub(crate) referral: bool,
 }
 
 /// How `<a-b-c-d>.<namespace>.pod.<zone>` names are answered (CoreDNS `pods`).
@@ -75,13 +83,7 @@ impl Snapshot {
     /// Finds the answer for a lower-case wire qname and a qtype.
     pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
         if let Some(node) = self.names.get(qname) {
-            if let Some((_, answer)) = node.answers.iter().find(|(t, _)| *t == qtype) {
-                return Lookup::Answer(answer.view());
-            }
-            return match &node.otherwise {
-                Some(answer) => Lookup::Answer(answer.view()),
-                None => Lookup::Answer(self.zones[node.zone as usize].nodata.view()),
-            };
+            return self.answer_at(node, qtype);
         }
         let Some(zone) = self
             .zones
@@ -90,6 +92,11 @@ impl Snapshot {
         else {
             return Lookup::NotAuthoritative;
         };
+        if zone.walk
+            && let Some(found) = self.closest_encloser(qname, zone.apex.as_wire().len(), qtype)
+        {
+            return found;
+        }
         if zone.pods == PodMode::Insecure
             && let Some(found) = pod_lookup(qname, zone)
         {
@@ -114,6 +121,53 @@ impl Snapshot {
             return Lookup::Fallthrough;
         }
         Lookup::Answer(zone.nxdomain.view())
+    }
+
+    /// RFC 1034 §4.3.2 steps 3b and 3c for a name that does not exist: finds
+    /// the closest existing ancestor; below a zone cut that is a referral,
+    /// otherwise its `*` child, if any, answers (RFC 4592 §3.3.1). The
+    /// wildcard's answers own the question name (pointer 0xC00C), so they
+    /// are copied unchanged. No allocation: the `*` name is built on the stack.
+    fn closest_encloser(&self, qname: &[u8], apex_len: usize, qtype: u16) -> Option<Lookup<'_>> {
+        let mut at = 0;
+        while qname.len() - at > apex_len {
+            at += 1 + qname[at] as usize;
+            let encloser = &qname[at..];
+            let Some(node) = self.names.get(encloser) else {
+                continue;
+            };
+            if node.referral {
+                return node.otherwise.as_ref().map(|r| Lookup::Answer(r.view()));
+            }
+            let mut wildcard = [0u8; 256];
+            if encloser.len() + 2 > wildcard.len() {
+                return None;
+            }
+            wildcard[0] = 1;
+            wildcard[1] = b'*';
+            wildcard[2..2 + encloser.len()].copy_from_slice(encloser);
+            let node = self.names.get(&wildcard[..2 + encloser.len()])?;
+            return Some(self.answer_at(node, qtype));
+        }
+        None
+    }
+
+    fn answer_at<'a>(&'a self, node: &'a Node, qtype: u16) -> Lookup<'a> {
+        if let Some((_, answer)) = node.answers.iter().find(|(t, _)| *t == qtype) {
+            return Lookup::Answer(answer.view());
+        }
+        match &node.otherwise {
+            Some(answer) => Lookup::Answer(answer.view()),
+            None => Lookup::Answer(self.zones[node.zone as usize].nodata.view()),
+        }
+    }
+
+    /// The zone file whose apex is exactly `apex` (lower-case wire), for AXFR.
+    pub fn zone_file(&self, apex: &[u8]) -> Option<&crate::zonefile::ZoneFile> {
+        self.zone_files
+            .iter()
+            .find(|z| z.apex.as_wire() == apex)
+            .map(|z| &**z)
     }
 
     /// The generation number, increasing with every build.

@@ -351,3 +351,147 @@ fn apex_and_schema_version() {
     };
     assert_eq!(text.to_string(), "1.1.0");
 }
+
+// === file zones: RFC 1034 §4.3.2 with cuts and wildcards, RFC 4592 ===
+
+const ZONE: &str = "$ORIGIN example.test.
+$TTL 300
+@        IN SOA ns1 hostmaster ( 7 7200 1800 1209600 60 )
+         IN NS  ns1
+ns1      IN A   192.0.2.1
+www      IN A   192.0.2.10
+alias    IN CNAME www
+*.wild   IN A   192.0.2.99
+*.wild   IN TXT \"wild\"
+blocked.wild IN A 192.0.2.98
+deep.ent.wild IN A 192.0.2.97
+sub      IN NS  ns.sub
+ns.sub   IN A   192.0.2.53
+mail     IN MX  10 www
+unknown  IN TYPE65280 \\# 4 0a000001
+$INCLUDE included.zone
+";
+
+fn file_snapshot() -> Snapshot {
+    let dir = std::env::temp_dir().join(format!("signpost-zone-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("example.zone"), ZONE).unwrap();
+    std::fs::write(dir.join("included.zone"), "inc IN A 192.0.2.77\n").unwrap();
+    let zone =
+        crate::zonefile::load_zone_file(&dir.join("example.zone"), &name("example.test")).unwrap();
+    assert_eq!(zone.serial, 7);
+    let mut builder = SnapshotBuilder::new(1);
+    builder.add_file_zone(zone.apex.clone(), Vec::new());
+    for record in &zone.records {
+        builder
+            .add_record(
+                record.owner.clone(),
+                record.rtype,
+                record.ttl,
+                record.rdata.clone(),
+            )
+            .unwrap();
+    }
+    builder.build()
+}
+
+/// RFC 4592 §3.3.1: a missing name whose closest encloser has a `*` child gets
+/// the wildcard's data with the question as owner.
+#[test]
+fn wildcard_synthesizes_answers() {
+    let snapshot = file_snapshot();
+    let answer = ask(&snapshot, "a.b.wild.example.test", RecordType::A).unwrap();
+    assert_eq!(rcode_of(&answer), rcode::NOERROR);
+    assert_eq!(answer.answers[0].name.to_ascii(), "a.b.wild.example.test.");
+    let nodata = ask(&snapshot, "x.wild.example.test", RecordType::MX).unwrap();
+    assert!(nodata.answers.is_empty() && rcode_of(&nodata) == rcode::NOERROR);
+}
+
+/// RFC 4592 §2.2.2: existing names and empty non-terminals block the wildcard.
+#[test]
+fn existing_names_block_the_wildcard() {
+    let snapshot = file_snapshot();
+    let blocked = ask(&snapshot, "blocked.wild.example.test", RecordType::TXT).unwrap();
+    assert!(blocked.answers.is_empty(), "NODATA at an existing name");
+    let ent = ask(&snapshot, "ent.wild.example.test", RecordType::A).unwrap();
+    assert!(
+        ent.answers.is_empty() && rcode_of(&ent) == rcode::NOERROR,
+        "ENT blocks"
+    );
+    let below_ent = ask(&snapshot, "x.ent.wild.example.test", RecordType::A).unwrap();
+    assert_eq!(
+        rcode_of(&below_ent),
+        rcode::NXDOMAIN,
+        "closest encloser is the ENT, which has no `*`"
+    );
+}
+
+/// RFC 1034 §4.3.2 step 3b: at and below a cut, a referral with glue and AA clear.
+#[test]
+fn delegation_gives_referral_with_glue() {
+    let snapshot = file_snapshot();
+    for qname in [
+        "sub.example.test",
+        "host.sub.example.test",
+        "ns.sub.example.test",
+        "a.b.sub.example.test",
+    ] {
+        let referral = ask(&snapshot, qname, RecordType::A).unwrap();
+        assert!(!referral.metadata.authoritative, "{qname}");
+        assert!(referral.answers.is_empty(), "{qname}");
+        assert_eq!(
+            referral.authorities[0].record_type(),
+            RecordType::NS,
+            "{qname}"
+        );
+        assert_eq!(
+            referral.additionals[0].name.to_ascii(),
+            "ns.sub.example.test.",
+            "{qname}"
+        );
+    }
+}
+
+/// Zone files: $INCLUDE, unknown types (RFC 3597), MX additional processing.
+#[test]
+fn zone_file_features() {
+    let snapshot = file_snapshot();
+    assert_eq!(
+        ask(&snapshot, "inc.example.test", RecordType::A)
+            .unwrap()
+            .answers
+            .len(),
+        1
+    );
+    let unknown = ask(
+        &snapshot,
+        "unknown.example.test",
+        RecordType::Unknown(65280),
+    )
+    .unwrap();
+    assert_eq!(unknown.answers.len(), 1);
+    let mx = ask(&snapshot, "mail.example.test", RecordType::MX).unwrap();
+    assert_eq!(mx.additionals.len(), 1);
+    let chained = ask(&snapshot, "alias.example.test", RecordType::A).unwrap();
+    assert_eq!(chained.answers.len(), 2);
+    let negative = ask(&snapshot, "nope.example.test", RecordType::A).unwrap();
+    assert_eq!(rcode_of(&negative), rcode::NXDOMAIN);
+    assert_eq!(
+        negative.authorities[0].ttl, 60,
+        "min(SOA TTL 300, MINIMUM 60)"
+    );
+}
+
+/// A syntax error names the file and line.
+#[test]
+fn zone_file_errors_have_lines() {
+    let dir = std::env::temp_dir().join(format!("signpost-zone-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.zone");
+    std::fs::write(&path, "$ORIGIN example.test.\n@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\nwww 300 IN A 999.1.1.1\n").unwrap();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    assert_eq!(error.line, Some(4), "{error}");
+    std::fs::write(&path, "$ORIGIN example.test.\n@ 300 IN NS ns1\n").unwrap();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    assert!(error.message.contains("no SOA"), "{error}");
+}

@@ -1,0 +1,238 @@
+//! RFC 1035 master files, read with NLnet Labs' `domain` zone-file scanner.
+//!
+//! Control plane. Supports what the scanner supports: `$ORIGIN`, `$TTL`,
+//! `$INCLUDE` (resolved here, relative to the including file), relative
+//! names, `@`, parentheses, comments, the usual types and unknown types in
+//! RFC 3597 form. Every problem is reported with the file and line; a zone
+//! with a problem is not served (the caller keeps the previous one).
+
+use domain::base::iana::Class;
+use domain::base::rdata::ComposeRecordData;
+use domain::base::{Name as DomainName, ToName};
+use domain::zonefile::inplace::{Entry, Zonefile};
+use signpost_proto::{Name, rtype};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A loaded zone: its records, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFile {
+    /// The zone apex.
+    pub apex: Name,
+    /// The SOA serial.
+    pub serial: u32,
+    /// Every record.
+    pub records: Vec<ZoneRecord>,
+}
+
+/// One record from a zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneRecord {
+    /// Owner, lower case.
+    pub owner: Name,
+    /// Type.
+    pub rtype: u16,
+    /// TTL.
+    pub ttl: u32,
+    /// RDATA in wire format, names uncompressed and in the file's case.
+    pub rdata: Vec<u8>,
+    /// Where it was written.
+    pub file: PathBuf,
+    /// The line it starts on.
+    pub line: u32,
+}
+
+/// A problem in a zone file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneFileError {
+    /// The file.
+    pub file: PathBuf,
+    /// The line, when known.
+    pub line: Option<u32>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ZoneFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// Deepest `$INCLUDE` nesting accepted (a loop guard).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// Loads the zone `apex` from `path`.
+pub fn load_zone_file(path: &Path, apex: &Name) -> Result<ZoneFile, ZoneFileError> {
+    let origin = to_domain_name(apex).ok_or_else(|| ZoneFileError {
+        file: path.to_owned(),
+        line: None,
+        message: format!("invalid zone name {apex}"),
+    })?;
+    let mut records = Vec::new();
+    scan(path, origin, &mut records, 0)?;
+    let error = |line: Option<u32>, message: String| ZoneFileError {
+        file: path.to_owned(),
+        line,
+        message,
+    };
+    let soas: Vec<&ZoneRecord> = records.iter().filter(|r| r.rtype == rtype::SOA).collect();
+    let serial = match soas.as_slice() {
+        [soa] if soa.owner == *apex => {
+            soa_serial(&soa.rdata).ok_or_else(|| error(Some(soa.line), "malformed SOA".into()))?
+        }
+        [soa] => {
+            return Err(error(
+                Some(soa.line),
+                format!("the SOA must be at the apex {apex}"),
+            ));
+        }
+        [] => return Err(error(None, format!("no SOA record for {apex}"))),
+        [_, second, ..] => return Err(error(Some(second.line), "more than one SOA record".into())),
+    };
+    if !records
+        .iter()
+        .any(|r| r.owner == *apex && r.rtype == rtype::NS)
+    {
+        return Err(error(None, format!("no NS records at the apex {apex}")));
+    }
+    if let Some(outside) = records.iter().find(|r| !r.owner.is_within(apex)) {
+        return Err(ZoneFileError {
+            file: outside.file.clone(),
+            line: Some(outside.line),
+            message: format!("{} is outside the zone {apex}", outside.owner),
+        });
+    }
+    Ok(ZoneFile {
+        apex: apex.clone(),
+        serial,
+        records,
+    })
+}
+
+fn scan(
+    path: &Path,
+    origin: DomainName<bytes::Bytes>,
+    records: &mut Vec<ZoneRecord>,
+    depth: usize,
+) -> Result<(), ZoneFileError> {
+    let error = |line: Option<u32>, message: String| ZoneFileError {
+        file: path.to_owned(),
+        line,
+        message,
+    };
+    let text = std::fs::read(path).map_err(|e| error(None, format!("cannot read: {e}")))?;
+    let mut zonefile = Zonefile::with_capacity(text.len());
+    zonefile.extend_from_slice(&text);
+    zonefile.set_origin(origin);
+    loop {
+        let start = zonefile.current_offset();
+        let entry = match zonefile.next_entry() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(()),
+            Err(scan_error) => {
+                // The scanner's message starts "LINE:COL: " with the position it
+                // reached; the entry's first line is where the operator looks.
+                let message = scan_error.to_string();
+                let message = message
+                    .splitn(3, ':')
+                    .nth(2)
+                    .map_or(message.as_str(), str::trim)
+                    .to_owned();
+                return Err(error(Some(first_content_line(&text, start)), message));
+            }
+        };
+        let line = first_content_line(&text, start);
+        match entry {
+            Entry::Record(record) => {
+                if record.class() != Class::IN {
+                    return Err(error(
+                        Some(line),
+                        format!("class {} is not supported, only IN", record.class()),
+                    ));
+                }
+                let owner = Name::from_ascii(&record.owner().to_string())
+                    .map_err(|e| error(Some(line), format!("bad owner name: {e}")))?;
+                let mut rdata = Vec::new();
+                record
+                    .data()
+                    .compose_rdata(&mut rdata)
+                    .map_err(|_| error(Some(line), "record data too long".into()))?;
+                records.push(ZoneRecord {
+                    owner,
+                    rtype: record.rtype().to_int(),
+                    ttl: record.ttl().as_secs(),
+                    rdata,
+                    file: path.to_owned(),
+                    line,
+                });
+            }
+            Entry::Include {
+                path: included,
+                origin,
+            } => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(error(
+                        Some(line),
+                        "$INCLUDE nested too deeply (a loop?)".into(),
+                    ));
+                }
+                let included = String::from_utf8_lossy(included.as_slice()).into_owned();
+                let included = path.parent().unwrap_or(Path::new(".")).join(included);
+                let origin = match origin {
+                    Some(origin) => origin,
+                    None => zonefile
+                        .origin()
+                        .map_err(|e| error(Some(line), e.to_string()))?,
+                };
+                scan(&included, origin, records, depth + 1)?;
+            }
+        }
+    }
+}
+
+/// The line of the first non-blank, non-comment byte at or after `offset`.
+fn first_content_line(text: &[u8], offset: usize) -> u32 {
+    let mut line = 1 + text[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count() as u32;
+    let mut in_comment = false;
+    for &byte in &text[offset.min(text.len())..] {
+        match byte {
+            b'\n' => {
+                line += 1;
+                in_comment = false;
+            }
+            b';' => in_comment = true,
+            b' ' | b'\t' | b'\r' => {}
+            _ if in_comment => {}
+            _ => break,
+        }
+    }
+    line
+}
+
+fn to_domain_name(name: &Name) -> Option<DomainName<bytes::Bytes>> {
+    DomainName::from_octets(bytes::Bytes::copy_from_slice(name.as_wire()))
+        .ok()
+        .map(|n| n.to_name())
+}
+
+/// SERIAL from SOA RDATA: after MNAME and RNAME (RFC 1035 §3.3.13).
+fn soa_serial(rdata: &[u8]) -> Option<u32> {
+    let mut at = 0;
+    for _ in 0..2 {
+        loop {
+            let len = *rdata.get(at)? as usize;
+            at += 1 + len;
+            if len == 0 {
+                break;
+            }
+        }
+    }
+    Some(u32::from_be_bytes(rdata.get(at..at + 4)?.try_into().ok()?))
+}
