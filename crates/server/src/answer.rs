@@ -9,7 +9,7 @@ use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport
 use crate::querylog::QueryLog;
 use arc_swap::ArcSwap;
 use signpost_proto::{
-    CLASS_IN, MAX_TCP_MESSAGE, Name, ParseError, Query, ResponseMeta, is_within_wire, parse_query,
+    CLASS_IN, RecordWriter, MAX_TCP_MESSAGE, Name, ParseError, Query, ResponseMeta, is_within_wire, parse_query,
     rcode, rtype, write_error, write_header_only, write_response,
 };
 use signpost_zone::{Lookup, Snapshot};
@@ -160,6 +160,44 @@ impl Responder {
                 MetricResponder::Server,
             ),
         }
+    }
+
+    /// Answers an AXFR query for a zone loaded from a file (RFC 5936), over
+    /// TCP only: the SOA, every other record, the SOA again, split into
+    /// messages of at most 16 KiB. Returns `None` when `packet` is not such a
+    /// query, so the caller answers it normally.
+    pub fn transfer(&self, packet: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let query = parse_query(packet).ok()?;
+        if query.qtype != rtype::AXFR || query.qclass != CLASS_IN {
+            return None;
+        }
+        let snapshot = self.snapshot.load();
+        let zone = snapshot.zone_file(query.qname_lower())?;
+        let soa = zone.records.iter().find(|r| r.rtype == rtype::SOA)?;
+        let others = zone.records.iter().filter(|r| r.rtype != rtype::SOA);
+        let ordered = std::iter::once(soa).chain(others).chain(std::iter::once(soa));
+        let mut messages = Vec::new();
+        let mut writer = RecordWriter::new();
+        let finish = |writer: &RecordWriter, messages: &mut Vec<Vec<u8>>| {
+            let mut message = Vec::with_capacity(12 + query.question().len() + writer.bytes().len());
+            message.extend_from_slice(&query.header()[..2]);
+            // QR, opcode QUERY, AA; RCODE NOERROR.
+            message.extend_from_slice(&[0x84, 0x00, 0, 1]);
+            message.extend_from_slice(&writer.count().to_be_bytes());
+            message.extend_from_slice(&[0, 0, 0, 0]);
+            message.extend_from_slice(query.question());
+            message.extend_from_slice(writer.bytes());
+            messages.push(message);
+        };
+        for record in ordered {
+            if writer.bytes().len() > 16 * 1024 {
+                finish(&writer, &mut messages);
+                writer = RecordWriter::new();
+            }
+            writer.record(Some(&record.owner), record.rtype, record.ttl, &record.rdata);
+        }
+        finish(&writer, &mut messages);
+        Some(messages)
     }
 
     #[allow(clippy::too_many_arguments)]

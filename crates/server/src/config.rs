@@ -46,6 +46,21 @@ pub struct ListenerConfig {
     pub errors: bool,
     /// The `healthcheck` plugin, if a block has one.
     pub healthcheck: Option<HealthcheckConfig>,
+    /// `file` plugins: zones served from master files.
+    pub files: Vec<FileConfig>,
+}
+
+/// The `file` plugin: `file DBFILE [ZONES...] { reload DURATION }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileConfig {
+    /// The master file (relative paths are relative to the Corefile).
+    pub path: PathBuf,
+    /// Zones it holds (default: the server block's zones).
+    pub zones: Vec<Name>,
+    /// How often the SOA serial is checked for a reload (CoreDNS default 1m; 0 disables).
+    pub reload: Duration,
+    /// Where the directive is.
+    pub location: Location,
 }
 
 /// The `healthcheck` plugin: active checks of annotated services' endpoints.
@@ -192,6 +207,7 @@ impl Config {
             let mut kubernetes = Vec::new();
             let (mut log, mut errors_on) = (false, false);
             let mut healthcheck = None;
+            let mut files = Vec::new();
             let zones: Vec<Name> = block
                 .keys
                 .iter()
@@ -220,6 +236,7 @@ impl Config {
                     ),
                     "kubernetes" => kubernetes.extend(errors.kubernetes(directive, &zones, &base)),
                     "healthcheck" => healthcheck = Some(errors.healthcheck(directive)),
+                    "file" => files.extend(errors.file(directive, &zones, &base)),
                     name if NOT_YET.contains(&name) => errors.push(
                         &directive.location,
                         format!(
@@ -248,6 +265,11 @@ impl Config {
                         listener.log |= log;
                         listener.errors |= errors_on;
                         listener.healthcheck = listener.healthcheck.or(healthcheck);
+                        for file in &files {
+                            if !listener.files.contains(file) {
+                                listener.files.push(file.clone());
+                            }
+                        }
                     }
                     None => config.listeners.push(ListenerConfig {
                         addresses,
@@ -256,6 +278,7 @@ impl Config {
                         log,
                         errors: errors_on,
                         healthcheck,
+                        files: files.clone(),
                     }),
                 }
             }
@@ -404,6 +427,30 @@ impl ConfigErrors {
             }
         }
         config
+    }
+
+    /// `file DBFILE [ZONES...] { reload DURATION }`.
+    fn file(&mut self, directive: &Directive, block_zones: &[Name], base: &Path) -> Option<FileConfig> {
+        let Some((path, zones)) = directive.args.split_first() else {
+            self.push(&directive.location, "`file` expects a zone file and optional zones".to_owned());
+            return None;
+        };
+        let mut zones: Vec<Name> = zones.iter().filter_map(|z| self.name(&directive.location, z)).collect();
+        if zones.is_empty() {
+            zones = block_zones.to_vec();
+        }
+        let mut reload = Duration::from_secs(60);
+        for option in &directive.block {
+            match (option.name.as_str(), option.args.as_slice()) {
+                ("reload", [value]) => match parse_duration(value) {
+                    Some(duration) => reload = duration,
+                    None => self.push(&option.location, format!("`reload` expects a duration such as 30s, found {value:?}")),
+                },
+                ("reload", _) => self.push(&option.location, "`reload` expects one duration".to_owned()),
+                (other, _) => self.push(&option.location, format!("unknown `file` option `{other}`")),
+            }
+        }
+        Some(FileConfig { path: base.join(path), zones, reload, location: directive.location.clone() })
     }
 
     /// `health [ADDR]`, `ready [ADDR]`, `prometheus [ADDR]`: `:PORT`, `HOST:PORT`.

@@ -25,7 +25,9 @@ use signpost_health::{
     CheckKind, EndpointKey, HealthMetrics, LocalVerdicts, Prober, SubscribeVerdicts, Verdicts,
 };
 use signpost_zone::cluster::{self, ClusterOptions, ClusterService};
+use signpost_proto::Name;
 use signpost_zone::cluster::{AllUnhealthy, CheckProtocol, EndpointHealth};
+use signpost_zone::zonefile::{ZoneFile, load_zone_file};
 use signpost_zone::{Snapshot, SnapshotBuilder};
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -185,8 +187,22 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
         ready.store(true, Ordering::Release);
     }
     for (index, (listener, snapshot)) in pending.into_iter().enumerate() {
-        let sources: Vec<Box<dyn ClusterSource>> =
-            listener.kubernetes.iter().map(|k| factory(k)).collect();
+        let mut sources: Vec<Box<dyn PollSource>> = listener
+            .kubernetes
+            .iter()
+            .map(|k| Box::new(ClusterAdapter(factory(k))) as Box<dyn PollSource>)
+            .collect();
+        for file in &listener.files {
+            for zone in &file.zones {
+                sources.push(Box::new(FileZoneSource {
+                    path: file.path.clone(),
+                    apex: zone.clone(),
+                    reload: file.reload,
+                    next_check: None,
+                    serial: None,
+                }));
+            }
+        }
         let health_link = health.as_ref().map(|h| HealthLink {
             verdicts: h.bus.subscribe(),
             targets: h.targets.clone(),
@@ -321,7 +337,7 @@ async fn wait_for_signal() {
 /// The single writer of one listener's snapshot.
 struct Compiler {
     listener: ListenerConfig,
-    sources: Vec<Box<dyn ClusterSource>>,
+    sources: Vec<Box<dyn PollSource>>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     status: Arc<CatalogStatus>,
     ready: Arc<AtomicBool>,
@@ -453,7 +469,7 @@ impl Compiler {
     /// on its own thread: loading and compiling a large catalog takes seconds
     /// and must not hold a runtime thread that TCP clients need.
     fn run(mut self, cancel: &CancellationToken) {
-        let mut states: Vec<Option<Arc<Vec<ClusterService>>>> = vec![None; self.sources.len()];
+        let mut states: Vec<Option<SourceState>> = vec![None; self.sources.len()];
         let mut problems: Vec<Vec<SourceProblem>> = vec![Vec::new(); self.sources.len()];
         let mut generation = 0u64;
         let mut dirty = true;
@@ -466,8 +482,8 @@ impl Compiler {
             for (index, source) in self.sources.iter_mut().enumerate() {
                 match source.poll() {
                     None => {}
-                    Some(Ok(services)) => {
-                        states[index] = Some(Arc::new(services));
+                    Some(Ok(state)) => {
+                        states[index] = Some(state);
                         problems_changed |= !problems[index].is_empty();
                         problems[index].clear();
                         dirty = true;
@@ -491,7 +507,22 @@ impl Compiler {
             }
             dirty = false;
             generation += 1;
-            let inputs: Vec<Arc<Vec<ClusterService>>> = states.iter().flatten().cloned().collect();
+            let inputs: Vec<Arc<Vec<ClusterService>>> = states
+                .iter()
+                .flatten()
+                .filter_map(|s| match s {
+                    SourceState::Cluster(services) => Some(services.clone()),
+                    SourceState::Zone(_) => None,
+                })
+                .collect();
+            let zone_files: Vec<Arc<ZoneFile>> = states
+                .iter()
+                .flatten()
+                .filter_map(|s| match s {
+                    SourceState::Zone(zone) => Some(zone.clone()),
+                    SourceState::Cluster(_) => None,
+                })
+                .collect();
             let plugins = self.listener.kubernetes.clone();
             let all_unhealthy = self
                 .health
@@ -501,6 +532,7 @@ impl Compiler {
                 generation,
                 &plugins,
                 &inputs,
+                &zone_files,
                 &VerdictView(&verdicts),
                 all_unhealthy,
             );
@@ -569,6 +601,7 @@ fn build_snapshot(
     generation: u64,
     plugins: &[KubernetesConfig],
     inputs: &[Arc<Vec<ClusterService>>],
+    zone_files: &[Arc<ZoneFile>],
     health: &dyn EndpointHealth,
     all_unhealthy: AllUnhealthy,
 ) -> (Snapshot, Vec<String>) {
@@ -594,7 +627,79 @@ fn build_snapshot(
             health,
         ));
     }
+    for zone in zone_files {
+        builder.add_file_zone(zone.apex.clone(), Vec::new());
+        for record in &zone.records {
+            if let Err(error) = builder.add_record(record.owner.clone(), record.rtype, record.ttl, record.rdata.clone()) {
+                problems.push(format!("{}:{}: {error}", record.file.display(), record.line));
+            }
+        }
+        builder.attach_zone_file(zone.clone());
+    }
     (builder.build(), problems)
+}
+
+/// What a source delivered last.
+#[derive(Debug, Clone)]
+enum SourceState {
+    /// Services for a `kubernetes` plugin.
+    Cluster(Arc<Vec<ClusterService>>),
+    /// A zone for a `file` plugin.
+    Zone(Arc<ZoneFile>),
+}
+
+/// A source as the compiler polls it.
+trait PollSource: Send {
+    fn poll(&mut self) -> Option<Result<SourceState, Vec<SourceProblem>>>;
+}
+
+/// A `kubernetes` plugin's source.
+struct ClusterAdapter(Box<dyn ClusterSource>);
+
+impl PollSource for ClusterAdapter {
+    fn poll(&mut self) -> Option<Result<SourceState, Vec<SourceProblem>>> {
+        self.0.poll().map(|r| r.map(|services| SourceState::Cluster(Arc::new(services))))
+    }
+}
+
+/// One zone of a `file` plugin: loaded at start, then re-read every `reload`
+/// interval and swapped in when the SOA serial changed (CoreDNS's rule).
+struct FileZoneSource {
+    path: std::path::PathBuf,
+    apex: Name,
+    reload: Duration,
+    next_check: Option<std::time::SystemTime>,
+    serial: Option<u32>,
+}
+
+impl PollSource for FileZoneSource {
+    fn poll(&mut self) -> Option<Result<SourceState, Vec<SourceProblem>>> {
+        let now = SystemTime::now();
+        if self.next_check.is_some_and(|next| now < next) {
+            return None;
+        }
+        // Until the first good load, retry at every poll; then at the reload interval.
+        if self.serial.is_some() {
+            if self.reload.is_zero() {
+                self.next_check = Some(now + Duration::from_secs(u64::from(u32::MAX)));
+                return None;
+            }
+            self.next_check = Some(now + self.reload);
+        }
+        match load_zone_file(&self.path, &self.apex) {
+            Ok(zone) if Some(zone.serial) == self.serial => None,
+            Ok(zone) => {
+                tracing::info!(zone = %self.apex, serial = zone.serial, file = %self.path.display(), "zone loaded");
+                self.serial = Some(zone.serial);
+                Some(Ok(SourceState::Zone(Arc::new(zone))))
+            }
+            Err(error) => Some(Err(vec![SourceProblem {
+                file: error.file.display().to_string(),
+                line: error.line,
+                message: error.message,
+            }])),
+        }
+    }
 }
 
 fn render_control_metrics(status: &CatalogStatus, out: &mut String) {

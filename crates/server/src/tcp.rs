@@ -104,6 +104,18 @@ async fn connection(
                 _ => return,
             },
         };
+        if let Some(messages) = responder.transfer(&query[..len]) {
+            tracing::info!(%client, messages = messages.len(), "zone transfer");
+            for message in messages {
+                let mut framed = Vec::with_capacity(message.len() + 2);
+                framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
+                framed.extend_from_slice(&message);
+                if !matches!(tokio::time::timeout(limits.idle_timeout, writer.write_all(&framed)).await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            continue;
+        }
         let exchange = Exchange {
             client,
             transport: Transport::Tcp,
