@@ -8,6 +8,7 @@ mod example;
 mod fixtures;
 mod header;
 mod health;
+mod malformed;
 mod negative;
 mod operations;
 mod protocol;
