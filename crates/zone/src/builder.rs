@@ -412,7 +412,9 @@ impl SnapshotBuilder {
         if let Some(set) = self.records.get(cut).and_then(|s| s.get(&rtype::NS)) {
             for data in &set.rdatas {
                 authority.record(Some(cut), rtype::NS, set.ttl, data);
-                self.add_additional(rtype::NS, data, additional);
+                if let Some(zone) = self.zone_index(cut) {
+                    self.add_additional(rtype::NS, data, &self.zones[zone].apex, additional);
+                }
             }
         }
     }
@@ -483,7 +485,7 @@ impl SnapshotBuilder {
             if let Some(set) = sets.get(&qtype) {
                 for data in &set.rdatas {
                     answer.record(owner_ref, qtype, set.ttl, data);
-                    self.add_additional(qtype, data, &mut additional);
+                    self.add_additional(qtype, data, apex, &mut additional);
                 }
                 break;
             }
@@ -518,8 +520,15 @@ impl SnapshotBuilder {
     }
 
     /// Additional-section processing (RFC 1034 §4.3.2 step 6): addresses of SRV
-    /// targets, mail exchangers and name servers when they are in the data.
-    fn add_additional(&self, rr_type: u16, data: &[u8], additional: &mut RecordWriter) {
+    /// targets, mail exchangers and name servers when they are in the same
+    /// zone's data (as Knot does: another zone's data is not offered).
+    fn add_additional(
+        &self,
+        rr_type: u16,
+        data: &[u8],
+        apex: &Name,
+        additional: &mut RecordWriter,
+    ) {
         let target = match rr_type {
             rtype::SRV => data
                 .get(6..)
@@ -532,7 +541,9 @@ impl SnapshotBuilder {
                 .and_then(|d| Name::from_wire(&d)),
             _ => None,
         };
-        let Some(target) = target else { return };
+        let Some(target) = target.filter(|t| t.is_within(apex)) else {
+            return;
+        };
         let Some(sets) = self.records.get(&target) else {
             return;
         };

@@ -161,9 +161,11 @@ fn scan(
                     .data()
                     .compose_rdata(&mut rdata)
                     .map_err(|_| error(Some(line), "record data too long".into()))?;
+                let rr_type = record.rtype().to_int();
+                expand_origin_in_rdata(rr_type, &mut rdata);
                 records.push(ZoneRecord {
                     owner,
-                    rtype: record.rtype().to_int(),
+                    rtype: rr_type,
                     ttl: record.ttl().as_secs(),
                     rdata,
                     file: path.to_owned(),
@@ -189,6 +191,36 @@ fn scan(
                         .map_err(|e| error(Some(line), e.to_string()))?,
                 };
                 scan(&included, origin, records, depth + 1)?;
+            }
+        }
+    }
+}
+
+/// RFC 1035 §5.1: a free-standing `@` denotes the current origin, in RDATA
+/// too. The scanner leaves an `@` label in front of the origin (`\@.example.`);
+/// drop it from every name in the RDATA of the types that hold names.
+fn expand_origin_in_rdata(rr_type: u16, rdata: &mut Vec<u8>) {
+    let starts: &[usize] = match rr_type {
+        rtype::CNAME | rtype::NS | rtype::PTR | 39 => &[0],
+        rtype::MX => &[2],
+        rtype::SRV => &[6],
+        rtype::SOA => &[0, usize::MAX],
+        _ => return,
+    };
+    let mut at = 0;
+    for &start in starts {
+        // usize::MAX: the name right after the previous one (SOA's RNAME).
+        if start != usize::MAX {
+            at = start;
+        }
+        if rdata.get(at..at + 2) == Some(&[1, b'@'][..]) {
+            rdata.drain(at..at + 2);
+        }
+        // Skip this name to find the next one.
+        while let Some(&len) = rdata.get(at) {
+            at += 1 + len as usize;
+            if len == 0 {
+                break;
             }
         }
     }
