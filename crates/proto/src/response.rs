@@ -111,6 +111,42 @@ pub fn write_response(
     out: &mut [u8],
     limit: usize,
 ) -> ResponseMeta {
+    write_response_patched(query, rendered, Patch::NONE, out, limit)
+}
+
+/// How a copied body differs from an authoritative answer: header bits of a
+/// recursive answer and one TTL written over every record (a cached answer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patch<'a> {
+    /// Set RA (RFC 1035 §4.1.1): the answer came through recursion.
+    pub recursion_available: bool,
+    /// Set AD (RFC 4035 §3.2.3).
+    pub authentic_data: bool,
+    /// Offsets within the body of each record's four-byte TTL field, ascending.
+    pub ttl_offsets: &'a [u16],
+    /// The TTL written at every offset inside the part of the body that is sent.
+    pub ttl: u32,
+}
+
+impl Patch<'_> {
+    /// No change: the body is copied as it is, RA and AD clear.
+    pub const NONE: Patch<'static> = Patch {
+        recursion_available: false,
+        authentic_data: false,
+        ttl_offsets: &[],
+        ttl: 0,
+    };
+}
+
+/// [`write_response`] with header bits and TTLs patched while copying; the same
+/// truncation rules apply. Allocation-free.
+pub fn write_response_patched(
+    query: &Query<'_>,
+    rendered: AnswerView<'_>,
+    patch: Patch<'_>,
+    out: &mut [u8],
+    limit: usize,
+) -> ResponseMeta {
     let question = query.question();
     let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
     let fixed = HEADER_LEN + question.len() + opt_len;
@@ -159,10 +195,25 @@ pub fn write_response(
         truncated,
         counts,
     );
+    if patch.recursion_available {
+        out[3] |= 0x80;
+    }
+    if patch.authentic_data {
+        out[3] |= 0x20;
+    }
     let mut at = HEADER_LEN;
     out[at..at + question.len()].copy_from_slice(question);
     at += question.len();
-    out[at..at + body.len()].copy_from_slice(body);
+    let copied = &mut out[at..at + body.len()];
+    copied.copy_from_slice(body);
+    let ttl = patch.ttl.to_be_bytes();
+    for &offset in patch.ttl_offsets {
+        let offset = offset as usize;
+        match copied.get_mut(offset..offset + 4) {
+            Some(field) => field.copy_from_slice(&ttl),
+            None => break,
+        }
+    }
     at += body.len();
     if let Some(edns) = query.edns {
         at += write_opt(&mut out[at..], 0, edns.dnssec_ok);

@@ -7,10 +7,11 @@
 
 use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport};
 use crate::querylog::QueryLog;
+use crate::recursion::Recursion;
 use arc_swap::ArcSwap;
 use signpost_proto::{
-    CLASS_IN, RecordWriter, MAX_TCP_MESSAGE, Name, ParseError, Query, ResponseMeta, is_within_wire, parse_query,
-    rcode, rtype, write_error, write_header_only, write_response,
+    CLASS_IN, MAX_TCP_MESSAGE, Name, ParseError, Query, RecordWriter, ResponseMeta, is_within_wire,
+    parse_query, rcode, rtype, write_error, write_header_only, write_response,
 };
 use signpost_zone::{Lookup, Snapshot};
 use std::net::SocketAddr;
@@ -26,6 +27,24 @@ pub struct Responder {
     zones: Vec<(Name, usize)>,
     dropped_zone: usize,
     log: bool,
+    recursion: Option<Arc<Recursion>>,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer of this many bytes is in the buffer.
+    Reply(usize),
+    /// Nothing to send (a response, or fewer than 12 bytes).
+    Drop,
+    /// Not in any zone nor the cache: resolve it with
+    /// [`Recursion::resolve`] off the worker.
+    Defer {
+        /// The metric slot of the matched server-block zone.
+        zone: usize,
+        /// The answer size limit.
+        limit: usize,
+    },
 }
 
 /// Where an answer goes.
@@ -61,22 +80,34 @@ impl Responder {
             zones,
             dropped_zone,
             log,
+            recursion: None,
         }
     }
 
-    /// Answers one message. Returns the answer's length in `out`, or `None`
-    /// when nothing must be sent (a response, or fewer than 12 bytes).
+    /// Adds the cache and forwarders for names no zone holds.
+    pub fn with_recursion(mut self, recursion: Arc<Recursion>) -> Self {
+        self.recursion = Some(recursion);
+        self
+    }
+
+    /// The cache and forwarders, if any.
+    pub fn recursion(&self) -> Option<&Arc<Recursion>> {
+        self.recursion.as_ref()
+    }
+
+    /// Answers one message into `out`: authoritative data and cache hits are
+    /// written here, synchronously; a name to forward is [`Outcome::Defer`]red.
     pub fn answer(
         &self,
         packet: &[u8],
         out: &mut [u8],
         exchange: Exchange<'_>,
         log: &mut QueryLog,
-    ) -> Option<usize> {
+    ) -> Outcome {
         let started = Instant::now();
         let query = match parse_query(packet) {
             Ok(query) => query,
-            Err(ParseError::Drop) => return None,
+            Err(ParseError::Drop) => return Outcome::Drop,
             Err(error) => {
                 let code = if error == ParseError::NotImp {
                     rcode::NOTIMP
@@ -93,7 +124,7 @@ impl Responder {
                     MetricResponder::Server,
                     started,
                 );
-                return Some(meta.len);
+                return Outcome::Reply(meta.len);
             }
         };
         let limit = match exchange.transport {
@@ -105,7 +136,12 @@ impl Responder {
             .iter()
             .find(|(z, _)| is_within_wire(query.qname_lower(), z.as_wire()))
             .map(|(_, i)| *i);
-        let (meta, responder) = self.respond(&query, zone.is_some(), out, limit);
+        let Some((meta, responder)) = self.respond(&query, zone.is_some(), out, limit) else {
+            return Outcome::Defer {
+                zone: zone.unwrap_or(self.dropped_zone),
+                limit,
+            };
+        };
         self.observe(
             exchange,
             zone.unwrap_or(self.dropped_zone),
@@ -118,47 +154,63 @@ impl Responder {
         if self.log {
             log.write(&query, exchange, meta, started.elapsed());
         }
-        Some(meta.len)
+        Outcome::Reply(meta.len)
     }
 
+    /// The synchronous answer, or `None` to defer to the forwarder.
     fn respond(
         &self,
         query: &Query<'_>,
         in_zone: bool,
         out: &mut [u8],
         limit: usize,
-    ) -> (ResponseMeta, MetricResponder) {
+    ) -> Option<(ResponseMeta, MetricResponder)> {
         // RFC 6891 §6.1.3: a version we do not implement gets BADVERS.
         if query.edns.is_some_and(|e| e.version > 0) {
-            return (
+            return Some((
                 write_error(query, rcode::BADVERS, out),
                 MetricResponder::Server,
-            );
+            ));
         }
         if query.qclass != CLASS_IN || !in_zone || matches!(query.qtype, rtype::AXFR | 251) {
-            return (
+            return Some((
                 write_error(query, rcode::REFUSED, out),
                 MetricResponder::Server,
-            );
+            ));
         }
         let snapshot = self.snapshot.load();
         match snapshot.lookup(query.qname_lower(), query.qtype) {
-            Lookup::Answer(view) => (
+            Lookup::Answer(view) => Some((
                 write_response(query, view, out, limit),
                 MetricResponder::Kubernetes,
-            ),
+            )),
             Lookup::Pod(pod) => {
                 let mut scratch = [0u8; 32];
-                (
+                Some((
                     write_response(query, pod.render(&mut scratch), out, limit),
                     MetricResponder::Kubernetes,
-                )
+                ))
             }
-            // Nothing follows the cluster zone yet: names it does not hold are not ours.
-            Lookup::Fallthrough | Lookup::NotAuthoritative => (
-                write_error(query, rcode::REFUSED, out),
-                MetricResponder::Server,
-            ),
+            // Names no zone holds (or that fall through): the cache, then the forwarder.
+            Lookup::Fallthrough | Lookup::NotAuthoritative => {
+                drop(snapshot);
+                let Some(recursion) = &self.recursion else {
+                    return Some((
+                        write_error(query, rcode::REFUSED, out),
+                        MetricResponder::Server,
+                    ));
+                };
+                if let Some(meta) = recursion.from_cache(query, out, limit) {
+                    return Some((meta, MetricResponder::Cache));
+                }
+                if recursion.forwards(query.qname_lower()) {
+                    return None;
+                }
+                Some((
+                    write_error(query, rcode::REFUSED, out),
+                    MetricResponder::Server,
+                ))
+            }
         }
     }
 
@@ -175,11 +227,14 @@ impl Responder {
         let zone = snapshot.zone_file(query.qname_lower())?;
         let soa = zone.records.iter().find(|r| r.rtype == rtype::SOA)?;
         let others = zone.records.iter().filter(|r| r.rtype != rtype::SOA);
-        let ordered = std::iter::once(soa).chain(others).chain(std::iter::once(soa));
+        let ordered = std::iter::once(soa)
+            .chain(others)
+            .chain(std::iter::once(soa));
         let mut messages = Vec::new();
         let mut writer = RecordWriter::new();
         let finish = |writer: &RecordWriter, messages: &mut Vec<Vec<u8>>| {
-            let mut message = Vec::with_capacity(12 + query.question().len() + writer.bytes().len());
+            let mut message =
+                Vec::with_capacity(12 + query.question().len() + writer.bytes().len());
             message.extend_from_slice(&query.header()[..2]);
             // QR, opcode QUERY, AA; RCODE NOERROR.
             message.extend_from_slice(&[0x84, 0x00, 0, 1]);

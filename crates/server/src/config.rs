@@ -5,6 +5,8 @@
 //! all mistakes in one run (`signpost dns --validate`). Unknown directives are
 //! errors; CoreDNS directives that signpost does not implement yet say so.
 
+use crate::cache::{CacheConfig, parse_cache};
+use crate::forward::{ForwardConfig, parse_forward};
 use signpost_corefile::{Corefile, Directive, Location};
 use signpost_health::{CheckerOptions, HealthPolicy};
 use signpost_proto::Name;
@@ -48,6 +50,10 @@ pub struct ListenerConfig {
     pub healthcheck: Option<HealthcheckConfig>,
     /// `file` plugins: zones served from master files.
     pub files: Vec<FileConfig>,
+    /// `forward` plugins: where names no zone holds are resolved.
+    pub forward: Vec<ForwardConfig>,
+    /// The `cache` plugin for forwarded answers.
+    pub cache: Option<CacheConfig>,
 }
 
 /// The `file` plugin: `file DBFILE [ZONES...] { reload DURATION }`.
@@ -208,6 +214,8 @@ impl Config {
             let (mut log, mut errors_on) = (false, false);
             let mut healthcheck = None;
             let mut files = Vec::new();
+            let mut forward = Vec::new();
+            let mut cache = None;
             let zones: Vec<Name> = block
                 .keys
                 .iter()
@@ -237,6 +245,14 @@ impl Config {
                     "kubernetes" => kubernetes.extend(errors.kubernetes(directive, &zones, &base)),
                     "healthcheck" => healthcheck = Some(errors.healthcheck(directive)),
                     "file" => files.extend(errors.file(directive, &zones, &base)),
+                    "forward" => match parse_forward(directive, &base) {
+                        Ok(config) => forward.push(config),
+                        Err(found) => errors.0.extend(found),
+                    },
+                    "cache" => match parse_cache(directive) {
+                        Ok(config) => cache = Some(config),
+                        Err(found) => errors.0.extend(found),
+                    },
                     name if NOT_YET.contains(&name) => errors.push(
                         &directive.location,
                         format!(
@@ -270,6 +286,16 @@ impl Config {
                                 listener.files.push(file.clone());
                             }
                         }
+                        for config in &forward {
+                            if !listener
+                                .forward
+                                .iter()
+                                .any(|f| f.location == config.location)
+                            {
+                                listener.forward.push(config.clone());
+                            }
+                        }
+                        listener.cache = listener.cache.clone().or_else(|| cache.clone());
                     }
                     None => config.listeners.push(ListenerConfig {
                         addresses,
@@ -279,6 +305,8 @@ impl Config {
                         errors: errors_on,
                         healthcheck,
                         files: files.clone(),
+                        forward: forward.clone(),
+                        cache: cache.clone(),
                     }),
                 }
             }
@@ -430,12 +458,23 @@ impl ConfigErrors {
     }
 
     /// `file DBFILE [ZONES...] { reload DURATION }`.
-    fn file(&mut self, directive: &Directive, block_zones: &[Name], base: &Path) -> Option<FileConfig> {
+    fn file(
+        &mut self,
+        directive: &Directive,
+        block_zones: &[Name],
+        base: &Path,
+    ) -> Option<FileConfig> {
         let Some((path, zones)) = directive.args.split_first() else {
-            self.push(&directive.location, "`file` expects a zone file and optional zones".to_owned());
+            self.push(
+                &directive.location,
+                "`file` expects a zone file and optional zones".to_owned(),
+            );
             return None;
         };
-        let mut zones: Vec<Name> = zones.iter().filter_map(|z| self.name(&directive.location, z)).collect();
+        let mut zones: Vec<Name> = zones
+            .iter()
+            .filter_map(|z| self.name(&directive.location, z))
+            .collect();
         if zones.is_empty() {
             zones = block_zones.to_vec();
         }
@@ -444,13 +483,25 @@ impl ConfigErrors {
             match (option.name.as_str(), option.args.as_slice()) {
                 ("reload", [value]) => match parse_duration(value) {
                     Some(duration) => reload = duration,
-                    None => self.push(&option.location, format!("`reload` expects a duration such as 30s, found {value:?}")),
+                    None => self.push(
+                        &option.location,
+                        format!("`reload` expects a duration such as 30s, found {value:?}"),
+                    ),
                 },
-                ("reload", _) => self.push(&option.location, "`reload` expects one duration".to_owned()),
-                (other, _) => self.push(&option.location, format!("unknown `file` option `{other}`")),
+                ("reload", _) => {
+                    self.push(&option.location, "`reload` expects one duration".to_owned())
+                }
+                (other, _) => {
+                    self.push(&option.location, format!("unknown `file` option `{other}`"))
+                }
             }
         }
-        Some(FileConfig { path: base.join(path), zones, reload, location: directive.location.clone() })
+        Some(FileConfig {
+            path: base.join(path),
+            zones,
+            reload,
+            location: directive.location.clone(),
+        })
     }
 
     /// `health [ADDR]`, `ready [ADDR]`, `prometheus [ADDR]`: `:PORT`, `HOST:PORT`.
@@ -659,14 +710,14 @@ mod tests {
     #[test]
     fn every_error_at_once() {
         let errors = parse(
-            ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    forward . 1.1.1.1\n    nonsense\n    bind 1.2.3\n}\n",
+            ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    loadbalance\n    nonsense\n    bind 1.2.3\n}\n",
         )
         .unwrap_err();
         assert_eq!(lines(&errors), [3, 4, 5, 2, 7, 8, 9], "{errors}");
         assert!(
             errors
                 .to_string()
-                .contains("/etc/signpost/Corefile:7: directive `forward` is a CoreDNS plugin")
+                .contains("/etc/signpost/Corefile:7: directive `loadbalance` is a CoreDNS plugin")
         );
     }
 

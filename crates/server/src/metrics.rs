@@ -52,10 +52,14 @@ const RCODE_LABELS: usize = RCODES.len() + 1;
 pub enum Responder {
     /// The server itself (malformed queries, REFUSED).
     Server = 0,
-    /// The `kubernetes` plugin.
+    /// Authoritative data: the `kubernetes` and `file` plugins.
     Kubernetes = 1,
+    /// The `cache` plugin.
+    Cache = 2,
+    /// The `forward` plugin.
+    Forward = 3,
 }
-const RESPONDERS: [&str; 2] = ["", "kubernetes"];
+const RESPONDERS: [&str; 4] = ["", "kubernetes", "cache", "forward"];
 
 /// Transport of a query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,11 @@
 
 use crate::admin::{self, AdminState};
 use crate::answer::Responder;
+use crate::cache::Cache;
 use crate::config::{Config, HealthcheckConfig, KubernetesConfig, ListenerConfig};
+use crate::forward::{ForwardMetrics, Forwarder};
 use crate::metrics::{self, ServerMetrics};
+use crate::recursion::Recursion;
 use crate::tcp::{self, TcpLimits};
 use crate::udp;
 use arc_swap::ArcSwap;
@@ -24,8 +27,8 @@ use signpost_health::checker::{self, CheckerParts, ReportRequest, Target};
 use signpost_health::{
     CheckKind, EndpointKey, HealthMetrics, LocalVerdicts, Prober, SubscribeVerdicts, Verdicts,
 };
-use signpost_zone::cluster::{self, ClusterOptions, ClusterService};
 use signpost_proto::Name;
+use signpost_zone::cluster::{self, ClusterOptions, ClusterService};
 use signpost_zone::cluster::{AllUnhealthy, CheckProtocol, EndpointHealth};
 use signpost_zone::zonefile::{ZoneFile, load_zone_file};
 use signpost_zone::{Snapshot, SnapshotBuilder};
@@ -123,6 +126,8 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
     let ready = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let mut all_metrics = Vec::new();
+    let mut caches: Vec<Arc<Cache>> = Vec::new();
+    let mut all_forward_metrics: Vec<Arc<ForwardMetrics>> = Vec::new();
     let mut pending = Vec::new();
 
     for listener in &config.listeners {
@@ -136,15 +141,42 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
                 .unwrap_or_default()
         );
         let mut server_metrics = ServerMetrics::new(
-            server_label,
+            server_label.clone(),
             listener.zones.iter().map(ToString::to_string).collect(),
         );
-        let responder = Arc::new(Responder::new(
+        let mut responder = Responder::new(
             snapshot.clone(),
             &listener.zones,
             server_metrics.dropped_zone(),
             listener.log,
-        ));
+        );
+        if !listener.forward.is_empty() || listener.cache.is_some() {
+            let _guard = runtime.enter();
+            let forward_metrics = Arc::new(ForwardMetrics::new(server_label.clone()));
+            let forwarders = listener
+                .forward
+                .iter()
+                .map(|config| {
+                    Forwarder::with_cancellation(config.clone(), forward_metrics.clone(), &cancel)
+                })
+                .collect();
+            let cache = listener
+                .cache
+                .clone()
+                .map(|config| Arc::new(Cache::new(config, &listener.zones, server_label.clone())));
+            if let Some(cache) = &cache {
+                caches.push(cache.clone());
+            }
+            all_forward_metrics.push(forward_metrics);
+            let recursion = Recursion::new(
+                forwarders,
+                cache,
+                runtime.handle().clone(),
+                server_metrics.shard(),
+            );
+            responder = responder.with_recursion(Arc::new(recursion));
+        }
+        let responder = Arc::new(responder);
         for &address in &listener.addresses {
             let sockets =
                 udp::bind_sockets(address, options.workers).map_err(|source| RunError::Bind {
@@ -236,6 +268,12 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
             move |out: &mut String| {
                 metrics::render(&all_metrics, out);
                 render_control_metrics(&status, out);
+                if !caches.is_empty() {
+                    crate::cache::render_all(caches.iter().map(|c| c.metrics()), out);
+                }
+                if !all_forward_metrics.is_empty() {
+                    crate::forward::render_all(&all_forward_metrics, out);
+                }
                 if let Some(health_metrics) = &health_metrics {
                     health_metrics.render(out);
                 }
@@ -630,8 +668,17 @@ fn build_snapshot(
     for zone in zone_files {
         builder.add_file_zone(zone.apex.clone(), Vec::new());
         for record in &zone.records {
-            if let Err(error) = builder.add_record(record.owner.clone(), record.rtype, record.ttl, record.rdata.clone()) {
-                problems.push(format!("{}:{}: {error}", record.file.display(), record.line));
+            if let Err(error) = builder.add_record(
+                record.owner.clone(),
+                record.rtype,
+                record.ttl,
+                record.rdata.clone(),
+            ) {
+                problems.push(format!(
+                    "{}:{}: {error}",
+                    record.file.display(),
+                    record.line
+                ));
             }
         }
         builder.attach_zone_file(zone.clone());
@@ -658,7 +705,9 @@ struct ClusterAdapter(Box<dyn ClusterSource>);
 
 impl PollSource for ClusterAdapter {
     fn poll(&mut self) -> Option<Result<SourceState, Vec<SourceProblem>>> {
-        self.0.poll().map(|r| r.map(|services| SourceState::Cluster(Arc::new(services))))
+        self.0
+            .poll()
+            .map(|r| r.map(|services| SourceState::Cluster(Arc::new(services))))
     }
 }
 

@@ -7,7 +7,7 @@
 //! [`TcpLimits::max_connections`] are open at once; further ones are closed
 //! on accept (RFC 7766 §6.2.2 lets a server shed connections).
 
-use crate::answer::{Exchange, Responder};
+use crate::answer::{Exchange, Outcome, Responder};
 use crate::metrics::{Shard, Transport};
 use crate::querylog::QueryLog;
 use std::sync::Arc;
@@ -110,7 +110,10 @@ async fn connection(
                 let mut framed = Vec::with_capacity(message.len() + 2);
                 framed.extend_from_slice(&(message.len() as u16).to_be_bytes());
                 framed.extend_from_slice(&message);
-                if !matches!(tokio::time::timeout(limits.idle_timeout, writer.write_all(&framed)).await, Ok(Ok(()))) {
+                if !matches!(
+                    tokio::time::timeout(limits.idle_timeout, writer.write_all(&framed)).await,
+                    Ok(Ok(()))
+                ) {
                     return;
                 }
             }
@@ -121,9 +124,23 @@ async fn connection(
             transport: Transport::Tcp,
             shard,
         };
-        let Some(answer_len) = responder.answer(&query[..len], &mut out[2..], exchange, &mut log)
-        else {
-            continue;
+        let answer_len = match responder.answer(&query[..len], &mut out[2..], exchange, &mut log) {
+            Outcome::Reply(answer_len) => answer_len,
+            Outcome::Drop => continue,
+            Outcome::Defer { zone, limit } => {
+                let Some(recursion) = responder.recursion() else {
+                    continue;
+                };
+                // Answers stay in query order: the connection waits for this one.
+                let answer = recursion
+                    .resolve(&query[..len], Transport::Tcp, client, zone, limit)
+                    .await;
+                if answer.is_empty() {
+                    continue;
+                }
+                out[2..2 + answer.len()].copy_from_slice(&answer);
+                answer.len()
+            }
         };
         out[..2].copy_from_slice(&(answer_len as u16).to_be_bytes());
         let write = writer.write_all(&out[..answer_len + 2]);

@@ -6,7 +6,7 @@
 //! A short receive timeout lets a worker see the shutdown flag; a worker
 //! always finishes the query in hand before it exits (drain).
 
-use crate::answer::{Exchange, Responder};
+use crate::answer::{Exchange, Outcome, Responder};
 use crate::metrics::{Shard, Transport};
 use crate::querylog::QueryLog;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -64,12 +64,17 @@ pub fn spawn_workers(
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{index}"))
-                .spawn(move || run_worker(&socket, &responder, &shard, &shutdown))
+                .spawn(move || run_worker(&Arc::new(socket), &responder, &shard, &shutdown))
         })
         .collect()
 }
 
-fn run_worker(socket: &UdpSocket, responder: &Responder, shard: &Shard, shutdown: &AtomicBool) {
+fn run_worker(
+    socket: &Arc<UdpSocket>,
+    responder: &Responder,
+    shard: &Shard,
+    shutdown: &AtomicBool,
+) {
     let mut packet = vec![0u8; RECEIVE_BUFFER];
     let mut out = vec![0u8; signpost_proto::ADVERTISED_UDP_SIZE as usize];
     let mut log = QueryLog::default();
@@ -94,10 +99,18 @@ fn run_worker(socket: &UdpSocket, responder: &Responder, shard: &Shard, shutdown
             transport: Transport::Udp,
             shard,
         };
-        if let Some(answer_len) = responder.answer(&packet[..len], &mut out, exchange, &mut log)
-            && let Err(error) = socket.send_to(&out[..answer_len], client)
-        {
-            tracing::debug!(%error, %client, "udp send failed");
+        match responder.answer(&packet[..len], &mut out, exchange, &mut log) {
+            Outcome::Reply(answer_len) => {
+                if let Err(error) = socket.send_to(&out[..answer_len], client) {
+                    tracing::debug!(%error, %client, "udp send failed");
+                }
+            }
+            Outcome::Drop => {}
+            Outcome::Defer { zone, limit } => {
+                if let Some(recursion) = responder.recursion() {
+                    recursion.spawn_udp(&packet[..len], client, zone, limit, socket.clone());
+                }
+            }
         }
     }
 }
