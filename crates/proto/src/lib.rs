@@ -24,8 +24,8 @@ pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_within_wire};
 pub use query::{Edns, HEADER_LEN, ParseError, Query, parse_query};
 pub use render::{RecordWriter, rdata};
 pub use response::{
-    AnswerView, Patch, Rendered, ResponseMeta, write_error, write_header_only, write_response,
-    write_response_patched,
+    AnswerView, Patch, Rendered, ResponseMeta, rotate_answers, write_error, write_header_only,
+    write_response, write_response_patched,
 };
 
 /// Resource record types the server names. Values from the IANA registry.

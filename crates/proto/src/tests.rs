@@ -506,3 +506,26 @@ fn header_only_answers() {
     assert_eq!(message.metadata.response_code, ResponseCode::NotImp);
     assert!(message.queries.is_empty());
 }
+
+/// CoreDNS `loadbalance`: runs of A records rotate; other records stay.
+#[test]
+fn rotate_answers_rotates_address_runs() {
+    let mut answer = RecordWriter::new();
+    for last in 1..=3u8 {
+        answer.record(None, crate::rtype::A, 30, &[10, 0, 0, last]);
+    }
+    let rendered = Rendered::new(0, true, &answer, &RecordWriter::new(), &RecordWriter::new());
+    let packet = hickory_query(7, "web.test.", RecordType::A, None);
+    let query = parse_query(&packet).unwrap();
+    let mut out = vec![0u8; 512];
+    let meta = write_response(&query, rendered.view(), &mut out, 512);
+    let first_address = |out: &[u8]| {
+        let message = hickory_parse(&out[..meta.len]);
+        message.answers[0].data.to_string()
+    };
+    assert_eq!(first_address(&out), "10.0.0.1");
+    crate::rotate_answers(&mut out[..meta.len], 1);
+    assert_eq!(first_address(&out), "10.0.0.2");
+    crate::rotate_answers(&mut out[..meta.len], 2);
+    assert_eq!(first_address(&out), "10.0.0.1");
+}

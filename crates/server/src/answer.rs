@@ -28,6 +28,21 @@ pub struct Responder {
     dropped_zone: usize,
     log: bool,
     recursion: Option<Arc<Recursion>>,
+    loadbalance: bool,
+}
+
+thread_local! {
+    // Per-worker round-robin position for `loadbalance` (no sharing, no allocation).
+    static TURN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The next round-robin position of this thread.
+pub fn next_turn() -> usize {
+    TURN.with(|turn| {
+        let value = turn.get().wrapping_add(1);
+        turn.set(value);
+        value
+    })
 }
 
 /// What became of a message.
@@ -81,12 +96,19 @@ impl Responder {
             dropped_zone,
             log,
             recursion: None,
+            loadbalance: false,
         }
     }
 
     /// Adds the cache and forwarders for names no zone holds.
     pub fn with_recursion(mut self, recursion: Arc<Recursion>) -> Self {
         self.recursion = Some(recursion);
+        self
+    }
+
+    /// Rotates A, AAAA and MX records in every answer (`loadbalance`).
+    pub fn with_loadbalance(mut self, on: bool) -> Self {
+        self.loadbalance = on;
         self
     }
 
@@ -142,6 +164,9 @@ impl Responder {
                 limit,
             };
         };
+        if self.loadbalance {
+            signpost_proto::rotate_answers(&mut out[..meta.len], next_turn());
+        }
         self.observe(
             exchange,
             zone.unwrap_or(self.dropped_zone),

@@ -54,6 +54,31 @@ pub struct ListenerConfig {
     pub forward: Vec<ForwardConfig>,
     /// The `cache` plugin for forwarded answers.
     pub cache: Option<CacheConfig>,
+    /// `hosts` plugins.
+    pub hosts: Vec<HostsConfig>,
+    /// `loadbalance`: rotate A, AAAA and MX records in every answer.
+    pub loadbalance: bool,
+}
+
+/// The `hosts` plugin: `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsConfig {
+    /// The hosts file (default `/etc/hosts`); `None` when only inline entries are used.
+    pub path: Option<PathBuf>,
+    /// Zones it answers for (default: the server block's zones).
+    pub zones: Vec<Name>,
+    /// TTL of its records (CoreDNS default 3600).
+    pub ttl: u32,
+    /// No PTR records.
+    pub no_reverse: bool,
+    /// How often the file is checked for changes (CoreDNS default 5s; 0 disables).
+    pub reload: Duration,
+    /// Zones that fall through.
+    pub fallthrough: Vec<Name>,
+    /// Entries written in the Corefile: (address, names).
+    pub inline: Vec<(IpAddr, Vec<Name>)>,
+    /// Where the directive is.
+    pub location: Location,
 }
 
 /// The `file` plugin: `file DBFILE [ZONES...] { reload DURATION }`.
@@ -153,12 +178,7 @@ impl From<signpost_corefile::Errors> for ConfigErrors {
 
 /// CoreDNS plugins signpost will implement but does not yet.
 const NOT_YET: &[&str] = &[
-    "forward",
-    "cache",
-    "file",
-    "hosts",
     "reload",
-    "loadbalance",
     "loop",
     "rewrite",
     "template",
@@ -215,6 +235,8 @@ impl Config {
             let mut healthcheck = None;
             let mut files = Vec::new();
             let mut forward = Vec::new();
+            let mut hosts = Vec::new();
+            let mut loadbalance = false;
             let mut cache = None;
             let zones: Vec<Name> = block
                 .keys
@@ -245,6 +267,18 @@ impl Config {
                     "kubernetes" => kubernetes.extend(errors.kubernetes(directive, &zones, &base)),
                     "healthcheck" => healthcheck = Some(errors.healthcheck(directive)),
                     "file" => files.extend(errors.file(directive, &zones, &base)),
+                    "hosts" => hosts.push(errors.hosts(directive, &zones, &base)),
+                    "loadbalance" => {
+                        match directive.args.as_slice() {
+                            [] => {}
+                            [policy] if policy == "round_robin" => {}
+                            _ => errors.push(
+                                &directive.location,
+                                "`loadbalance` takes only `round_robin` (the default)".to_owned(),
+                            ),
+                        }
+                        loadbalance = true;
+                    }
                     "forward" => match parse_forward(directive, &base) {
                         Ok(config) => forward.push(config),
                         Err(found) => errors.0.extend(found),
@@ -281,6 +315,11 @@ impl Config {
                         listener.log |= log;
                         listener.errors |= errors_on;
                         listener.healthcheck = listener.healthcheck.or(healthcheck);
+                        for entry in &hosts {
+                            if !listener.hosts.contains(entry) {
+                                listener.hosts.push(entry.clone());
+                            }
+                        }
                         for file in &files {
                             if !listener.files.contains(file) {
                                 listener.files.push(file.clone());
@@ -296,6 +335,7 @@ impl Config {
                             }
                         }
                         listener.cache = listener.cache.clone().or_else(|| cache.clone());
+                        listener.loadbalance |= loadbalance;
                     }
                     None => config.listeners.push(ListenerConfig {
                         addresses,
@@ -305,6 +345,8 @@ impl Config {
                         errors: errors_on,
                         healthcheck,
                         files: files.clone(),
+                        hosts: hosts.clone(),
+                        loadbalance,
                         forward: forward.clone(),
                         cache: cache.clone(),
                     }),
@@ -452,6 +494,80 @@ impl ConfigErrors {
                     &option.location,
                     format!("`{}` expects {expected}, found {value:?}", option.name),
                 );
+            }
+        }
+        config
+    }
+
+    /// `hosts [FILE [ZONES...]] { ... }` (CoreDNS's hosts plugin).
+    fn hosts(&mut self, directive: &Directive, block_zones: &[Name], base: &Path) -> HostsConfig {
+        let mut args = directive.args.iter();
+        let path = Some(
+            args.next()
+                .map_or_else(|| PathBuf::from("/etc/hosts"), |p| base.join(p)),
+        );
+        let mut zones: Vec<Name> = args
+            .filter_map(|z| self.name(&directive.location, z))
+            .collect();
+        if zones.is_empty() {
+            zones = block_zones.to_vec();
+        }
+        let mut config = HostsConfig {
+            path,
+            zones,
+            ttl: 3600,
+            no_reverse: false,
+            reload: Duration::from_secs(5),
+            fallthrough: Vec::new(),
+            inline: Vec::new(),
+            location: directive.location.clone(),
+        };
+        for option in &directive.block {
+            if let Ok(address) = option.name.parse::<IpAddr>() {
+                let names: Vec<Name> = option
+                    .args
+                    .iter()
+                    .filter_map(|n| self.name(&option.location, n))
+                    .collect();
+                if names.is_empty() {
+                    self.push(
+                        &option.location,
+                        format!("hosts entry {address} has no names"),
+                    );
+                }
+                config.inline.push((address, names));
+                continue;
+            }
+            match (option.name.as_str(), option.args.as_slice()) {
+                ("ttl", [value]) => match value.parse::<u32>() {
+                    Ok(ttl) if ttl <= 65535 => config.ttl = ttl,
+                    _ => self.push(
+                        &option.location,
+                        format!("`ttl` expects seconds, found {value:?}"),
+                    ),
+                },
+                ("no_reverse", []) => config.no_reverse = true,
+                ("reload", [value]) => match parse_duration(value) {
+                    Some(duration) => config.reload = duration,
+                    None => self.push(
+                        &option.location,
+                        format!("`reload` expects a duration, found {value:?}"),
+                    ),
+                },
+                ("fallthrough", zones) => {
+                    config.fallthrough = if zones.is_empty() {
+                        config.zones.clone()
+                    } else {
+                        zones
+                            .iter()
+                            .filter_map(|z| self.name(&option.location, z))
+                            .collect()
+                    };
+                }
+                (other, _) => self.push(
+                    &option.location,
+                    format!("unknown or malformed `hosts` option `{other}`"),
+                ),
             }
         }
         config

@@ -29,6 +29,7 @@ pub struct Recursion {
     cache: Option<Arc<Cache>>,
     runtime: tokio::runtime::Handle,
     shard: Arc<Shard>,
+    loadbalance: bool,
 }
 
 // === impl Recursion ===
@@ -46,7 +47,14 @@ impl Recursion {
             cache,
             runtime,
             shard,
+            loadbalance: false,
         }
+    }
+
+    /// Rotates A, AAAA and MX records of forwarded answers (`loadbalance`).
+    pub fn with_loadbalance(mut self, on: bool) -> Self {
+        self.loadbalance = on;
+        self
     }
 
     /// The cache, if configured.
@@ -174,6 +182,9 @@ impl Recursion {
             duration: started.elapsed(),
         });
         out.truncate(meta.len);
+        if self.loadbalance {
+            signpost_proto::rotate_answers(&mut out, crate::answer::next_turn());
+        }
         out
     }
 

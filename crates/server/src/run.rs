@@ -16,7 +16,7 @@
 use crate::admin::{self, AdminState};
 use crate::answer::Responder;
 use crate::cache::Cache;
-use crate::config::{Config, HealthcheckConfig, KubernetesConfig, ListenerConfig};
+use crate::config::{Config, HealthcheckConfig, HostsConfig, KubernetesConfig, ListenerConfig};
 use crate::forward::{ForwardMetrics, Forwarder};
 use crate::metrics::{self, ServerMetrics};
 use crate::recursion::Recursion;
@@ -176,7 +176,7 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
             );
             responder = responder.with_recursion(Arc::new(recursion));
         }
-        let responder = Arc::new(responder);
+        let responder = Arc::new(responder.with_loadbalance(listener.loadbalance));
         for &address in &listener.addresses {
             let sockets =
                 udp::bind_sockets(address, options.workers).map_err(|source| RunError::Bind {
@@ -224,6 +224,13 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
             .iter()
             .map(|k| Box::new(ClusterAdapter(factory(k))) as Box<dyn PollSource>)
             .collect();
+        for hosts in &listener.hosts {
+            sources.push(Box::new(HostsSource {
+                config: hosts.clone(),
+                next_check: None,
+                seen: None,
+            }));
+        }
         for file in &listener.files {
             for zone in &file.zones {
                 sources.push(Box::new(FileZoneSource {
@@ -550,7 +557,7 @@ impl Compiler {
                 .flatten()
                 .filter_map(|s| match s {
                     SourceState::Cluster(services) => Some(services.clone()),
-                    SourceState::Zone(_) => None,
+                    SourceState::Zone(_) | SourceState::Hosts(_) => None,
                 })
                 .collect();
             let zone_files: Vec<Arc<ZoneFile>> = states
@@ -558,7 +565,15 @@ impl Compiler {
                 .flatten()
                 .filter_map(|s| match s {
                     SourceState::Zone(zone) => Some(zone.clone()),
-                    SourceState::Cluster(_) => None,
+                    SourceState::Cluster(_) | SourceState::Hosts(_) => None,
+                })
+                .collect();
+            let hosts: Vec<Arc<HostsData>> = states
+                .iter()
+                .flatten()
+                .filter_map(|s| match s {
+                    SourceState::Hosts(hosts) => Some(hosts.clone()),
+                    SourceState::Cluster(_) | SourceState::Zone(_) => None,
                 })
                 .collect();
             let plugins = self.listener.kubernetes.clone();
@@ -571,6 +586,7 @@ impl Compiler {
                 &plugins,
                 &inputs,
                 &zone_files,
+                &hosts,
                 &VerdictView(&verdicts),
                 all_unhealthy,
             );
@@ -640,6 +656,7 @@ fn build_snapshot(
     plugins: &[KubernetesConfig],
     inputs: &[Arc<Vec<ClusterService>>],
     zone_files: &[Arc<ZoneFile>],
+    hosts: &[Arc<HostsData>],
     health: &dyn EndpointHealth,
     all_unhealthy: AllUnhealthy,
 ) -> (Snapshot, Vec<String>) {
@@ -683,6 +700,9 @@ fn build_snapshot(
         }
         builder.attach_zone_file(zone.clone());
     }
+    for entries in hosts {
+        add_hosts(&mut builder, entries, &mut problems);
+    }
     (builder.build(), problems)
 }
 
@@ -693,6 +713,115 @@ enum SourceState {
     Cluster(Arc<Vec<ClusterService>>),
     /// A zone for a `file` plugin.
     Zone(Arc<ZoneFile>),
+    /// Entries for a `hosts` plugin.
+    Hosts(Arc<HostsData>),
+}
+
+/// A `hosts` plugin's configuration with the entries of its file.
+#[derive(Debug)]
+struct HostsData {
+    config: HostsConfig,
+    entries: Vec<(IpAddr, Vec<Name>)>,
+}
+
+/// A `hosts` plugin: the file re-read when its modification time changes
+/// (checked every `reload`), plus the inline entries.
+struct HostsSource {
+    config: HostsConfig,
+    next_check: Option<SystemTime>,
+    seen: Option<Option<SystemTime>>,
+}
+
+impl PollSource for HostsSource {
+    fn poll(&mut self) -> Option<Result<SourceState, Vec<SourceProblem>>> {
+        let now = SystemTime::now();
+        if self.next_check.is_some_and(|next| now < next) {
+            return None;
+        }
+        self.next_check = Some(
+            now + if self.config.reload.is_zero() {
+                Duration::from_secs(u64::from(u32::MAX))
+            } else {
+                self.config.reload
+            },
+        );
+        let modified = self
+            .config
+            .path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        if self.seen == Some(modified) {
+            return None;
+        }
+        self.seen = Some(modified);
+        let mut entries = self.config.inline.clone();
+        if let Some(path) = &self.config.path {
+            match std::fs::read_to_string(path) {
+                Ok(text) => entries.extend(parse_hosts(&text)),
+                // CoreDNS carries on with the inline entries when the file is missing.
+                Err(error) => {
+                    tracing::warn!(file = %path.display(), %error, "hosts file not readable")
+                }
+            }
+        }
+        Some(Ok(SourceState::Hosts(Arc::new(HostsData {
+            config: self.config.clone(),
+            entries,
+        }))))
+    }
+}
+
+/// Parses /etc/hosts lines: an address, then names; `#` starts a comment.
+/// Lines that do not parse are skipped, as every resolver does.
+fn parse_hosts(text: &str) -> Vec<(IpAddr, Vec<Name>)> {
+    text.lines()
+        .filter_map(|line| {
+            let line = line.split('#').next().unwrap_or_default();
+            let mut fields = line.split_whitespace();
+            let address: IpAddr = fields.next()?.parse().ok()?;
+            let names: Vec<Name> = fields.filter_map(|n| Name::from_ascii(n).ok()).collect();
+            (!names.is_empty()).then_some((address, names))
+        })
+        .collect()
+}
+
+/// Adds a `hosts` plugin's zones and records: A/AAAA per name, PTR per
+/// address unless `no_reverse` (each only where one of its zones holds it).
+fn add_hosts(builder: &mut SnapshotBuilder, hosts: &HostsData, problems: &mut Vec<String>) {
+    let config = &hosts.config;
+    for zone in &config.zones {
+        builder.add_file_zone(zone.clone(), config.fallthrough.clone());
+    }
+    let in_zones = |name: &Name| config.zones.iter().any(|z| name.is_within(z));
+    for (address, names) in &hosts.entries {
+        for name in names.iter().filter(|n| in_zones(n)) {
+            let (rr_type, data) = match address {
+                IpAddr::V4(v4) => (signpost_proto::rtype::A, signpost_proto::rdata::a(*v4)),
+                IpAddr::V6(v6) => (
+                    signpost_proto::rtype::AAAA,
+                    signpost_proto::rdata::aaaa(*v6),
+                ),
+            };
+            if let Err(error) = builder.add_record(name.clone(), rr_type, config.ttl, data) {
+                problems.push(format!("{}: {error}", config.location));
+            }
+        }
+        if config.no_reverse {
+            continue;
+        }
+        let Some(first) = names.first() else { continue };
+        if let Ok(reverse) = Name::from_ascii(&cluster::reverse_name(*address))
+            && in_zones(&reverse)
+            && let Err(error) = builder.add_record(
+                reverse,
+                signpost_proto::rtype::PTR,
+                config.ttl,
+                signpost_proto::rdata::name(first),
+            )
+        {
+            problems.push(format!("{}: {error}", config.location));
+        }
+    }
 }
 
 /// A source as the compiler polls it.

@@ -197,7 +197,9 @@ fn authoritative_answers_do_not_allocate() {
         &zones,
         metrics.dropped_zone(),
         false,
-    );
+    )
+    // `loadbalance` rotates records in place: still no allocation.
+    .with_loadbalance(true);
     let queries = [
         query(1, "web.default.svc.cluster.local", 1, false),
         query(2, "WEB.Default.svc.cluster.local", 28, true),
