@@ -29,6 +29,8 @@ pub struct Responder {
     log: bool,
     recursion: Option<Arc<Recursion>>,
     loadbalance: bool,
+    /// Metric shards: one per UDP worker, then one for TCP.
+    shards: Vec<Arc<Shard>>,
 }
 
 thread_local! {
@@ -97,6 +99,7 @@ impl Responder {
             log,
             recursion: None,
             loadbalance: false,
+            shards: Vec::new(),
         }
     }
 
@@ -104,6 +107,18 @@ impl Responder {
     pub fn with_recursion(mut self, recursion: Arc<Recursion>) -> Self {
         self.recursion = Some(recursion);
         self
+    }
+
+    /// Metric shards for the workers: index `i` for UDP worker `i`, the last for TCP.
+    pub fn with_shards(mut self, shards: Vec<Arc<Shard>>) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// The metric shard of worker `index` (the last one, TCP's, past the end).
+    /// Panics if the responder has no shards.
+    pub fn shard(&self, index: usize) -> &Shard {
+        &self.shards[index.min(self.shards.len() - 1)]
     }
 
     /// Rotates A, AAAA and MX records in every answer (`loadbalance`).

@@ -31,6 +31,15 @@ pub struct Config {
     pub ready: Vec<SocketAddr>,
     /// Addresses serving `/metrics`.
     pub prometheus: Vec<SocketAddr>,
+    /// The `reload` directive: re-read the Corefile and apply changes.
+    pub reload: Option<ReloadSettings>,
+}
+
+/// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadSettings {
+    /// Check interval (CoreDNS default 30s, at least 2s).
+    pub interval: Duration,
 }
 
 /// One DNS listener: the server blocks sharing an address and port.
@@ -178,7 +187,6 @@ impl From<signpost_corefile::Errors> for ConfigErrors {
 
 /// CoreDNS plugins signpost will implement but does not yet.
 const NOT_YET: &[&str] = &[
-    "reload",
     "loop",
     "rewrite",
     "template",
@@ -227,6 +235,7 @@ impl Config {
             health: Vec::new(),
             ready: Vec::new(),
             prometheus: Vec::new(),
+            reload: None,
         };
         for block in &corefile.blocks {
             let mut binds: Vec<IpAddr> = Vec::new();
@@ -268,6 +277,7 @@ impl Config {
                     "healthcheck" => healthcheck = Some(errors.healthcheck(directive)),
                     "file" => files.extend(errors.file(directive, &zones, &base)),
                     "hosts" => hosts.push(errors.hosts(directive, &zones, &base)),
+                    "reload" => config.reload = config.reload.or(errors.reload(directive)),
                     "loadbalance" => {
                         match directive.args.as_slice() {
                             [] => {}
@@ -497,6 +507,41 @@ impl ConfigErrors {
             }
         }
         config
+    }
+
+    /// `reload [INTERVAL [JITTER]]`; the jitter is accepted and not needed:
+    /// replicas reload from their own file watches anyway.
+    fn reload(&mut self, directive: &Directive) -> Option<ReloadSettings> {
+        let interval = match directive.args.first() {
+            None => Duration::from_secs(30),
+            Some(text) => match parse_duration(text) {
+                Some(interval) if interval >= Duration::from_secs(2) => interval,
+                _ => {
+                    self.push(
+                        &directive.location,
+                        format!("`reload` expects an interval of at least 2s, found {text:?}"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if let Some(jitter) = directive
+            .args
+            .get(1)
+            .filter(|j| parse_duration(j).is_none())
+        {
+            self.push(
+                &directive.location,
+                format!("`reload` jitter must be a duration, found {jitter:?}"),
+            );
+        }
+        if directive.args.len() > 2 {
+            self.push(
+                &directive.location,
+                "`reload` takes at most an interval and a jitter".to_owned(),
+            );
+        }
+        Some(ReloadSettings { interval })
     }
 
     /// `hosts [FILE [ZONES...]] { ... }` (CoreDNS's hosts plugin).
@@ -826,14 +871,14 @@ mod tests {
     #[test]
     fn every_error_at_once() {
         let errors = parse(
-            ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    loadbalance\n    nonsense\n    bind 1.2.3\n}\n",
+            ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    loop\n    nonsense\n    bind 1.2.3\n}\n",
         )
         .unwrap_err();
         assert_eq!(lines(&errors), [3, 4, 5, 2, 7, 8, 9], "{errors}");
         assert!(
             errors
                 .to_string()
-                .contains("/etc/signpost/Corefile:7: directive `loadbalance` is a CoreDNS plugin")
+                .contains("/etc/signpost/Corefile:7: directive `loop` is a CoreDNS plugin")
         );
     }
 

@@ -229,6 +229,16 @@ impl ServerMetrics {
         shard
     }
 
+    /// The server-block zone labels (without the `dropped` slot).
+    pub fn zone_labels(&self) -> &[String] {
+        &self.zones[..self.zones.len() - 1]
+    }
+
+    /// Every shard created so far.
+    pub fn shards(&self) -> &[Arc<Shard>] {
+        &self.shards
+    }
+
     /// The zone slot for queries matching no server block.
     pub fn dropped_zone(&self) -> usize {
         self.zones.len() - 1

@@ -16,8 +16,11 @@
 use crate::admin::{self, AdminState};
 use crate::answer::Responder;
 use crate::cache::Cache;
-use crate::config::{Config, HealthcheckConfig, HostsConfig, KubernetesConfig, ListenerConfig};
+use crate::config::{
+    Config, ConfigErrors, HealthcheckConfig, HostsConfig, KubernetesConfig, ListenerConfig,
+};
 use crate::forward::{ForwardMetrics, Forwarder};
+use crate::metrics::Shard;
 use crate::metrics::{self, ServerMetrics};
 use crate::recursion::Recursion;
 use crate::tcp::{self, TcpLimits};
@@ -35,6 +38,7 @@ use signpost_zone::{Snapshot, SnapshotBuilder};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -112,8 +116,15 @@ struct CatalogStatus {
     records: AtomicU64,
 }
 
-/// Runs until SIGTERM or SIGINT.
-pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Result<(), RunError> {
+/// Runs until SIGTERM or SIGINT. With a `reload` directive, `corefile` is
+/// re-read every interval and a changed configuration is applied without
+/// closing the sockets of listeners that stay.
+pub fn run(
+    config: Config,
+    factory: SourceFactory,
+    options: RunOptions,
+    corefile: Option<PathBuf>,
+) -> Result<(), RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("signpost-control")
@@ -121,16 +132,118 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
         .build()
         .map_err(RunError::Runtime)?;
     let cancel = CancellationToken::new();
-    let shutdown_udp = Arc::new(AtomicBool::new(false));
-    let status = Arc::new(CatalogStatus::default());
-    let ready = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::new();
-    let mut all_metrics = Vec::new();
-    let mut caches: Vec<Arc<Cache>> = Vec::new();
-    let mut all_forward_metrics: Vec<Arc<ForwardMetrics>> = Vec::new();
-    let mut pending = Vec::new();
+    let health = config
+        .listeners
+        .iter()
+        .find_map(|l| l.healthcheck)
+        .map(|settings| {
+            let _guard = runtime.enter();
+            Health::start(
+                settings,
+                config.listeners.len().max(1),
+                cancel.child_token(),
+            )
+        });
+    let mut server = Server {
+        runtime,
+        cancel,
+        factory,
+        options,
+        status: Arc::new(CatalogStatus::default()),
+        ready: Arc::new(AtomicBool::new(false)),
+        registry: Arc::new(Registry::default()),
+        health,
+        listeners: Vec::new(),
+        config: config.clone(),
+    };
+    let generations = server.prepare(&config)?;
+    server.commit(generations)?;
+    server.start_admin(&config)?;
 
-    for listener in &config.listeners {
+    let reload = config.reload.zip(corefile);
+    let mut last_corefile = reload.as_ref().and_then(|(_, path)| {
+        signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
+    });
+    loop {
+        let wait = reload
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |(settings, _)| settings.interval);
+        let signalled = server.runtime.block_on(async {
+            tokio::select! {
+                () = wait_for_signal() => true,
+                () = tokio::time::sleep(wait) => false,
+            }
+        });
+        if signalled {
+            break;
+        }
+        let Some((_, path)) = &reload else { continue };
+        server.reload(path, &mut last_corefile);
+    }
+    server.shutdown();
+    Ok(())
+}
+
+/// Everything the admin plane renders, replaced on reload.
+#[derive(Debug, Default)]
+struct Registry {
+    servers: ArcSwap<Vec<Arc<ServerMetrics>>>,
+    caches: ArcSwap<Vec<Arc<Cache>>>,
+    forwards: ArcSwap<Vec<Arc<ForwardMetrics>>>,
+    reload_failures: AtomicU64,
+}
+
+/// The running server: listeners whose answering state a reload replaces.
+struct Server {
+    runtime: tokio::runtime::Runtime,
+    cancel: CancellationToken,
+    factory: SourceFactory,
+    options: RunOptions,
+    status: Arc<CatalogStatus>,
+    ready: Arc<AtomicBool>,
+    registry: Arc<Registry>,
+    health: Option<Health>,
+    listeners: Vec<Listener>,
+    config: Config,
+}
+
+/// Sockets and workers of one set of addresses; they outlive reloads.
+struct Listener {
+    addresses: Vec<SocketAddr>,
+    current: Arc<ArcSwap<Responder>>,
+    generation: Generation,
+    shutdown: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What one configuration builds for one listener: the responder with its
+/// snapshot, cache and forwarders, and the compiler that feeds the snapshot.
+struct Generation {
+    responder: Arc<Responder>,
+    metrics: Arc<ServerMetrics>,
+    cache: Option<Arc<Cache>>,
+    forward_metrics: Option<Arc<ForwardMetrics>>,
+    built: Arc<AtomicU64>,
+    cancel: CancellationToken,
+    compiler: Option<std::thread::JoinHandle<()>>,
+}
+
+// === impl Server ===
+
+impl Server {
+    /// Builds a generation per listener of `config` and waits until each
+    /// serves its first complete snapshot.
+    fn prepare(&mut self, config: &Config) -> Result<Vec<(ListenerConfig, Generation)>, RunError> {
+        let mut prepared = Vec::new();
+        for (index, listener) in config.listeners.iter().enumerate() {
+            let generation = self.generation(listener, index)?;
+            prepared.push((listener.clone(), generation));
+        }
+        Ok(prepared)
+    }
+
+    fn generation(&self, listener: &ListenerConfig, index: usize) -> Result<Generation, RunError> {
         let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
         let server_label = format!(
             "dns://{}",
@@ -140,89 +253,71 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
                 .map(ToString::to_string)
                 .unwrap_or_default()
         );
-        let mut server_metrics = ServerMetrics::new(
-            server_label.clone(),
-            listener.zones.iter().map(ToString::to_string).collect(),
-        );
+        let zone_labels: Vec<String> = listener.zones.iter().map(ToString::to_string).collect();
+        // Keep counting into the same series when the zones did not change.
+        let reused = self
+            .listeners
+            .iter()
+            .find(|l| l.addresses == listener.addresses)
+            .map(|l| l.generation.metrics.clone())
+            .filter(|m| m.zone_labels() == zone_labels.as_slice());
+        let (metrics, shards) = match reused {
+            Some(metrics) => {
+                let shards = metrics.shards().to_vec();
+                (metrics, shards)
+            }
+            None => {
+                let mut metrics = ServerMetrics::new(server_label.clone(), zone_labels);
+                // One shard per UDP worker, one for TCP, one for forwarded answers.
+                let shards: Vec<Arc<Shard>> = (0..self.options.workers + 2)
+                    .map(|_| metrics.shard())
+                    .collect();
+                (Arc::new(metrics), shards)
+            }
+        };
         let mut responder = Responder::new(
             snapshot.clone(),
             &listener.zones,
-            server_metrics.dropped_zone(),
+            metrics.dropped_zone(),
             listener.log,
         );
+        let mut cache = None;
+        let mut forward_metrics = None;
+        let cancel = self.cancel.child_token();
         if !listener.forward.is_empty() || listener.cache.is_some() {
-            let _guard = runtime.enter();
-            let forward_metrics = Arc::new(ForwardMetrics::new(server_label.clone()));
+            let _guard = self.runtime.enter();
+            let shared = Arc::new(ForwardMetrics::new(server_label.clone()));
             let forwarders = listener
                 .forward
                 .iter()
-                .map(|config| {
-                    Forwarder::with_cancellation(config.clone(), forward_metrics.clone(), &cancel)
-                })
+                .map(|config| Forwarder::with_cancellation(config.clone(), shared.clone(), &cancel))
                 .collect();
-            let cache = listener
+            cache = listener
                 .cache
                 .clone()
                 .map(|config| Arc::new(Cache::new(config, &listener.zones, server_label.clone())));
-            if let Some(cache) = &cache {
-                caches.push(cache.clone());
-            }
-            all_forward_metrics.push(forward_metrics);
+            forward_metrics = Some(shared);
+            let recursion_shard = shards[shards.len() - 1].clone();
             let recursion = Recursion::new(
                 forwarders,
-                cache,
-                runtime.handle().clone(),
-                server_metrics.shard(),
-            );
+                cache.clone(),
+                self.runtime.handle().clone(),
+                recursion_shard,
+            )
+            .with_loadbalance(listener.loadbalance);
             responder = responder.with_recursion(Arc::new(recursion));
         }
-        let responder = Arc::new(responder.with_loadbalance(listener.loadbalance));
-        for &address in &listener.addresses {
-            let sockets =
-                udp::bind_sockets(address, options.workers).map_err(|source| RunError::Bind {
-                    protocol: "udp",
-                    address,
-                    source,
-                })?;
-            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
-            let tcp_listener = bind_tcp(&runtime, bound)?;
-            tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
-            let shards = (0..sockets.len()).map(|_| server_metrics.shard()).collect();
-            threads.extend(
-                udp::spawn_workers(sockets, responder.clone(), shards, shutdown_udp.clone())
-                    .map_err(RunError::Runtime)?,
-            );
-            let shard = server_metrics.shard();
-            runtime.spawn(tcp::serve(
-                tcp_listener,
-                responder.clone(),
-                shard,
-                options.tcp,
-                cancel.child_token(),
-            ));
-        }
-        all_metrics.push(Arc::new(server_metrics));
-        pending.push((listener.clone(), snapshot));
-    }
+        let worker_shards = shards[..shards.len() - 1].to_vec();
+        let responder = Arc::new(
+            responder
+                .with_loadbalance(listener.loadbalance)
+                .with_shards(worker_shards),
+        );
 
-    let health = config
-        .listeners
-        .iter()
-        .find_map(|l| l.healthcheck)
-        .map(|settings| {
-            let _guard = runtime.enter();
-            Health::start(settings, pending.len(), cancel.child_token())
-        });
-
-    let listeners_waiting = Arc::new(AtomicU64::new(pending.len() as u64));
-    if pending.is_empty() {
-        ready.store(true, Ordering::Release);
-    }
-    for (index, (listener, snapshot)) in pending.into_iter().enumerate() {
         let mut sources: Vec<Box<dyn PollSource>> = listener
             .kubernetes
             .iter()
-            .map(|k| Box::new(ClusterAdapter(factory(k))) as Box<dyn PollSource>)
+            .map(|k| Box::new(ClusterAdapter((self.factory)(k))) as Box<dyn PollSource>)
             .collect();
         for hosts in &listener.hosts {
             sources.push(Box::new(HostsSource {
@@ -242,92 +337,305 @@ pub fn run(config: Config, factory: SourceFactory, options: RunOptions) -> Resul
                 }));
             }
         }
-        let health_link = health.as_ref().map(|h| HealthLink {
+        let health = self.health.as_ref().map(|h| HealthLink {
             verdicts: h.bus.subscribe(),
             targets: h.targets.clone(),
             slot: index,
             all_unhealthy: listener.healthcheck.unwrap_or_default().all_unhealthy,
         });
+        let built = Arc::new(AtomicU64::new(0));
         let compiler = Compiler {
-            listener,
+            listener: listener.clone(),
             sources,
             snapshot,
-            status: status.clone(),
-            ready: ready.clone(),
-            listeners_waiting: listeners_waiting.clone(),
-            poll_interval: options.poll_interval,
-            health: health_link,
+            status: self.status.clone(),
+            built: built.clone(),
+            poll_interval: self.options.poll_interval,
+            health,
         };
-        let cancel = cancel.child_token();
+        let compiler_cancel = cancel.clone();
         let thread = std::thread::Builder::new()
             .name("compiler".to_owned())
-            .spawn(move || compiler.run(&cancel))
+            .spawn(move || compiler.run(&compiler_cancel))
             .map_err(RunError::Runtime)?;
-        threads.push(thread);
+        Ok(Generation {
+            responder,
+            metrics,
+            cache,
+            forward_metrics,
+            built,
+            cancel,
+            compiler: Some(thread),
+        })
     }
 
-    let metrics_state = AdminState {
-        ready: ready.clone(),
-        endpoints: health.as_ref().map(|h| h.reports.clone()),
-        metrics: Arc::new({
-            let status = status.clone();
-            let health_metrics = health.as_ref().map(|h| h.metrics.clone());
-            move |out: &mut String| {
-                metrics::render(&all_metrics, out);
+    /// Puts prepared generations into service: existing listeners switch to
+    /// theirs in one atomic swap (no socket closes, no query is lost), new
+    /// addresses are bound, listeners no longer configured stop.
+    fn commit(&mut self, prepared: Vec<(ListenerConfig, Generation)>) -> Result<(), RunError> {
+        let mut old: Vec<Listener> = std::mem::take(&mut self.listeners);
+        for (config, generation) in prepared {
+            if let Some(position) = old.iter().position(|l| l.addresses == config.addresses) {
+                let mut listener = old.remove(position);
+                listener.current.store(generation.responder.clone());
+                let previous = std::mem::replace(&mut listener.generation, generation);
+                retire(previous);
+                self.listeners.push(listener);
+                continue;
+            }
+            let listener = self.start_listener(&config, generation)?;
+            self.listeners.push(listener);
+        }
+        for listener in old {
+            tracing::info!(addresses = ?listener.addresses, "listener removed by reload");
+            stop_listener(listener);
+        }
+        self.registry.servers.store(Arc::new(
+            self.listeners
+                .iter()
+                .map(|l| l.generation.metrics.clone())
+                .collect(),
+        ));
+        self.registry.caches.store(Arc::new(
+            self.listeners
+                .iter()
+                .filter_map(|l| l.generation.cache.clone())
+                .collect(),
+        ));
+        self.registry.forwards.store(Arc::new(
+            self.listeners
+                .iter()
+                .filter_map(|l| l.generation.forward_metrics.clone())
+                .collect(),
+        ));
+        // I4: ready once every listener serves a complete snapshot.
+        let ready = Arc::new(
+            self.listeners
+                .iter()
+                .map(|l| l.generation.built.clone())
+                .collect::<Vec<_>>(),
+        );
+        let flag = self.ready.clone();
+        if !flag.load(Ordering::Acquire) {
+            std::thread::Builder::new()
+                .name("readiness".to_owned())
+                .spawn(move || {
+                    while !ready.iter().all(|b| b.load(Ordering::Acquire) > 0) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    flag.store(true, Ordering::Release);
+                })
+                .map_err(RunError::Runtime)?;
+        }
+        Ok(())
+    }
+
+    fn start_listener(
+        &self,
+        config: &ListenerConfig,
+        generation: Generation,
+    ) -> Result<Listener, RunError> {
+        let current = Arc::new(ArcSwap::new(generation.responder.clone()));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let cancel = self.cancel.child_token();
+        let mut threads = Vec::new();
+        for &address in &config.addresses {
+            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
+                RunError::Bind {
+                    protocol: "udp",
+                    address,
+                    source,
+                }
+            })?;
+            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            let tcp_listener = bind_tcp(&self.runtime, bound)?;
+            tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
+            threads.extend(
+                udp::spawn_workers(sockets, current.clone(), shutdown.clone())
+                    .map_err(RunError::Runtime)?,
+            );
+            self.runtime.spawn(tcp::serve(
+                tcp_listener,
+                current.clone(),
+                self.options.tcp,
+                cancel.clone(),
+            ));
+        }
+        Ok(Listener {
+            addresses: config.addresses.clone(),
+            current,
+            generation,
+            shutdown,
+            cancel,
+            threads,
+        })
+    }
+
+    fn start_admin(&self, config: &Config) -> Result<(), RunError> {
+        let registry = self.registry.clone();
+        let status = self.status.clone();
+        let health_metrics = self.health.as_ref().map(|h| h.metrics.clone());
+        let state = AdminState {
+            ready: self.ready.clone(),
+            endpoints: self.health.as_ref().map(|h| h.reports.clone()),
+            metrics: Arc::new(move |out: &mut String| {
+                metrics::render(&registry.servers.load(), out);
                 render_control_metrics(&status, out);
+                metrics::header(
+                    out,
+                    "coredns_reload_failed_total",
+                    "counter",
+                    "Counter of the number of failed reload attempts.",
+                );
+                let _ = writeln!(
+                    out,
+                    "coredns_reload_failed_total {}",
+                    registry.reload_failures.load(Ordering::Relaxed)
+                );
+                let caches = registry.caches.load();
                 if !caches.is_empty() {
                     crate::cache::render_all(caches.iter().map(|c| c.metrics()), out);
                 }
-                if !all_forward_metrics.is_empty() {
-                    crate::forward::render_all(&all_forward_metrics, out);
+                let forwards = registry.forwards.load();
+                if !forwards.is_empty() {
+                    crate::forward::render_all(&forwards, out);
                 }
                 if let Some(health_metrics) = &health_metrics {
                     health_metrics.render(out);
                 }
+            }),
+        };
+        let mut addresses: Vec<SocketAddr> = Vec::new();
+        for address in config
+            .health
+            .iter()
+            .chain(&config.ready)
+            .chain(&config.prometheus)
+        {
+            if !addresses.contains(address) {
+                addresses.push(*address);
             }
-        }),
-    };
-    let mut admin_addresses: Vec<SocketAddr> = Vec::new();
-    for address in config
-        .health
-        .iter()
-        .chain(&config.ready)
-        .chain(&config.prometheus)
-    {
-        if !admin_addresses.contains(address) {
-            admin_addresses.push(*address);
         }
-    }
-    for address in admin_addresses {
-        let listener = bind_tcp(&runtime, address).map_err(|e| match e {
-            RunError::Bind {
-                address, source, ..
-            } => RunError::Bind {
-                protocol: "http",
-                address,
-                source,
-            },
-            other => other,
-        })?;
-        let bound = listener.local_addr().map_err(RunError::Runtime)?;
-        tracing::info!(http = %bound, "admin endpoints listening");
-        runtime.spawn(admin::serve(
-            listener,
-            metrics_state.clone(),
-            cancel.child_token(),
-        ));
+        for address in addresses {
+            let listener = bind_tcp(&self.runtime, address).map_err(|e| match e {
+                RunError::Bind {
+                    address, source, ..
+                } => RunError::Bind {
+                    protocol: "http",
+                    address,
+                    source,
+                },
+                other => other,
+            })?;
+            let bound = listener.local_addr().map_err(RunError::Runtime)?;
+            tracing::info!(http = %bound, "admin endpoints listening");
+            self.runtime.spawn(admin::serve(
+                listener,
+                state.clone(),
+                self.cancel.child_token(),
+            ));
+        }
+        Ok(())
     }
 
-    runtime.block_on(wait_for_signal());
-    tracing::info!("shutting down: draining in-flight queries");
-    cancel.cancel();
-    shutdown_udp.store(true, Ordering::Relaxed);
-    for thread in threads {
+    /// Re-reads the Corefile; when it changed and is valid, prepares the new
+    /// generations (waiting for their first snapshots) and commits them. A
+    /// broken Corefile or a failed start keeps the running configuration.
+    fn reload(&mut self, path: &Path, last: &mut Option<signpost_corefile::Corefile>) {
+        let env = |name: &str| std::env::var(name).ok();
+        let parsed = match signpost_corefile::parse_file(path, &env) {
+            Ok(parsed) => parsed,
+            Err(errors) => {
+                self.reload_failed(&ConfigErrors::from(errors).to_string());
+                return;
+            }
+        };
+        if last.as_ref() == Some(&parsed) {
+            return;
+        }
+        let config = match Config::from_corefile(&parsed) {
+            Ok(config) => config,
+            Err(errors) => {
+                self.reload_failed(&errors.to_string());
+                *last = Some(parsed);
+                return;
+            }
+        };
+        *last = Some(parsed);
+        if config.health != self.config.health
+            || config.ready != self.config.ready
+            || config.prometheus != self.config.prometheus
+        {
+            tracing::warn!("admin addresses changed; they apply after a restart");
+        }
+        tracing::info!(file = %path.display(), "Corefile changed; reloading");
+        let prepared = match self.prepare(&config) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.reload_failed(&error.to_string());
+                return;
+            }
+        };
+        // Wait for every new generation's first snapshot before it serves.
+        let deadline = std::time::SystemTime::now() + RELOAD_READY_TIMEOUT;
+        while !prepared
+            .iter()
+            .all(|(_, g)| g.built.load(Ordering::Acquire) > 0)
+        {
+            if std::time::SystemTime::now() > deadline {
+                for (_, generation) in prepared {
+                    retire(generation);
+                }
+                self.reload_failed("the new configuration's sources did not load in time");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match self.commit(prepared) {
+            Ok(()) => {
+                self.config = config;
+                tracing::info!("reload complete");
+            }
+            Err(error) => self.reload_failed(&error.to_string()),
+        }
+    }
+
+    fn reload_failed(&self, why: &str) {
+        self.registry
+            .reload_failures
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %why, "reload failed; the running configuration stays");
+    }
+
+    fn shutdown(self) {
+        tracing::info!("shutting down: draining in-flight queries");
+        self.cancel.cancel();
+        for listener in self.listeners {
+            stop_listener(listener);
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(5));
+        tracing::info!("stopped");
+    }
+}
+
+/// How long a reload waits for the new configuration's first snapshots.
+const RELOAD_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Stops a generation that no longer serves: its compiler and forwarders.
+fn retire(mut generation: Generation) {
+    generation.cancel.cancel();
+    if let Some(thread) = generation.compiler.take() {
         let _ = thread.join();
     }
-    runtime.shutdown_timeout(Duration::from_secs(5));
-    tracing::info!("stopped");
-    Ok(())
+}
+
+fn stop_listener(listener: Listener) {
+    listener.cancel.cancel();
+    listener.shutdown.store(true, Ordering::Relaxed);
+    for thread in listener.threads {
+        let _ = thread.join();
+    }
+    retire(listener.generation);
 }
 
 fn bind_tcp(
@@ -385,8 +693,8 @@ struct Compiler {
     sources: Vec<Box<dyn PollSource>>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     status: Arc<CatalogStatus>,
-    ready: Arc<AtomicBool>,
-    listeners_waiting: Arc<AtomicU64>,
+    /// The generation serving, 0 until the first complete snapshot.
+    built: Arc<AtomicU64>,
     poll_interval: Duration,
     health: Option<HealthLink>,
 }
@@ -608,9 +916,7 @@ impl Compiler {
                 "snapshot serving"
             );
             retired = Some(self.snapshot.swap(Arc::new(snapshot)));
-            if generation == 1 && self.listeners_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.ready.store(true, Ordering::Release);
-            }
+            self.built.store(generation, Ordering::Release);
         }
     }
 

@@ -8,8 +8,9 @@
 //! on accept (RFC 7766 §6.2.2 lets a server shed connections).
 
 use crate::answer::{Exchange, Outcome, Responder};
-use crate::metrics::{Shard, Transport};
+use crate::metrics::Transport;
 use crate::querylog::QueryLog;
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
@@ -40,8 +41,7 @@ impl Default for TcpLimits {
 /// query in hand and close.
 pub async fn serve(
     listener: TcpListener,
-    responder: Arc<Responder>,
-    shard: Arc<Shard>,
+    current: Arc<ArcSwap<Responder>>,
     limits: TcpLimits,
     cancel: CancellationToken,
 ) {
@@ -64,13 +64,12 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let responder = responder.clone();
-        let shard = shard.clone();
+        let current = current.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            connection(stream, client, &responder, &shard, limits, &cancel).await;
+            connection(stream, client, &current, limits, &cancel).await;
         });
     }
 }
@@ -78,8 +77,7 @@ pub async fn serve(
 async fn connection(
     stream: TcpStream,
     client: std::net::SocketAddr,
-    responder: &Responder,
-    shard: &Shard,
+    current: &ArcSwap<Responder>,
     limits: TcpLimits,
     cancel: &CancellationToken,
 ) {
@@ -104,6 +102,8 @@ async fn connection(
                 _ => return,
             },
         };
+        // Each query sees the responder current when it arrives (reloads swap it).
+        let responder = current.load_full();
         if let Some(messages) = responder.transfer(&query[..len]) {
             tracing::info!(%client, messages = messages.len(), "zone transfer");
             for message in messages {
@@ -122,7 +122,7 @@ async fn connection(
         let exchange = Exchange {
             client,
             transport: Transport::Tcp,
-            shard,
+            shard: responder.shard(usize::MAX),
         };
         let answer_len = match responder.answer(&query[..len], &mut out[2..], exchange, &mut log) {
             Outcome::Reply(answer_len) => answer_len,

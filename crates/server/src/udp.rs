@@ -7,8 +7,9 @@
 //! always finishes the query in hand before it exits (drain).
 
 use crate::answer::{Exchange, Outcome, Responder};
-use crate::metrics::{Shard, Transport};
+use crate::metrics::Transport;
 use crate::querylog::QueryLog;
+use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -48,31 +49,31 @@ pub fn bind_sockets(address: SocketAddr, workers: usize) -> io::Result<Vec<UdpSo
     Ok(sockets)
 }
 
-/// Starts one named thread per socket.
+/// Starts one named thread per socket. Each packet is answered by the
+/// responder current at that moment, so a configuration reload swaps it
+/// under running workers without closing a socket.
 pub fn spawn_workers(
     sockets: Vec<UdpSocket>,
-    responder: Arc<Responder>,
-    shards: Vec<Arc<Shard>>,
+    current: Arc<ArcSwap<Responder>>,
     shutdown: Arc<AtomicBool>,
 ) -> io::Result<Vec<JoinHandle<()>>> {
     sockets
         .into_iter()
-        .zip(shards)
         .enumerate()
-        .map(|(index, (socket, shard))| {
-            let responder = responder.clone();
+        .map(|(index, socket)| {
+            let current = current.clone();
             let shutdown = shutdown.clone();
             std::thread::Builder::new()
                 .name(format!("udp-{index}"))
-                .spawn(move || run_worker(&Arc::new(socket), &responder, &shard, &shutdown))
+                .spawn(move || run_worker(&Arc::new(socket), &current, index, &shutdown))
         })
         .collect()
 }
 
 fn run_worker(
     socket: &Arc<UdpSocket>,
-    responder: &Responder,
-    shard: &Shard,
+    current: &ArcSwap<Responder>,
+    index: usize,
     shutdown: &AtomicBool,
 ) {
     let mut packet = vec![0u8; RECEIVE_BUFFER];
@@ -94,10 +95,11 @@ fn run_worker(
                 continue;
             }
         };
+        let responder = current.load();
         let exchange = Exchange {
             client,
             transport: Transport::Udp,
-            shard,
+            shard: responder.shard(index),
         };
         match responder.answer(&packet[..len], &mut out, exchange, &mut log) {
             Outcome::Reply(answer_len) => {

@@ -110,7 +110,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let factory: SourceFactory = Arc::new(|plugin: &KubernetesConfig| {
                 Box::new(CatalogSource::new(plugin.catalog.clone())) as Box<dyn ClusterSource>
             });
-            signpost_server::run(config, factory, options).context("serving DNS")
+            signpost_server::run(config, factory, options, Some(conf)).context("serving DNS")
         }
     }
 }
