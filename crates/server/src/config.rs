@@ -841,7 +841,7 @@ mod tests {
         errors.0.iter().map(|e| e.location.line).collect()
     }
 
-    /// The seed's kubernetes block loads with CoreDNS's defaults (ttl 30).
+    /// The kubernetes block loads with the seed's TTL default of 30 s (CoreDNS's is 5).
     #[test]
     fn kubernetes_defaults_and_options() {
         let config = parse(

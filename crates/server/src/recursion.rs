@@ -220,10 +220,12 @@ impl Recursion {
         let cache = self.cache.as_ref()?;
         let now = Instant::now();
         match cache.lookup(query, now) {
-            CacheLookup::Stale(entry) | CacheLookup::Hit(entry) => {
+            CacheLookup::Stale(entry) => {
                 cache.note_served_stale();
                 Some(entry.write(query, now, out, limit))
             }
+            // Another query stored a fresh answer meanwhile.
+            CacheLookup::Hit(entry) => Some(entry.write(query, now, out, limit)),
             CacheLookup::Miss => None,
         }
     }

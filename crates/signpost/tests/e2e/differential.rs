@@ -25,6 +25,7 @@
 //! ANY is not queried: RFC 8482 lets servers answer it in different ways.
 
 use crate::support::{self, TestServer};
+use crate::upstream::Knot;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, Record, RecordType};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,8 +33,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::process::Command;
+use std::time::Duration;
 
 /// The zones both servers load: origin and file under `data/zones/`.
 const ZONES: &[(&str, &str)] = &[
@@ -60,7 +61,7 @@ const EDNS_PAYLOAD: u16 = 1232;
 /// same RCODE, AA, TC and sections from signpost's `file` plugin as from Knot.
 #[test]
 fn file_plugin_answers_like_knot() {
-    let reference = Knot::start();
+    let reference = start_knot();
     let peer = Peer::start();
     let zones: Vec<ZoneContents> = ZONES
         .iter()
@@ -118,7 +119,7 @@ fn file_plugin_answers_like_knot() {
 /// and holds exactly the records Knot transfers for the same zone file.
 #[test]
 fn file_plugin_axfr_matches_knot() {
-    let reference = Knot::start();
+    let reference = start_knot();
     let peer = Peer::start();
     let mut failures = String::new();
     for (origin, _) in ZONES {
@@ -920,7 +921,7 @@ enum Peer {
 impl Peer {
     fn start() -> Self {
         match std::env::var("SIGNPOST_DIFFERENTIAL_PEER").as_deref() {
-            Ok("knot") => Self::Knot(Knot::start()),
+            Ok("knot") => Self::Knot(start_knot()),
             Ok("signpost") | Ok("") | Err(_) => Self::Signpost(start_signpost()),
             Ok(other) => panic!("SIGNPOST_DIFFERENTIAL_PEER={other}: want signpost or knot"),
         }
@@ -977,132 +978,17 @@ fn start_signpost() -> TestServer {
     TestServer::start_with(&corefile, &[], true)
 }
 
-/// A running `knotd` serving [`ZONES`] on a free loopback port. Killed on drop.
-struct Knot {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Knot {
-    /// Starts `knotd` and waits until it answers the SOA of every zone.
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = support::free_port();
-        let config = knot_config(dir.path(), port);
-        let config_path = dir.path().join("knot.conf");
-        std::fs::write(&config_path, config).expect("write knot.conf");
-        let log = std::fs::File::create(dir.path().join("knotd.log")).expect("knotd log");
-        let child = Command::new(knotd())
-            .arg("--config")
-            .arg(&config_path)
-            .stdout(Stdio::from(log.try_clone().expect("clone log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run knotd (install Debian's knot): {e}"));
-        let mut knot = Self { child, dir, port };
-        knot.wait_loaded(Duration::from_secs(20));
-        knot
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("knotd.log")).unwrap_or_default()
-    }
-
-    fn wait_loaded(&mut self, limit: Duration) {
-        let deadline = SystemTime::now() + limit;
-        let mut client = Client::new(self.addr());
-        client
-            .udp
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("udp timeout");
-        while SystemTime::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("knotd exited with {status}; log:\n{}", self.log());
-            }
-            let loaded = ZONES.iter().all(|(origin, _)| {
-                let probe = Probe {
-                    qname: (*origin).to_owned(),
-                    qtype: RecordType::SOA,
-                    category: Category::Existing,
-                };
-                matches!(
-                    client.exchange(&probe, Transport::Udp),
-                    Ok(outcome) if outcome.authoritative && outcome.answer.len() == 1
-                )
-            });
-            if loaded {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("knotd did not load the zones; log:\n{}", self.log());
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `knotd` from PATH, or Debian's location (`/usr/sbin` is not in every
-/// user's PATH).
-fn knotd() -> PathBuf {
-    let debian = PathBuf::from("/usr/sbin/knotd");
-    let on_path = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|p| p.join("knotd").is_file()))
-        .unwrap_or(false);
-    if !on_path && debian.is_file() {
-        debian
-    } else {
-        PathBuf::from("knotd")
-    }
-}
-
-/// A configuration serving the zone files read-only: never written back
-/// (`zonefile-sync: -1`), no journal, transfers allowed from loopback.
-fn knot_config(dir: &Path, port: u16) -> String {
-    let zones = zone_dir();
-    let mut config = format!(
-        "server:
-    listen: 127.0.0.1@{port}
-    rundir: {run}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-database:
-    storage: {run}/db
-log:
-  - target: stderr
-    any: info
-acl:
-  - id: loopback-transfer
-    address: 127.0.0.1
-    action: transfer
-template:
-  - id: default
-    storage: {storage}
-    zonefile-sync: -1
-    zonefile-load: whole
-    journal-content: none
-    acl: loopback-transfer
-zone:
-",
-        run = dir.display(),
-        storage = zones.display(),
-    );
-    for (origin, file) in ZONES {
-        let _ = writeln!(
-            config,
-            "  - domain: {origin}\n    file: {}",
-            zones.join(file).display()
-        );
-    }
-    config
+/// A `knotd` serving [`ZONES`] from the files in place; waits until every
+/// zone's SOA is answered.
+fn start_knot() -> Knot {
+    let dir = zone_dir();
+    let files: Vec<(&str, PathBuf)> = ZONES
+        .iter()
+        .map(|(origin, file)| (*origin, dir.join(file)))
+        .collect();
+    let borrowed: Vec<(&str, &Path)> = files
+        .iter()
+        .map(|(origin, path)| (*origin, path.as_path()))
+        .collect();
+    Knot::serving_files(&borrowed)
 }
