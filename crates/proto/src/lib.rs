@@ -21,11 +21,13 @@ mod response;
 mod tests;
 
 pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_within_wire};
-pub use query::{Edns, HEADER_LEN, ParseError, Query, parse_query};
+pub use query::{
+    ClientSubnet, Edns, HEADER_LEN, OPTION_CLIENT_SUBNET, ParseError, Query, parse_query,
+};
 pub use render::{RecordWriter, rdata};
 pub use response::{
     AnswerView, Patch, Rendered, ResponseMeta, rotate_answers, write_error, write_header_only,
-    write_response, write_response_patched,
+    write_response, write_response_patched, write_response_scoped,
 };
 
 /// Resource record types the server names. Values from the IANA registry.

@@ -27,6 +27,80 @@ pub struct Edns {
     pub version: u8,
     /// The DNSSEC OK bit (RFC 3225), copied into the answer.
     pub dnssec_ok: bool,
+    /// The EDNS Client Subnet option (RFC 7871), if the query carried one.
+    pub client_subnet: Option<ClientSubnet>,
+}
+
+/// An EDNS Client Subnet option (RFC 7871 §6), validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// Address family: 1 for IPv4, 2 for IPv6.
+    pub family: u16,
+    /// SOURCE PREFIX-LENGTH: how many leading bits of the address are given.
+    pub source_prefix: u8,
+    /// The address, zero-padded (only `source_prefix` bits are meaningful).
+    pub address: [u8; 16],
+}
+
+/// The EDNS option code of Client Subnet (RFC 7871 §6).
+pub const OPTION_CLIENT_SUBNET: u16 = 8;
+
+// === impl ClientSubnet ===
+
+impl ClientSubnet {
+    /// The client's network address.
+    pub fn ip(&self) -> std::net::IpAddr {
+        match self.family {
+            1 => std::net::IpAddr::from([
+                self.address[0],
+                self.address[1],
+                self.address[2],
+                self.address[3],
+            ]),
+            _ => std::net::IpAddr::from(self.address),
+        }
+    }
+
+    /// Bytes of ADDRESS on the wire: the source prefix rounded up to octets.
+    pub fn address_len(&self) -> usize {
+        (self.source_prefix as usize).div_ceil(8)
+    }
+
+    /// Parses the option data. RFC 7871 §7.1.2: a query whose option is
+    /// malformed (unknown family, prefix longer than the address, address
+    /// bytes not matching the prefix, bits set past the prefix, or a
+    /// non-zero SCOPE PREFIX-LENGTH) is answered with FORMERR.
+    fn parse(data: &[u8]) -> Result<Self, ParseError> {
+        let header = data.get(..4).ok_or(ParseError::FormErr)?;
+        let family = u16::from_be_bytes([header[0], header[1]]);
+        let (source_prefix, scope) = (header[2], header[3]);
+        let max = match family {
+            1 => 32,
+            2 => 128,
+            _ => return Err(ParseError::FormErr),
+        };
+        if source_prefix > max || scope != 0 {
+            return Err(ParseError::FormErr);
+        }
+        let bytes = &data[4..];
+        if bytes.len() != (source_prefix as usize).div_ceil(8) {
+            return Err(ParseError::FormErr);
+        }
+        // RFC 7871 §6: ADDRESS bits past SOURCE PREFIX-LENGTH MUST be zero.
+        if let Some(&last) = bytes.last() {
+            let used = source_prefix % 8;
+            if used != 0 && last & (0xff >> used) != 0 {
+                return Err(ParseError::FormErr);
+            }
+        }
+        let mut address = [0u8; 16];
+        address[..bytes.len()].copy_from_slice(bytes);
+        Ok(Self {
+            family,
+            source_prefix,
+            address,
+        })
+    }
 }
 
 /// Why a datagram is not answered normally. Allocation-free; maps onto an action.
@@ -155,10 +229,27 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
             if edns.is_some() || !record.owner_is_root {
                 return Err(ParseError::FormErr);
             }
+            let mut client_subnet = None;
+            let mut options = &packet[record.fixed_at + 10..record.end];
+            while !options.is_empty() {
+                let head = options.get(..4).ok_or(ParseError::FormErr)?;
+                let code = u16::from_be_bytes([head[0], head[1]]);
+                let len = u16::from_be_bytes([head[2], head[3]]) as usize;
+                let data = options.get(4..4 + len).ok_or(ParseError::FormErr)?;
+                if code == OPTION_CLIENT_SUBNET {
+                    // RFC 7871 §7.1.2 allows one ECS option per query.
+                    if client_subnet.is_some() {
+                        return Err(ParseError::FormErr);
+                    }
+                    client_subnet = Some(ClientSubnet::parse(data)?);
+                }
+                options = &options[4 + len..];
+            }
             edns = Some(Edns {
                 udp_size: u16::from_be_bytes([fixed[2], fixed[3]]),
                 version: fixed[5],
                 dnssec_ok: fixed[6] & 0x80 != 0,
+                client_subnet,
             });
         }
         at = record.end;

@@ -126,6 +126,9 @@ pub struct Patch<'a> {
     pub ttl_offsets: &'a [u16],
     /// The TTL written at every offset inside the part of the body that is sent.
     pub ttl: u32,
+    /// SCOPE PREFIX-LENGTH of the echoed Client Subnet option (RFC 7871 §7.2):
+    /// how many bits of the client's subnet the answer depends on.
+    pub ecs_scope: u8,
 }
 
 impl Patch<'_> {
@@ -135,6 +138,7 @@ impl Patch<'_> {
         authentic_data: false,
         ttl_offsets: &[],
         ttl: 0,
+        ecs_scope: 0,
     };
 }
 
@@ -148,7 +152,9 @@ pub fn write_response_patched(
     limit: usize,
 ) -> ResponseMeta {
     let question = query.question();
-    let opt_len = if query.edns.is_some() { OPT_LEN } else { 0 };
+    let opt_len = query.edns.map_or(0, |edns| {
+        OPT_LEN + edns.client_subnet.map_or(0, |ecs| 8 + ecs.address_len())
+    });
     let fixed = HEADER_LEN + question.len() + opt_len;
     let limit = limit.min(out.len());
 
@@ -217,6 +223,13 @@ pub fn write_response_patched(
     at += body.len();
     if let Some(edns) = query.edns {
         at += write_opt(&mut out[at..], 0, edns.dnssec_ok);
+        if let Some(ecs) = edns.client_subnet {
+            at += write_client_subnet(&mut out[at..], &ecs, patch.ecs_scope);
+            // The OPT record's RDLENGTH covers the option just written.
+            let rdlength = (8 + ecs.address_len()) as u16;
+            out[at - 8 - ecs.address_len() - 2..at - 8 - ecs.address_len()]
+                .copy_from_slice(&rdlength.to_be_bytes());
+        }
     }
     ResponseMeta {
         len: at,
@@ -275,6 +288,39 @@ fn write_header(
     for (i, count) in counts.iter().enumerate() {
         out[4 + 2 * i..6 + 2 * i].copy_from_slice(&count.to_be_bytes());
     }
+}
+
+/// Writes the Client Subnet option echoing the query's family, source prefix
+/// and address, with the given scope (RFC 7871 §7.2.1).
+fn write_client_subnet(out: &mut [u8], ecs: &crate::query::ClientSubnet, scope: u8) -> usize {
+    let len = ecs.address_len();
+    out[..2].copy_from_slice(&crate::query::OPTION_CLIENT_SUBNET.to_be_bytes());
+    out[2..4].copy_from_slice(&((4 + len) as u16).to_be_bytes());
+    out[4..6].copy_from_slice(&ecs.family.to_be_bytes());
+    out[6] = ecs.source_prefix;
+    out[7] = scope.min(if ecs.family == 1 { 32 } else { 128 });
+    out[8..8 + len].copy_from_slice(&ecs.address[..len]);
+    8 + len
+}
+
+/// [`write_response`] echoing the query's Client Subnet option with `scope`.
+pub fn write_response_scoped(
+    query: &Query<'_>,
+    rendered: AnswerView<'_>,
+    out: &mut [u8],
+    limit: usize,
+    scope: u8,
+) -> ResponseMeta {
+    write_response_patched(
+        query,
+        rendered,
+        Patch {
+            ecs_scope: scope,
+            ..Patch::NONE
+        },
+        out,
+        limit,
+    )
 }
 
 fn write_opt(out: &mut [u8], extended_rcode: u8, dnssec_ok: bool) -> usize {

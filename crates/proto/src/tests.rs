@@ -153,7 +153,8 @@ fn parses_edns_size_version_and_dnssec_ok() {
         Some(Edns {
             udp_size: 4096,
             version: 0,
-            dnssec_ok: true
+            dnssec_ok: true,
+            client_subnet: None,
         })
     );
     assert_eq!(query.udp_limit(), usize::from(ADVERTISED_UDP_SIZE));
@@ -528,4 +529,44 @@ fn rotate_answers_rotates_address_runs() {
     assert_eq!(first_address(&out), "10.0.0.2");
     crate::rotate_answers(&mut out[..meta.len], 2);
     assert_eq!(first_address(&out), "10.0.0.1");
+}
+
+/// RFC 7871 §7.1.2 and §7.2.1: a well-formed Client Subnet option is parsed
+/// and echoed with the scope; malformed ones are FORMERR.
+#[test]
+fn client_subnet_is_parsed_validated_and_echoed() {
+    let ecs = |family: u16, source: u8, scope: u8, address: &[u8]| {
+        let mut data = family.to_be_bytes().to_vec();
+        data.extend_from_slice(&[source, scope]);
+        data.extend_from_slice(address);
+        let mut option = 8u16.to_be_bytes().to_vec();
+        option.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        option.extend_from_slice(&data);
+        let mut packet = raw_query([0x01, 0], [1, 0, 0, 1], &question("web.test."));
+        packet.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0]);
+        packet.extend_from_slice(&(option.len() as u16).to_be_bytes());
+        packet.extend_from_slice(&option);
+        packet
+    };
+    let good = ecs(1, 24, 0, &[192, 0, 2]);
+    let query = parse_query(&good).unwrap();
+    let subnet = query.edns.unwrap().client_subnet.unwrap();
+    assert_eq!(subnet.ip().to_string(), "192.0.2.0");
+    assert_eq!(subnet.source_prefix, 24);
+    let mut out = vec![0u8; 512];
+    let meta = crate::write_response_scoped(&query, rendered(1, 0).view(), &mut out, 512, 16);
+    let answer = hickory_parse(&out[..meta.len]);
+    let echoed = format!("{:?}", answer.edns);
+    assert!(echoed.contains("Subnet"), "{echoed}");
+    // The option sits at the very end: family 1, source 24, scope 16, 3 address bytes.
+    assert_eq!(&out[meta.len - 7..meta.len], &[0, 1, 24, 16, 192, 0, 2]);
+    for bad in [
+        ecs(3, 8, 0, &[1]),            // unknown family
+        ecs(1, 33, 0, &[1, 2, 3, 4, 5]), // prefix longer than IPv4
+        ecs(1, 24, 0, &[192, 0]),       // too few address bytes
+        ecs(1, 20, 0, &[192, 0, 0x2f]), // bits set past the prefix
+        ecs(1, 24, 8, &[192, 0, 2]),    // non-zero scope in a query
+    ] {
+        assert_eq!(parse_query(&bad).unwrap_err(), ParseError::FormErr);
+    }
 }

@@ -339,6 +339,8 @@ pub fn write_cached(
         authentic_data: answer.authentic_data && asked_for_authentication,
         ttl_offsets: &answer.ttl_offsets,
         ttl,
+        // The upstream answered for the whole subnet as far as we know.
+        ecs_scope: 0,
     };
     write_response_patched(query, view, patch, out, limit)
 }
