@@ -50,6 +50,8 @@ fn snapshot() -> &'static Snapshot {
             }],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         };
         let db_port = port("postgres", Protocol::Tcp, 5432);
         // 120 endpoints: A and SRV answers exceed every UDP limit.
@@ -70,6 +72,8 @@ fn snapshot() -> &'static Snapshot {
             endpoints,
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         };
         let external = ClusterService {
             namespace: "default".to_owned(),
@@ -79,6 +83,8 @@ fn snapshot() -> &'static Snapshot {
             endpoints: Vec::new(),
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         };
         let zones = ["cluster.local", "10.in-addr.arpa", "ip6.arpa"]
             .map(|z| Name::from_ascii(z).expect("valid literal"))
@@ -120,6 +126,10 @@ fuzz_target!(|packet: &[u8]| {
         } else {
             match snapshot.lookup(query.qname_lower(), query.qtype) {
                 Lookup::Answer(view) => (write_response(&query, view, &mut out, limit), view.rcode),
+                Lookup::Geo(name, aaaa) => {
+                    let view = name.answer(None, aaaa);
+                    (write_response(&query, view, &mut out, limit), view.rcode)
+                }
                 Lookup::Pod(pod) => {
                     let mut scratch = [0u8; 32];
                     let view = pod.render(&mut scratch);

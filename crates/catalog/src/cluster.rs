@@ -10,8 +10,8 @@ use crate::{CatalogState, SERVICE_NAME_LABEL};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use signpost_zone::cluster::{
-    CheckProtocol, ClusterEndpoint, ClusterService, HealthCheckSpec, Protocol, ServiceKind,
-    ServicePort,
+    CheckProtocol, ClusterEndpoint, ClusterService, GeoSpec, HealthCheckSpec, Protocol,
+    ServiceKind, ServicePort,
 };
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -137,6 +137,8 @@ fn convert(
         endpoints,
         publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
         health_check: health_check(service, &spec, slices),
+        geo: geo(service),
+        external_addresses: external_addresses(service, &spec),
     }
 }
 
@@ -203,4 +205,63 @@ fn health_check(
         path,
         port,
     })
+}
+
+/// `dns.aikernel.io/geo-region`: the region a Service serves.
+pub const GEO_REGION: &str = "dns.aikernel.io/geo-region";
+/// `dns.aikernel.io/geo-priority`: lower wins (default 100).
+pub const GEO_PRIORITY: &str = "dns.aikernel.io/geo-priority";
+/// `dns.aikernel.io/geo-hostname`: the geographic name, when not derived.
+pub const GEO_HOSTNAME: &str = "dns.aikernel.io/geo-hostname";
+/// external-dns's hostname annotation (comma-separated; the first is used).
+pub const EXTERNAL_DNS_HOSTNAME: &str = "external-dns.alpha.kubernetes.io/hostname";
+
+fn geo(service: &Service) -> Option<GeoSpec> {
+    let annotations = service.metadata.annotations.as_ref()?;
+    let region = annotations.get(GEO_REGION)?.trim().to_owned();
+    if region.is_empty() {
+        return None;
+    }
+    let priority = annotations
+        .get(GEO_PRIORITY)
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(100);
+    let regional_name = annotations
+        .get(EXTERNAL_DNS_HOSTNAME)
+        .and_then(|h| h.split(',').next())
+        .map(|h| h.trim().trim_end_matches('.').to_owned())
+        .filter(|h| !h.is_empty());
+    let name = annotations
+        .get(GEO_HOSTNAME)
+        .map(|h| h.trim().trim_end_matches('.').to_owned());
+    Some(GeoSpec {
+        region,
+        priority,
+        name,
+        regional_name,
+    })
+}
+
+/// `status.loadBalancer.ingress[].ip`, else `spec.externalIPs`.
+fn external_addresses(
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> Vec<IpAddr> {
+    let ingress: Vec<IpAddr> = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
+        .collect();
+    if !ingress.is_empty() {
+        return ingress;
+    }
+    spec.external_ips
+        .iter()
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
 }

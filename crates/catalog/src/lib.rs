@@ -41,8 +41,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 pub use cluster::{
-    HEALTH_CHECK_ENABLED, HEALTH_CHECK_PATH, HEALTH_CHECK_PORT, HEALTH_CHECK_PROTOCOL,
-    cluster_services,
+    EXTERNAL_DNS_HOSTNAME, GEO_HOSTNAME, GEO_PRIORITY, GEO_REGION, HEALTH_CHECK_ENABLED,
+    HEALTH_CHECK_PATH, HEALTH_CHECK_PORT, HEALTH_CHECK_PROTOCOL, cluster_services,
 };
 pub use k8s_openapi::api::core::v1::Service;
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -561,11 +561,11 @@ fn client_subnet_is_parsed_validated_and_echoed() {
     // The option sits at the very end: family 1, source 24, scope 16, 3 address bytes.
     assert_eq!(&out[meta.len - 7..meta.len], &[0, 1, 24, 16, 192, 0, 2]);
     for bad in [
-        ecs(3, 8, 0, &[1]),            // unknown family
+        ecs(3, 8, 0, &[1]),              // unknown family
         ecs(1, 33, 0, &[1, 2, 3, 4, 5]), // prefix longer than IPv4
-        ecs(1, 24, 0, &[192, 0]),       // too few address bytes
-        ecs(1, 20, 0, &[192, 0, 0x2f]), // bits set past the prefix
-        ecs(1, 24, 8, &[192, 0, 2]),    // non-zero scope in a query
+        ecs(1, 24, 0, &[192, 0]),        // too few address bytes
+        ecs(1, 20, 0, &[192, 0, 0x2f]),  // bits set past the prefix
+        ecs(1, 24, 8, &[192, 0, 2]),     // non-zero scope in a query
     ] {
         assert_eq!(parse_query(&bad).unwrap_err(), ParseError::FormErr);
     }

@@ -16,9 +16,15 @@ use tokio_util::sync::CancellationToken;
 /// Renders the metrics exposition.
 pub type RenderMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Extra JSON routes: given the request target (path and query), a status
+/// line and body, or `None` when the path is not theirs.
+pub type Routes = Arc<dyn Fn(&str) -> Option<(&'static str, String)> + Send + Sync>;
+
 /// What the endpoints report.
 #[derive(Clone)]
 pub struct AdminState {
+    /// Extra routes (the geo API).
+    pub routes: Option<Routes>,
     /// True once the first complete snapshot serves (invariant I4).
     pub ready: Arc<AtomicBool>,
     /// Metrics renderer.
@@ -69,14 +75,20 @@ async fn handle(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()
     let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
     let method = parts.next().unwrap_or_default();
-    let path = parts.next().unwrap_or_default();
-    let path = path.split(|&b| b == b'?').next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    let extra = state
+        .routes
+        .as_ref()
+        .and_then(|routes| routes(std::str::from_utf8(target).unwrap_or_default()));
     let (status, content_type, body) = if method != b"GET" && method != b"HEAD" {
         (
             "405 Method Not Allowed",
             "text/plain",
             "method not allowed\n".to_owned(),
         )
+    } else if let Some((status, body)) = extra {
+        (status, "application/json", body)
     } else {
         match path {
             b"/health" => ("200 OK", "text/plain", "OK".to_owned()),

@@ -12,8 +12,9 @@ use arc_swap::ArcSwap;
 use signpost_proto::{
     CLASS_IN, MAX_TCP_MESSAGE, Name, ParseError, Query, RecordWriter, ResponseMeta, is_within_wire,
     parse_query, rcode, rtype, write_error, write_header_only, write_response,
+    write_response_scoped,
 };
-use signpost_zone::{Lookup, Snapshot};
+use signpost_zone::{GeoName, Lookup, Snapshot};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -31,6 +32,18 @@ pub struct Responder {
     loadbalance: bool,
     /// Metric shards: one per UDP worker, then one for TCP.
     shards: Vec<Arc<Shard>>,
+    geo: Option<Arc<GeoRouting>>,
+}
+
+/// The `geo` plugin as the answer path uses it.
+#[derive(Debug)]
+pub struct GeoRouting {
+    /// Placement and choice.
+    pub geo: signpost_geo::Geo,
+    /// The zone label of `dns_geo_answers_total`.
+    pub zone: String,
+    /// Answers per region, then one for "all" (fail open).
+    pub answers: Box<[std::sync::atomic::AtomicU64]>,
 }
 
 thread_local! {
@@ -100,6 +113,7 @@ impl Responder {
             recursion: None,
             loadbalance: false,
             shards: Vec::new(),
+            geo: None,
         }
     }
 
@@ -119,6 +133,17 @@ impl Responder {
     /// Panics if the responder has no shards.
     pub fn shard(&self, index: usize) -> &Shard {
         &self.shards[index.min(self.shards.len() - 1)]
+    }
+
+    /// Answers geographic names with `geo`'s placement and policy.
+    pub fn with_geo(mut self, geo: Arc<GeoRouting>) -> Self {
+        self.geo = Some(geo);
+        self
+    }
+
+    /// The `geo` plugin, if any.
+    pub fn geo(&self) -> Option<&Arc<GeoRouting>> {
+        self.geo.as_ref()
     }
 
     /// Rotates A, AAAA and MX records in every answer (`loadbalance`).
@@ -173,7 +198,9 @@ impl Responder {
             .iter()
             .find(|(z, _)| is_within_wire(query.qname_lower(), z.as_wire()))
             .map(|(_, i)| *i);
-        let Some((meta, responder)) = self.respond(&query, zone.is_some(), out, limit) else {
+        let Some((meta, responder)) =
+            self.respond(&query, zone.is_some(), exchange.client, out, limit)
+        else {
             return Outcome::Defer {
                 zone: zone.unwrap_or(self.dropped_zone),
                 limit,
@@ -202,6 +229,7 @@ impl Responder {
         &self,
         query: &Query<'_>,
         in_zone: bool,
+        client: SocketAddr,
         out: &mut [u8],
         limit: usize,
     ) -> Option<(ResponseMeta, MetricResponder)> {
@@ -222,6 +250,10 @@ impl Responder {
         match snapshot.lookup(query.qname_lower(), query.qtype) {
             Lookup::Answer(view) => Some((
                 write_response(query, view, out, limit),
+                MetricResponder::Kubernetes,
+            )),
+            Lookup::Geo(name, aaaa) => Some((
+                self.answer_geo(query, client, name, aaaa, out, limit),
                 MetricResponder::Kubernetes,
             )),
             Lookup::Pod(pod) => {
@@ -252,6 +284,40 @@ impl Responder {
                 ))
             }
         }
+    }
+
+    /// Picks the region of a geographic name for this client: the ECS subnet
+    /// when the query has one (and `ecs on`), else the source address; the
+    /// echoed ECS scope says how much of the subnet decided (RFC 7871 §7.2.1).
+    fn answer_geo(
+        &self,
+        query: &Query<'_>,
+        client: SocketAddr,
+        name: &GeoName,
+        aaaa: bool,
+        out: &mut [u8],
+        limit: usize,
+    ) -> ResponseMeta {
+        let Some(geo) = &self.geo else {
+            return write_response(query, name.answer(None, aaaa), out, limit);
+        };
+        let subnet = query
+            .edns
+            .and_then(|e| e.client_subnet)
+            .filter(|_| geo.geo.settings().ecs);
+        let location = match subnet {
+            Some(ecs) => geo.geo.locate(ecs.ip(), Some(ecs.source_prefix)),
+            None => geo.geo.locate(client.ip(), None),
+        };
+        let (choice, _) = geo.geo.choose(&location, &name.candidates);
+        let slot = choice
+            .and_then(|i| name.candidates.get(i))
+            .map_or(geo.answers.len() - 1, |c| c.region);
+        if let Some(counter) = geo.answers.get(slot) {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let scope = if subnet.is_some() { location.scope } else { 0 };
+        write_response_scoped(query, name.answer(choice, aaaa), out, limit, scope)
     }
 
     /// Answers an AXFR query for a zone loaded from a file (RFC 5936), over

@@ -8,6 +8,7 @@
 use crate::cache::{CacheConfig, parse_cache};
 use crate::forward::{ForwardConfig, parse_forward};
 use signpost_corefile::{Corefile, Directive, Location};
+use signpost_geo::{ClientNetwork, GeoSettings, Policy, Region};
 use signpost_health::{CheckerOptions, HealthPolicy};
 use signpost_proto::Name;
 use signpost_zone::PodMode;
@@ -67,6 +68,19 @@ pub struct ListenerConfig {
     pub hosts: Vec<HostsConfig>,
     /// `loadbalance`: rotate A, AAAA and MX records in every answer.
     pub loadbalance: bool,
+    /// The `geo` plugin.
+    pub geo: Option<GeoConfig>,
+}
+
+/// The `geo` plugin: `geo [ZONES...] { region; client; mmdb; latency; policy; ecs; ttl }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeoConfig {
+    /// Zones holding the geographic and regional names (default: the block's zones).
+    pub zones: Vec<Name>,
+    /// Regions, client networks, database, latency table, policy.
+    pub settings: GeoSettings,
+    /// Where the directive is.
+    pub location: Location,
 }
 
 /// The `hosts` plugin: `hosts [FILE [ZONES...]] { INLINE; ttl; no_reverse; reload; fallthrough }`.
@@ -246,6 +260,7 @@ impl Config {
             let mut forward = Vec::new();
             let mut hosts = Vec::new();
             let mut loadbalance = false;
+            let mut geo = None;
             let mut cache = None;
             let zones: Vec<Name> = block
                 .keys
@@ -278,6 +293,7 @@ impl Config {
                     "file" => files.extend(errors.file(directive, &zones, &base)),
                     "hosts" => hosts.push(errors.hosts(directive, &zones, &base)),
                     "reload" => config.reload = config.reload.or(errors.reload(directive)),
+                    "geo" => geo = errors.geo(directive, &zones, &base),
                     "loadbalance" => {
                         match directive.args.as_slice() {
                             [] => {}
@@ -346,6 +362,7 @@ impl Config {
                         }
                         listener.cache = listener.cache.clone().or_else(|| cache.clone());
                         listener.loadbalance |= loadbalance;
+                        listener.geo = listener.geo.clone().or_else(|| geo.clone());
                     }
                     None => config.listeners.push(ListenerConfig {
                         addresses,
@@ -357,6 +374,7 @@ impl Config {
                         files: files.clone(),
                         hosts: hosts.clone(),
                         loadbalance,
+                        geo: geo.clone(),
                         forward: forward.clone(),
                         cache: cache.clone(),
                     }),
@@ -507,6 +525,171 @@ impl ConfigErrors {
             }
         }
         config
+    }
+
+    /// `geo [ZONES...] { region NAME LAT LON; client CIDR REGION; mmdb PATH;
+    /// latency FROM TO MS; policy latency|priority; ecs on|off; ttl SECONDS }`.
+    fn geo(
+        &mut self,
+        directive: &Directive,
+        block_zones: &[Name],
+        base: &Path,
+    ) -> Option<GeoConfig> {
+        let mut zones: Vec<Name> = directive
+            .args
+            .iter()
+            .filter_map(|z| self.name(&directive.location, z))
+            .collect();
+        if zones.is_empty() {
+            zones = block_zones.to_vec();
+        }
+        let mut settings = GeoSettings {
+            ecs: true,
+            ttl: 30,
+            ..GeoSettings::default()
+        };
+        let before = self.0.len();
+        // Regions first: clients and latencies name them.
+        for option in directive.block.iter().filter(|o| o.name == "region") {
+            match option.args.as_slice() {
+                [name, latitude, longitude] => {
+                    match (latitude.parse::<f64>(), longitude.parse::<f64>()) {
+                        (Ok(latitude), Ok(longitude))
+                            if (-90.0..=90.0).contains(&latitude)
+                                && (-180.0..=180.0).contains(&longitude) =>
+                        {
+                            if settings.regions.iter().any(|r| r.name == *name) {
+                                self.push(
+                                    &option.location,
+                                    format!("region {name:?} is defined twice"),
+                                );
+                            }
+                            settings.regions.push(Region {
+                                name: name.clone(),
+                                latitude,
+                                longitude,
+                            });
+                        }
+                        _ => self.push(
+                            &option.location,
+                            "`region` expects NAME LATITUDE LONGITUDE in degrees".to_owned(),
+                        ),
+                    }
+                }
+                _ => self.push(
+                    &option.location,
+                    "`region` expects NAME LATITUDE LONGITUDE".to_owned(),
+                ),
+            }
+        }
+        let region_index = |errors: &mut Self, location: &Location, name: &str| {
+            let found = settings.regions.iter().position(|r| r.name == name);
+            if found.is_none() {
+                errors.push(
+                    location,
+                    format!("unknown region {name:?}: define it with `region`"),
+                );
+            }
+            found
+        };
+        for option in &directive.block {
+            let args = option.args.as_slice();
+            match option.name.as_str() {
+                "region" => {}
+                "client" => match args {
+                    [cidr, region] => {
+                        let network = parse_cidr(cidr);
+                        if network.is_none() {
+                            self.push(
+                                &option.location,
+                                format!("`client` expects an address/prefix, found {cidr:?}"),
+                            );
+                        }
+                        if let (Some((address, prefix)), Some(region)) =
+                            (network, region_index(self, &option.location, region))
+                        {
+                            settings.clients.push(ClientNetwork {
+                                address,
+                                prefix,
+                                region,
+                            });
+                        }
+                    }
+                    _ => self.push(&option.location, "`client` expects CIDR REGION".to_owned()),
+                },
+                "mmdb" => match args {
+                    [path] => settings.mmdb = Some(base.join(path)),
+                    _ => self.push(&option.location, "`mmdb` expects one file".to_owned()),
+                },
+                "latency" => match args {
+                    [from, to, ms] => {
+                        let from = region_index(self, &option.location, from);
+                        let to = region_index(self, &option.location, to);
+                        match (from, to, ms.parse::<u32>()) {
+                            (Some(from), Some(to), Ok(ms)) => settings.latency.push((from, to, ms)),
+                            (_, _, Err(_)) => self.push(
+                                &option.location,
+                                format!("`latency` expects milliseconds, found {ms:?}"),
+                            ),
+                            _ => {}
+                        }
+                    }
+                    _ => self.push(
+                        &option.location,
+                        "`latency` expects FROM TO MILLISECONDS".to_owned(),
+                    ),
+                },
+                "policy" => match args {
+                    [policy] if policy == "latency" => settings.policy = Policy::Latency,
+                    [policy] if policy == "priority" => settings.policy = Policy::Priority,
+                    _ => self.push(
+                        &option.location,
+                        "`policy` expects `latency` or `priority`".to_owned(),
+                    ),
+                },
+                "ecs" => match args {
+                    [on] if on == "on" => settings.ecs = true,
+                    [off] if off == "off" => settings.ecs = false,
+                    _ => self.push(&option.location, "`ecs` expects `on` or `off`".to_owned()),
+                },
+                "ttl" => match args {
+                    [ttl] => match ttl.parse::<u32>() {
+                        Ok(ttl) if ttl <= 3600 => settings.ttl = ttl,
+                        _ => self.push(
+                            &option.location,
+                            format!("`ttl` expects seconds from 0 to 3600, found {ttl:?}"),
+                        ),
+                    },
+                    _ => self.push(&option.location, "`ttl` expects one value".to_owned()),
+                },
+                other => self.push(&option.location, format!("unknown `geo` option `{other}`")),
+            }
+        }
+        if settings.regions.is_empty() {
+            self.push(
+                &directive.location,
+                "`geo` needs at least one `region NAME LATITUDE LONGITUDE`".to_owned(),
+            );
+        }
+        if let Some(path) = &settings.mmdb
+            && let Err(error) = signpost_geo::Geo::new(GeoSettings {
+                mmdb: Some(path.clone()),
+                ..GeoSettings::default()
+            })
+        {
+            self.push(
+                &directive.location,
+                format!(
+                    "{error}: {}",
+                    std::error::Error::source(&error).map_or(String::new(), ToString::to_string)
+                ),
+            );
+        }
+        (self.0.len() == before).then(|| GeoConfig {
+            zones,
+            settings,
+            location: directive.location.clone(),
+        })
     }
 
     /// `reload [INTERVAL [JITTER]]`; the jitter is accepted and not needed:
@@ -808,6 +991,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
     }
     Some(total)
+}
+
+/// Parses `ADDRESS/PREFIX` (a bare address is a host route).
+fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+    let address: IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = if prefix.is_empty() {
+        max
+    } else {
+        prefix.parse().ok()?
+    };
+    (prefix <= max).then_some((address, prefix))
 }
 
 /// Parses `:PORT`, `HOST:PORT` or `[V6]:PORT` (`localhost` is 127.0.0.1).

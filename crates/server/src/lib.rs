@@ -12,6 +12,7 @@ pub mod answer;
 pub mod cache;
 pub mod config;
 pub mod forward;
+pub mod geoapi;
 pub mod metrics;
 pub mod querylog;
 pub mod recursion;

@@ -14,10 +14,12 @@
 //! listeners stop, in-flight queries finish, then the process exits.
 
 use crate::admin::{self, AdminState};
+use crate::answer::GeoRouting;
 use crate::answer::Responder;
 use crate::cache::Cache;
 use crate::config::{
-    Config, ConfigErrors, HealthcheckConfig, HostsConfig, KubernetesConfig, ListenerConfig,
+    Config, ConfigErrors, GeoConfig, HealthcheckConfig, HostsConfig, KubernetesConfig,
+    ListenerConfig,
 };
 use crate::forward::{ForwardMetrics, Forwarder};
 use crate::metrics::Shard;
@@ -187,6 +189,7 @@ pub fn run(
 /// Everything the admin plane renders, replaced on reload.
 #[derive(Debug, Default)]
 struct Registry {
+    responders: ArcSwap<Vec<Arc<Responder>>>,
     servers: ArcSwap<Vec<Arc<ServerMetrics>>>,
     caches: ArcSwap<Vec<Arc<Cache>>>,
     forwards: ArcSwap<Vec<Arc<ForwardMetrics>>>,
@@ -308,6 +311,19 @@ impl Server {
             responder = responder.with_recursion(Arc::new(recursion));
         }
         let worker_shards = shards[..shards.len() - 1].to_vec();
+        if let Some(config) = &listener.geo {
+            let geo = signpost_geo::Geo::new(config.settings.clone())
+                .map_err(|e| RunError::Runtime(std::io::Error::other(e.to_string())))?;
+            let answers = (0..=config.settings.regions.len())
+                .map(|_| AtomicU64::new(0))
+                .collect();
+            let zone = config
+                .zones
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            responder = responder.with_geo(Arc::new(GeoRouting { geo, zone, answers }));
+        }
         let responder = Arc::new(
             responder
                 .with_loadbalance(listener.loadbalance)
@@ -396,6 +412,12 @@ impl Server {
                 .map(|l| l.generation.metrics.clone())
                 .collect(),
         ));
+        self.registry.responders.store(Arc::new(
+            self.listeners
+                .iter()
+                .map(|l| l.generation.responder.clone())
+                .collect(),
+        ));
         self.registry.caches.store(Arc::new(
             self.listeners
                 .iter()
@@ -475,7 +497,11 @@ impl Server {
         let registry = self.registry.clone();
         let status = self.status.clone();
         let health_metrics = self.health.as_ref().map(|h| h.metrics.clone());
+        let responders = self.registry.clone();
         let state = AdminState {
+            routes: Some(Arc::new(move |target: &str| {
+                crate::geoapi::route(&responders.responders.load(), target)
+            })),
             ready: self.ready.clone(),
             endpoints: self.health.as_ref().map(|h| h.reports.clone()),
             metrics: Arc::new(move |out: &mut String| {
@@ -503,6 +529,7 @@ impl Server {
                 if let Some(health_metrics) = &health_metrics {
                     health_metrics.render(out);
                 }
+                crate::geoapi::render_metrics(&registry.responders.load(), out);
             }),
         };
         let mut addresses: Vec<SocketAddr> = Vec::new();
@@ -889,15 +916,15 @@ impl Compiler {
                 .health
                 .as_ref()
                 .map_or(AllUnhealthy::ServeAll, |h| h.all_unhealthy);
-            let (snapshot, skipped) = build_snapshot(
-                generation,
-                &plugins,
-                &inputs,
-                &zone_files,
-                &hosts,
-                &VerdictView(&verdicts),
-                all_unhealthy,
-            );
+            let sources = BuildInputs {
+                plugins: &plugins,
+                inputs: &inputs,
+                zone_files: &zone_files,
+                hosts: &hosts,
+                geo: self.listener.geo.as_ref(),
+            };
+            let (snapshot, skipped) =
+                build_snapshot(generation, &sources, &VerdictView(&verdicts), all_unhealthy);
             if let Some(link) = &self.health {
                 link.targets.set(link.slot, health_targets(&inputs));
             }
@@ -957,15 +984,28 @@ impl Compiler {
     }
 }
 
+/// What one snapshot is built from.
+struct BuildInputs<'a> {
+    plugins: &'a [KubernetesConfig],
+    inputs: &'a [Arc<Vec<ClusterService>>],
+    zone_files: &'a [Arc<ZoneFile>],
+    hosts: &'a [Arc<HostsData>],
+    geo: Option<&'a GeoConfig>,
+}
+
 fn build_snapshot(
     generation: u64,
-    plugins: &[KubernetesConfig],
-    inputs: &[Arc<Vec<ClusterService>>],
-    zone_files: &[Arc<ZoneFile>],
-    hosts: &[Arc<HostsData>],
+    sources: &BuildInputs<'_>,
     health: &dyn EndpointHealth,
     all_unhealthy: AllUnhealthy,
 ) -> (Snapshot, Vec<String>) {
+    let BuildInputs {
+        plugins,
+        inputs,
+        zone_files,
+        hosts,
+        geo,
+    } = *sources;
     let serial = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(1, |d| d.as_secs() as u32);
@@ -1008,6 +1048,21 @@ fn build_snapshot(
     }
     for entries in hosts {
         add_hosts(&mut builder, entries, &mut problems);
+    }
+    if let Some(geo) = geo {
+        let services: Vec<ClusterService> = inputs.iter().flat_map(|s| s.iter().cloned()).collect();
+        let options = cluster::GeoOptions {
+            zones: geo.zones.clone(),
+            regions: geo
+                .settings
+                .regions
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+            ttl: geo.settings.ttl,
+            serial,
+        };
+        cluster::compile_geo(&mut builder, &services, &options, health, &mut problems);
     }
     (builder.build(), problems)
 }

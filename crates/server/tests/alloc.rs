@@ -109,6 +109,8 @@ fn snapshot() -> signpost_zone::Snapshot {
             endpoints: vec![],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
         ClusterService {
             namespace: "default".into(),
@@ -126,6 +128,8 @@ fn snapshot() -> signpost_zone::Snapshot {
                 .collect(),
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
     ];
     let options = ClusterOptions {

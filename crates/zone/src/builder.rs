@@ -7,7 +7,7 @@
 //! addresses for NS, MX and SRV targets (step 6), and negative answers with
 //! the zone's SOA (RFC 2308).
 
-use crate::snapshot::{Node, PodMode, Snapshot, ZoneEntry};
+use crate::snapshot::{GeoName, Node, PodMode, Snapshot, ZoneEntry};
 use rustc_hash::FxHashMap;
 use signpost_proto::{Name, RecordWriter, Rendered, rcode, rdata, rtype};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,6 +65,7 @@ struct ZoneDef {
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     zones: Vec<ZoneDef>,
+    geo_names: Vec<(Name, u32, Vec<crate::cluster::GeoRegion>)>,
     zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
     records: BTreeMap<Name, BTreeMap<u16, RrSet>>,
     generation: u64,
@@ -131,6 +132,12 @@ impl SnapshotBuilder {
             fallthrough,
             pods: PodMode::Disabled,
         });
+    }
+
+    /// Adds a geographic name: its A and AAAA answers are chosen per query
+    /// among `regions` (the name itself must exist, see [`Self::add_empty_name`]).
+    pub fn add_geo_name(&mut self, name: Name, ttl: u32, regions: Vec<crate::cluster::GeoRegion>) {
+        self.geo_names.push((name, ttl, regions));
     }
 
     /// Keeps a loaded zone file with the snapshot, so it can be transferred (AXFR).
@@ -319,11 +326,23 @@ impl SnapshotBuilder {
                         answers,
                         otherwise: Some(referral),
                         referral: true,
+                        geo: None,
                     }
                 }
                 None => self.render_node(owner, sets, apex, &descendants, zone),
             };
             names.insert(owner.as_wire().into(), node);
+        }
+        let mut geo = Vec::with_capacity(self.geo_names.len());
+        for (name, ttl, regions) in &self.geo_names {
+            let Some(node) = names.get_mut(name.as_wire()) else {
+                continue;
+            };
+            node.geo = Some(geo.len() as u32);
+            let apex = self
+                .zone_index(name)
+                .map_or_else(Name::root, |z| self.zones[z].apex.clone());
+            geo.push(self.render_geo(name, *ttl, regions, &apex));
         }
         Snapshot {
             zones,
@@ -331,6 +350,64 @@ impl SnapshotBuilder {
             generation: self.generation,
             record_count,
             zone_files: self.zone_files,
+            geo,
+        }
+    }
+
+    fn render_geo(
+        &self,
+        name: &Name,
+        ttl: u32,
+        regions: &[crate::cluster::GeoRegion],
+        apex: &Name,
+    ) -> GeoName {
+        let render = |addresses: &mut dyn Iterator<Item = &std::net::IpAddr>, v6: bool| {
+            let mut answer = RecordWriter::new();
+            for address in addresses {
+                match (address, v6) {
+                    (std::net::IpAddr::V4(a), false) => {
+                        answer.record(None, rtype::A, ttl, &rdata::a(*a))
+                    }
+                    (std::net::IpAddr::V6(a), true) => {
+                        answer.record(None, rtype::AAAA, ttl, &rdata::aaaa(*a))
+                    }
+                    _ => {}
+                }
+            }
+            let authority = if answer.count() == 0 {
+                self.negative_authority(apex)
+            } else {
+                RecordWriter::new()
+            };
+            Rendered::new(
+                rcode::NOERROR,
+                true,
+                &answer,
+                &authority,
+                &RecordWriter::new(),
+            )
+        };
+        GeoName {
+            name: name.clone(),
+            candidates: regions
+                .iter()
+                .map(|r| signpost_geo::Candidate {
+                    region: r.region,
+                    priority: r.priority,
+                    healthy: r.healthy,
+                })
+                .collect(),
+            a: regions
+                .iter()
+                .map(|r| render(&mut r.addresses.iter(), false))
+                .collect(),
+            aaaa: regions
+                .iter()
+                .map(|r| render(&mut r.addresses.iter(), true))
+                .collect(),
+            all_a: render(&mut regions.iter().flat_map(|r| &r.addresses), false),
+            all_aaaa: render(&mut regions.iter().flat_map(|r| &r.addresses), true),
+            regions: regions.to_vec(),
         }
     }
 
@@ -370,6 +447,7 @@ impl SnapshotBuilder {
             answers: answers.into_boxed_slice(),
             otherwise,
             referral: false,
+            geo: None,
         }
     }
 

@@ -32,6 +32,175 @@ pub struct ClusterService {
     /// Active health checking of the endpoints
     /// (`dns.aikernel.io/health-check-enabled: "true"`).
     pub health_check: Option<HealthCheckSpec>,
+    /// Membership of a geographic name (`dns.aikernel.io/geo-region`).
+    pub geo: Option<GeoSpec>,
+    /// Addresses clients outside the cluster use: `status.loadBalancer.ingress`
+    /// IPs, else `spec.externalIPs`.
+    pub external_addresses: Vec<IpAddr>,
+}
+
+/// A Service's place in a geographic name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoSpec {
+    /// Region name (`dns.aikernel.io/geo-region`).
+    pub region: String,
+    /// Lower wins under `policy priority` (`dns.aikernel.io/geo-priority`, default 100).
+    pub priority: u32,
+    /// The geographic name (`dns.aikernel.io/geo-hostname`, else derived from the
+    /// regional hostname by dropping `-<region>` from its first label).
+    pub name: Option<String>,
+    /// The regional hostname (`external-dns.alpha.kubernetes.io/hostname`, first entry).
+    pub regional_name: Option<String>,
+}
+
+// === impl GeoSpec ===
+
+impl GeoSpec {
+    /// The geographic name: explicit, or `api-us-east-1.example.com` →
+    /// `api.example.com` when the first label ends in `-<region>`.
+    pub fn geo_name(&self) -> Option<String> {
+        if let Some(name) = &self.name {
+            return Some(name.clone());
+        }
+        let regional = self.regional_name.as_deref()?;
+        let (first, rest) = regional.split_once('.')?;
+        let base = first.strip_suffix(&format!("-{}", self.region))?;
+        (!base.is_empty()).then(|| format!("{base}.{rest}"))
+    }
+}
+
+/// One region of a geographic name, as the snapshot serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoRegion {
+    /// Region index in the `geo` configuration.
+    pub region: usize,
+    /// Priority.
+    pub priority: u32,
+    /// At least one healthy endpoint, or no health checks.
+    pub healthy: bool,
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// The `geo` plugin's zones and regions, for compiling geographic names.
+#[derive(Debug, Clone)]
+pub struct GeoOptions {
+    /// Zones the geographic and regional names live in.
+    pub zones: Vec<Name>,
+    /// Region names in configuration order.
+    pub regions: Vec<String>,
+    /// TTL of geographic answers.
+    pub ttl: u32,
+    /// SOA serial of the zones.
+    pub serial: u32,
+}
+
+/// Geographic names compiled from services: name → regions.
+type GeoNames = std::collections::BTreeMap<Name, Vec<GeoRegion>>;
+
+/// Adds the geo zones, every regional hostname with its region's addresses,
+/// and every geographic name with its regions (chosen per query).
+pub fn compile_geo(
+    builder: &mut SnapshotBuilder,
+    services: &[ClusterService],
+    options: &GeoOptions,
+    health: &dyn EndpointHealth,
+    problems: &mut Vec<String>,
+) {
+    for zone in &options.zones {
+        let (Ok(primary), Ok(mailbox)) = (
+            zone.child("dns").and_then(|n| n.child("ns")),
+            zone.child("hostmaster"),
+        ) else {
+            continue;
+        };
+        builder.add_zone(ZoneSettings {
+            apex: zone.clone(),
+            ttl: options.ttl,
+            primary,
+            mailbox,
+            serial: options.serial,
+            minimum: options.ttl,
+            fallthrough: Vec::new(),
+            pods: PodMode::Disabled,
+        });
+    }
+    let in_zones = |name: &Name| options.zones.iter().any(|z| name.is_within(z));
+    let mut names = GeoNames::new();
+    for service in services {
+        let Some(spec) = &service.geo else { continue };
+        let Some(region) = options.regions.iter().position(|r| *r == spec.region) else {
+            problems.push(format!(
+                "service {}/{}: region {:?} is not configured in the geo plugin",
+                service.namespace, service.name, spec.region
+            ));
+            continue;
+        };
+        let ready: Vec<(&ClusterEndpoint, IpAddr)> = service
+            .endpoints
+            .iter()
+            .filter(|e| e.ready || service.publish_not_ready)
+            .flat_map(|e| e.addresses.iter().map(move |&a| (e, a)))
+            .collect();
+        let healthy_endpoints: Vec<IpAddr> = ready
+            .iter()
+            .filter(|(_, a)| !health.is_unhealthy(&service.namespace, &service.name, *a))
+            .map(|(_, a)| *a)
+            .collect();
+        let healthy = service.health_check.is_none() || !healthy_endpoints.is_empty();
+        let addresses = if !service.external_addresses.is_empty() {
+            service.external_addresses.clone()
+        } else if healthy_endpoints.is_empty() {
+            ready.iter().map(|(_, a)| *a).collect()
+        } else {
+            healthy_endpoints
+        };
+        if let Some(regional) = spec
+            .regional_name
+            .as_deref()
+            .and_then(|n| Name::from_ascii(n).ok())
+            && in_zones(&regional)
+        {
+            for &address in &addresses {
+                let (rr_type, data) = match address {
+                    IpAddr::V4(v4) => (rtype::A, rdata::a(v4)),
+                    IpAddr::V6(v6) => (rtype::AAAA, rdata::aaaa(v6)),
+                };
+                if let Err(error) = builder.add_record(regional.clone(), rr_type, options.ttl, data)
+                {
+                    problems.push(error.to_string());
+                }
+            }
+        }
+        let Some(geo_name) = spec.geo_name().and_then(|n| Name::from_ascii(&n).ok()) else {
+            problems.push(format!(
+                "service {}/{}: no geo name (set dns.aikernel.io/geo-hostname)",
+                service.namespace, service.name
+            ));
+            continue;
+        };
+        if !in_zones(&geo_name) {
+            problems.push(format!(
+                "service {}/{}: {geo_name} is outside the geo zones",
+                service.namespace, service.name
+            ));
+            continue;
+        }
+        names.entry(geo_name).or_default().push(GeoRegion {
+            region,
+            priority: spec.priority,
+            healthy,
+            addresses,
+        });
+    }
+    for (name, regions) in names {
+        // The name exists (NODATA for other types); its A/AAAA are chosen per query.
+        if let Err(error) = builder.add_empty_name(name.clone()) {
+            problems.push(error.to_string());
+            continue;
+        }
+        builder.add_geo_name(name, options.ttl, regions);
+    }
 }
 
 /// How a service's endpoints are checked (from its annotations).

@@ -22,7 +22,7 @@ mod snapshot;
 pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
-pub use snapshot::{Lookup, PodAnswer, PodMode, Snapshot};
+pub use snapshot::{GeoName, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,40 @@ pub struct Snapshot {
     pub(crate) record_count: usize,
     /// Zones loaded from files, for zone transfers.
     pub(crate) zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
+    /// Geographic names, indexed by `Node::geo`.
+    pub(crate) geo: Vec<GeoName>,
+}
+
+/// A geographic name: one pre-rendered answer per region and family, picked per query.
+#[derive(Debug)]
+pub struct GeoName {
+    /// The name.
+    pub name: Name,
+    /// Its regions, in the order of the answers.
+    pub candidates: Box<[signpost_geo::Candidate]>,
+    pub(crate) a: Box<[Rendered]>,
+    pub(crate) aaaa: Box<[Rendered]>,
+    pub(crate) all_a: Rendered,
+    pub(crate) all_aaaa: Rendered,
+    /// The regions with their addresses (for the admin API).
+    pub regions: Vec<crate::cluster::GeoRegion>,
+}
+
+// === impl GeoName ===
+
+impl GeoName {
+    /// The answer for the chosen candidate (`None`: all regions).
+    pub fn answer(&self, choice: Option<usize>, aaaa: bool) -> AnswerView<'_> {
+        let (per_region, all) = if aaaa {
+            (&self.aaaa, &self.all_aaaa)
+        } else {
+            (&self.a, &self.all_a)
+        };
+        match choice.and_then(|i| per_region.get(i)) {
+            Some(answer) => answer.view(),
+            None => all.view(),
+        }
+    }
 }
 
 /// Per-zone answers shared by every name in the zone.
@@ -40,6 +74,8 @@ pub(crate) struct Node {
     /// At or below a zone cut: `otherwise` is the referral, also for names
     /// below this one that do not exist.
     pub(crate) referral: bool,
+    /// A geographic name: index into `Snapshot::geo`.
+    pub(crate) geo: Option<u32>,
 }
 
 /// How `<a-b-c-d>.<namespace>.pod.<zone>` names are answered (CoreDNS `pods`).
@@ -57,6 +93,8 @@ pub enum PodMode {
 pub enum Lookup<'a> {
     /// A pre-rendered answer.
     Answer(AnswerView<'a>),
+    /// A geographic name's A (false) or AAAA (true) answer: the caller picks the region.
+    Geo(&'a GeoName, bool),
     /// A pod record synthesized from the name; render it with [`PodAnswer::render`].
     Pod(PodAnswer),
     /// The name is in a zone whose plugin falls through: the next plugin decides.
@@ -83,6 +121,12 @@ impl Snapshot {
     /// Finds the answer for a lower-case wire qname and a qtype.
     pub fn lookup(&self, qname: &[u8], qtype: u16) -> Lookup<'_> {
         if let Some(node) = self.names.get(qname) {
+            if let Some(index) = node.geo
+                && matches!(qtype, rtype::A | rtype::AAAA)
+                && let Some(geo) = self.geo.get(index as usize)
+            {
+                return Lookup::Geo(geo, qtype == rtype::AAAA);
+            }
             return self.answer_at(node, qtype);
         }
         let Some(zone) = self
@@ -168,6 +212,11 @@ impl Snapshot {
             .iter()
             .find(|z| z.apex.as_wire() == apex)
             .map(|z| &**z)
+    }
+
+    /// The geographic names.
+    pub fn geo_names(&self) -> &[GeoName] {
+        &self.geo
     }
 
     /// The generation number, increasing with every build.

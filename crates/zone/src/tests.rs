@@ -32,6 +32,8 @@ fn services() -> Vec<ClusterService> {
             endpoints: vec![],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
         ClusterService {
             namespace: "default".into(),
@@ -56,6 +58,8 @@ fn services() -> Vec<ClusterService> {
             ],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
         ClusterService {
             namespace: "default".into(),
@@ -65,6 +69,8 @@ fn services() -> Vec<ClusterService> {
             endpoints: vec![],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
         ClusterService {
             namespace: "default".into(),
@@ -74,6 +80,8 @@ fn services() -> Vec<ClusterService> {
             endpoints: vec![],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
         ClusterService {
             namespace: "empty".into(),
@@ -83,6 +91,8 @@ fn services() -> Vec<ClusterService> {
             endpoints: vec![],
             publish_not_ready: false,
             health_check: None,
+            geo: None,
+            external_addresses: Vec::new(),
         },
     ]
 }
@@ -117,6 +127,7 @@ fn ask(snapshot: &Snapshot, qname: &str, qtype: RecordType) -> Option<Message> {
     let view = match snapshot.lookup(parsed.qname_lower(), parsed.qtype) {
         Lookup::Answer(view) => view,
         Lookup::Pod(pod) => pod.render(&mut scratch),
+        Lookup::Geo(name, aaaa) => name.answer(None, aaaa),
         Lookup::Fallthrough | Lookup::NotAuthoritative => return None,
     };
     let meta = write_response(&parsed, view, &mut out, 65535);
@@ -373,7 +384,10 @@ $INCLUDE included.zone
 ";
 
 fn file_snapshot() -> Snapshot {
-    let dir = std::env::temp_dir().join(format!("signpost-zone-test-{}", std::process::id()));
+    // A directory per call: tests run in parallel and must not see each other's half-written files.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("signpost-zone-test-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("example.zone"), ZONE).unwrap();
     std::fs::write(dir.join("included.zone"), "inc IN A 192.0.2.77\n").unwrap();
