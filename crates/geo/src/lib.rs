@@ -251,18 +251,11 @@ impl Geo {
     /// else great-circle distance from the client (or its home region).
     pub fn cost(&self, location: &Location, region: usize) -> f64 {
         let count = self.settings.regions.len();
-        if let Some(home) = location.home {
-            if home == region {
-                return self
-                    .latency
-                    .get(home * count + region)
-                    .copied()
-                    .flatten()
-                    .map_or(0.0, f64::from);
-            }
-            if let Some(ms) = self.latency.get(home * count + region).copied().flatten() {
-                return f64::from(ms);
-            }
+        if let Some(ms) = location
+            .home
+            .and_then(|home| self.latency.get(home * count + region).copied().flatten())
+        {
+            return f64::from(ms);
         }
         let Some(target) = self.settings.regions.get(region) else {
             return f64::MAX;

@@ -11,6 +11,9 @@ use crate::metrics::HealthMetrics;
 use crate::probe::{CheckKind, ProbeError, Prober};
 use crate::state::{Change, EndpointState, HealthPolicy, Phase};
 use crate::verdict::{EndpointKey, PublishVerdicts, Verdicts};
+use futures_util::StreamExt as _;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::future::Future;
@@ -19,7 +22,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +159,6 @@ pub fn spawn(
         metrics: parts.metrics,
         entries: BTreeMap::new(),
         queue: BinaryHeap::new(),
-        permits: Arc::new(Semaphore::new(parts.options.max_concurrent.max(1))),
     };
     tokio::spawn(checker.run(targets, reports, cancel))
 }
@@ -173,8 +175,10 @@ struct Checker {
     entries: BTreeMap<EndpointKey, Entry>,
     /// Due times; stale items (entry gone or rescheduled) are skipped when popped.
     queue: BinaryHeap<Reverse<(Instant, EndpointKey)>>,
-    permits: Arc<Semaphore>,
 }
+
+/// Checks due this soon after the earliest one start together.
+const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 // === impl Checker ===
 
@@ -185,7 +189,9 @@ impl Checker {
         mut reports: mpsc::Receiver<ReportRequest>,
         cancel: CancellationToken,
     ) {
-        let (results_tx, mut results) = mpsc::channel::<Outcome>(1024);
+        // Probes run inside this task (no task per check, no channel): the
+        // checker and its probes never wake each other across threads.
+        let mut in_flight: FuturesUnordered<BoxFuture<'static, Outcome>> = FuturesUnordered::new();
         let current = targets.borrow_and_update().clone();
         self.reconcile(&current);
         loop {
@@ -193,6 +199,7 @@ impl Checker {
             let sleep = tokio::time::sleep_until(
                 next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
+            let room = in_flight.len() < self.options.max_concurrent.max(1);
             tokio::select! {
                 () = cancel.cancelled() => return,
                 changed = targets.changed() => {
@@ -200,9 +207,9 @@ impl Checker {
                     let current = targets.borrow_and_update().clone();
                     self.reconcile(&current);
                 }
-                Some(outcome) = results.recv() => self.finish(outcome),
+                Some(outcome) = in_flight.next(), if !in_flight.is_empty() => self.finish(outcome),
                 Some(request) = reports.recv() => { let _ = request.send(self.reports()); }
-                () = sleep => self.run_due(&results_tx),
+                () = sleep, if room => self.run_due(&mut in_flight),
             }
         }
     }
@@ -251,11 +258,15 @@ impl Checker {
         Duration::from_nanos(hash % nanos)
     }
 
-    fn run_due(&mut self, results: &mpsc::Sender<Outcome>) {
+    fn run_due(&mut self, in_flight: &mut FuturesUnordered<BoxFuture<'static, Outcome>>) {
         let now = Instant::now();
+        // Checks due within the next few milliseconds start now too, so a
+        // steady stream of checks wakes the checker ~100 times a second, not
+        // once per check.
+        let horizon = now + BATCH_WINDOW;
         let mut verdict_changed = false;
         while let Some(Reverse((due, _))) = self.queue.peek() {
-            if *due > now {
+            if *due > horizon || in_flight.len() >= self.options.max_concurrent.max(1) {
                 break;
             }
             let Some(Reverse((due, key))) = self.queue.pop() else {
@@ -281,25 +292,17 @@ impl Checker {
             if let Some(deadline) = entry.state.deadline(&policy) {
                 self.queue.push(Reverse((deadline, key.clone())));
             }
-            let target = entry.target.clone();
-            let probe = self.probe.clone();
-            let permits = self.permits.clone();
-            let results = results.clone();
-            let timeout = policy.timeout;
-            tokio::spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return;
-                };
+            let check = self.probe.check(&entry.target, policy.timeout);
+            let key = key.clone();
+            in_flight.push(Box::pin(async move {
                 let started = Instant::now();
-                let result = probe.check(&target, timeout).await;
-                let _ = results
-                    .send(Outcome {
-                        key: target.key,
-                        result,
-                        took: started.elapsed(),
-                    })
-                    .await;
-            });
+                let result = check.await;
+                Outcome {
+                    key,
+                    result,
+                    took: started.elapsed(),
+                }
+            }));
         }
         if verdict_changed {
             self.publish(true);

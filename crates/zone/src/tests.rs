@@ -387,7 +387,8 @@ fn file_snapshot() -> Snapshot {
     // A directory per call: tests run in parallel and must not see each other's half-written files.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("signpost-zone-test-{}-{call}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("signpost-zone-test-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("example.zone"), ZONE).unwrap();
     std::fs::write(dir.join("included.zone"), "inc IN A 192.0.2.77\n").unwrap();

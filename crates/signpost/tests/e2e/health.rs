@@ -9,121 +9,20 @@
 //! than failure_threshold × interval + delay + 1 s = 5 s; it returns within
 //! success_threshold × interval + 1 s = 2 s of recovering.
 
-use crate::support::TestServer;
+use crate::support::{self, Backend, CLOSED, FAILING, HANGING, HEALTHY, TestServer};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
-
-const HEALTHY: u8 = 0;
-const FAILING: u8 = 1;
-const HANGING: u8 = 2;
-const CLOSED: u8 = 3;
-
-/// A tiny HTTP server on one loopback address whose behaviour a test switches.
-struct Backend {
-    mode: Arc<AtomicU8>,
-    paths: Arc<Mutex<Vec<String>>>,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Backend {
-    fn start(address: SocketAddr, listener: TcpListener) -> Self {
-        let backend = Self {
-            mode: Arc::new(AtomicU8::new(HEALTHY)),
-            paths: Arc::new(Mutex::new(Vec::new())),
-            requests: Arc::new(AtomicUsize::new(0)),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
-        let (mode, paths, requests, stop) = (
-            backend.mode.clone(),
-            backend.paths.clone(),
-            backend.requests.clone(),
-            backend.stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let mut listener = Some(listener);
-            let mut held = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let current = mode.load(Ordering::Relaxed);
-                if current == CLOSED {
-                    listener = None;
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-                if listener.is_none() {
-                    listener = TcpListener::bind(address).ok();
-                    listener.as_ref().map(|l| l.set_nonblocking(true));
-                }
-                let Some(accepting) = &listener else { continue };
-                let Ok((mut stream, _)) = accepting.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                requests.fetch_add(1, Ordering::Relaxed);
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buffer = [0u8; 1024];
-                let read = stream.read(&mut buffer).unwrap_or(0);
-                let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
-                if let Some(path) = request.split_whitespace().nth(1) {
-                    paths.lock().unwrap().push(path.to_owned());
-                }
-                match current {
-                    HEALTHY => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        );
-                    }
-                    FAILING => {
-                        let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    }
-                    // Accepts and reads, never answers: only the timeout can fail it.
-                    _ => held.push(stream),
-                }
-                held.truncate(64);
-            }
-        });
-        backend
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
 
 /// Three backends on 127.0.0.2, .3 and .4, all on one port.
 fn backends() -> (u16, Vec<Backend>) {
-    loop {
-        let first = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
-        let port = first.local_addr().expect("addr").port();
-        let rest: Vec<TcpListener> = [3u8, 4]
-            .iter()
-            .filter_map(|last| TcpListener::bind((Ipv4Addr::new(127, 0, 0, *last), port)).ok())
-            .collect();
-        if rest.len() != 2 {
-            continue;
-        }
-        let listeners = std::iter::once(first).chain(rest);
-        let backends = listeners
-            .enumerate()
-            .map(|(i, listener)| {
-                listener.set_nonblocking(true).expect("nonblocking");
-                Backend::start(SocketAddr::from(([127, 0, 0, 2 + i as u8], port)), listener)
-            })
-            .collect();
-        return (port, backends);
-    }
+    support::backends_on(&[
+        Ipv4Addr::new(127, 0, 0, 2),
+        Ipv4Addr::new(127, 0, 0, 3),
+        Ipv4Addr::new(127, 0, 0, 4),
+    ])
 }
 
 /// A headless service `web` in `shop` with three endpoints, `web-0..2`, annotated for checks.

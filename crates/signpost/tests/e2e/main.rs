@@ -7,6 +7,7 @@
 mod differential;
 mod example;
 mod fixtures;
+mod geo;
 mod header;
 mod health;
 mod malformed;

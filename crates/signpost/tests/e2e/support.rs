@@ -1,15 +1,17 @@
 //! The test harness: start `signpost dns` on free loopback ports with a
 //! Corefile and catalog written to a temporary directory, wait for `/ready`,
-//! and query it.
+//! and query it; HTTP backends on loopback for its health checks.
 
 #![allow(dead_code, unreachable_pub)]
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// A running `signpost dns`. Killed on drop.
@@ -292,4 +294,126 @@ pub fn example(path: &str) -> String {
         .join("../../examples")
         .join(path);
     std::fs::read_to_string(&root).unwrap_or_else(|e| panic!("read {}: {e}", root.display()))
+}
+
+// === impl Backend ===
+
+/// [`Backend`] answers every request with 200.
+pub const HEALTHY: u8 = 0;
+/// [`Backend`] answers every request with 503.
+pub const FAILING: u8 = 1;
+/// [`Backend`] accepts and reads but never answers: only a timeout fails it.
+pub const HANGING: u8 = 2;
+/// [`Backend`] closes its listener: connections are refused.
+pub const CLOSED: u8 = 3;
+
+/// A tiny HTTP server on one loopback address whose behaviour a test
+/// switches with [`Backend::set`]; the health checks of the real binary are
+/// its only clients. Stops on drop.
+pub struct Backend {
+    mode: Arc<AtomicU8>,
+    /// Request paths seen, in order.
+    pub paths: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted.
+    pub requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Backend {
+    /// Serves on `listener` (non-blocking, bound to `address`); rebinds
+    /// `address` when switched back from [`CLOSED`].
+    pub fn start(address: SocketAddr, listener: TcpListener) -> Self {
+        let backend = Self {
+            mode: Arc::new(AtomicU8::new(HEALTHY)),
+            paths: Arc::new(Mutex::new(Vec::new())),
+            requests: Arc::new(AtomicUsize::new(0)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (mode, paths, requests, stop) = (
+            backend.mode.clone(),
+            backend.paths.clone(),
+            backend.requests.clone(),
+            backend.stop.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut listener = Some(listener);
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let current = mode.load(Ordering::Relaxed);
+                if current == CLOSED {
+                    listener = None;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                if listener.is_none() {
+                    listener = TcpListener::bind(address).ok();
+                    listener.as_ref().map(|l| l.set_nonblocking(true));
+                }
+                let Some(accepting) = &listener else { continue };
+                let Ok((mut stream, _)) = accepting.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                requests.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buffer = [0u8; 1024];
+                let read = stream.read(&mut buffer).unwrap_or(0);
+                let request = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                if let Some(path) = request.split_whitespace().nth(1) {
+                    paths.lock().unwrap().push(path.to_owned());
+                }
+                match current {
+                    HEALTHY => {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        );
+                    }
+                    FAILING => {
+                        let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                    // Accepts and reads, never answers: only the timeout can fail it.
+                    _ => held.push(stream),
+                }
+                held.truncate(64);
+            }
+        });
+        backend
+    }
+
+    /// Switches the behaviour: [`HEALTHY`], [`FAILING`], [`HANGING`] or [`CLOSED`].
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One [`Backend`] on each of `addresses` (loopback), all on one port.
+pub fn backends_on(addresses: &[Ipv4Addr]) -> (u16, Vec<Backend>) {
+    let (first, rest) = addresses.split_first().expect("at least one address");
+    loop {
+        let listener = TcpListener::bind((*first, 0)).expect("bind backend");
+        let port = listener.local_addr().expect("addr").port();
+        let others: Vec<TcpListener> = rest
+            .iter()
+            .filter_map(|address| TcpListener::bind((*address, port)).ok())
+            .collect();
+        if others.len() != rest.len() {
+            continue;
+        }
+        let backends = std::iter::once(listener)
+            .chain(others)
+            .zip(addresses)
+            .map(|(listener, address)| {
+                listener.set_nonblocking(true).expect("nonblocking");
+                Backend::start(SocketAddr::from((*address, port)), listener)
+            })
+            .collect();
+        return (port, backends);
+    }
 }
