@@ -423,6 +423,21 @@ impl ConfigErrors {
         }
     }
 
+    /// A plugin's zone arguments, or the server block's zones when it gives none (CoreDNS's rule).
+    fn plugin_zones(
+        &mut self,
+        location: &Location,
+        args: &[String],
+        block_zones: &[Name],
+    ) -> Vec<Name> {
+        let zones: Vec<Name> = args.iter().filter_map(|z| self.name(location, z)).collect();
+        if zones.is_empty() {
+            block_zones.to_vec()
+        } else {
+            zones
+        }
+    }
+
     fn no_block(&mut self, directive: &Directive) {
         if let Some(inner) = directive.block.first() {
             self.push(
@@ -535,14 +550,7 @@ impl ConfigErrors {
         block_zones: &[Name],
         base: &Path,
     ) -> Option<GeoConfig> {
-        let mut zones: Vec<Name> = directive
-            .args
-            .iter()
-            .filter_map(|z| self.name(&directive.location, z))
-            .collect();
-        if zones.is_empty() {
-            zones = block_zones.to_vec();
-        }
+        let zones = self.plugin_zones(&directive.location, &directive.args, block_zones);
         let mut settings = GeoSettings {
             ecs: true,
             ttl: 30,
@@ -734,12 +742,7 @@ impl ConfigErrors {
             args.next()
                 .map_or_else(|| PathBuf::from("/etc/hosts"), |p| base.join(p)),
         );
-        let mut zones: Vec<Name> = args
-            .filter_map(|z| self.name(&directive.location, z))
-            .collect();
-        if zones.is_empty() {
-            zones = block_zones.to_vec();
-        }
+        let zones = self.plugin_zones(&directive.location, args.as_slice(), block_zones);
         let mut config = HostsConfig {
             path,
             zones,
@@ -815,13 +818,7 @@ impl ConfigErrors {
             );
             return None;
         };
-        let mut zones: Vec<Name> = zones
-            .iter()
-            .filter_map(|z| self.name(&directive.location, z))
-            .collect();
-        if zones.is_empty() {
-            zones = block_zones.to_vec();
-        }
+        let zones = self.plugin_zones(&directive.location, zones, block_zones);
         let mut reload = Duration::from_secs(60);
         for option in &directive.block {
             match (option.name.as_str(), option.args.as_slice()) {
@@ -891,14 +888,7 @@ impl ConfigErrors {
         block_zones: &[Name],
         base: &Path,
     ) -> Option<KubernetesConfig> {
-        let mut zones: Vec<Name> = directive
-            .args
-            .iter()
-            .filter_map(|z| self.name(&directive.location, z))
-            .collect();
-        if zones.is_empty() {
-            zones = block_zones.to_vec();
-        }
+        let zones = self.plugin_zones(&directive.location, &directive.args, block_zones);
         let mut config = KubernetesConfig {
             zones,
             ttl: DEFAULT_TTL,
