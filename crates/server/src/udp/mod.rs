@@ -1,7 +1,8 @@
 //! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker.
 //!
-//! Data plane. Each worker blocks in `recv_from`, answers synchronously into
-//! buffers it owns, and sends. No task per packet, no lock, no allocation.
+//! Data plane. Each worker blocks in `recvmmsg`, answers every datagram of
+//! the batch synchronously into buffers it owns, and sends the answers with
+//! one `sendmmsg`. No task per packet, no lock, no allocation.
 //! The kernel spreads datagrams across the sockets by flow hash.
 //! A short receive timeout lets a worker see the shutdown flag; a worker
 //! always finishes the query in hand before it exits (drain).
@@ -9,6 +10,9 @@
 use crate::answer::{Exchange, Outcome, Responder};
 use crate::metrics::Transport;
 use crate::querylog::QueryLog;
+use mmsg::Batch;
+
+mod mmsg;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
@@ -76,16 +80,17 @@ fn run_worker(
     index: usize,
     shutdown: &AtomicBool,
 ) {
-    let mut packet = vec![0u8; RECEIVE_BUFFER];
-    let mut out = vec![0u8; signpost_proto::ADVERTISED_UDP_SIZE as usize];
+    let mut batch = Batch::new(RECEIVE_BUFFER, signpost_proto::ADVERTISED_UDP_SIZE as usize);
     let mut log = QueryLog::default();
     while !shutdown.load(Ordering::Relaxed) {
-        let (len, client) = match socket.recv_from(&mut packet) {
-            Ok(received) => received,
+        let count = match batch.receive(socket) {
+            Ok(count) => count,
             Err(error)
                 if matches!(
                     error.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 continue;
@@ -95,24 +100,28 @@ fn run_worker(
                 continue;
             }
         };
+        // One responder for the whole batch: a reload swaps it between batches.
         let responder = current.load();
-        let exchange = Exchange {
-            client,
-            transport: Transport::Udp,
-            shard: responder.shard(index),
-        };
-        match responder.answer(&packet[..len], &mut out, exchange, &mut log) {
-            Outcome::Reply(answer_len) => {
-                if let Err(error) = socket.send_to(&out[..answer_len], client) {
-                    tracing::debug!(%error, %client, "udp send failed");
+        for slot in 0..count {
+            let (packet, client, out) = batch.datagram(slot);
+            let Some(client) = client else { continue };
+            let exchange = Exchange {
+                client,
+                transport: Transport::Udp,
+                shard: responder.shard(index),
+            };
+            match responder.answer(packet, out, exchange, &mut log) {
+                Outcome::Reply(answer_len) => batch.queue_reply(slot, answer_len),
+                Outcome::Drop => {}
+                Outcome::Defer { zone, limit } => {
+                    if let Some(recursion) = responder.recursion() {
+                        recursion.spawn_udp(packet, client, zone, limit, socket.clone());
+                    }
                 }
             }
-            Outcome::Drop => {}
-            Outcome::Defer { zone, limit } => {
-                if let Some(recursion) = responder.recursion() {
-                    recursion.spawn_udp(&packet[..len], client, zone, limit, socket.clone());
-                }
-            }
+        }
+        if let Err(error) = batch.send(socket) {
+            tracing::debug!(%error, "udp send failed");
         }
     }
 }
