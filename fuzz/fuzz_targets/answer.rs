@@ -14,9 +14,8 @@ use signpost_fuzz::{Expected, check_answer};
 use signpost_proto::{
     CLASS_IN, MAX_TCP_MESSAGE, Name, parse_query, rcode, rtype, write_error, write_response,
 };
-use signpost_zone::cluster::{
-    self, ClusterEndpoint, ClusterOptions, ClusterService, Protocol, ServiceKind, ServicePort,
-};
+use signpost_zone::cluster::{self, ClusterOptions};
+use signpost_model::{ClusterEndpoint, ClusterService, Protocol, ServiceKind, ServicePort};
 use signpost_zone::{Lookup, PodMode, Snapshot, SnapshotBuilder};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;

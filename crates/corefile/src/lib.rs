@@ -2,7 +2,8 @@
 //!
 //! Control plane (configuration loading). Pure syntax: this crate knows nothing
 //! about what a directive means; it produces a tree of [`ServerBlock`]s and
-//! [`Directive`]s for the server crate to interpret.
+//! [`Directive`]s for the plugins to interpret, and gives them one [`toolkit`]
+//! (error collection, Go durations, zones, addresses) to read their options.
 //!
 //! ```text
 //! .:53, example.org {            ServerBlock { keys: [".":53, "example.org.":None]
@@ -29,11 +30,13 @@
 //! problem found in one run. Parsing never panics and is bounded in depth and
 //! size, whatever the input.
 
+mod duration;
 mod key;
 mod lex;
 mod parse;
 #[cfg(test)]
 mod tests;
+pub mod toolkit;
 
 use std::fmt;
 use std::path::Path;
@@ -149,8 +152,9 @@ pub struct Error {
     pub message: String,
 }
 
-/// Every problem found in a Corefile, in the order found. Never empty.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Every problem found in a Corefile, in the order found. Never empty when
+/// returned as an error; plugins collect into an empty one ([`Default`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Errors(pub Vec<Error>);
 
 // === impl Errors ===

@@ -10,10 +10,10 @@
 use crate::metrics::HealthMetrics;
 use crate::probe::{CheckKind, ProbeError, Prober};
 use crate::state::{Change, EndpointState, HealthPolicy, Phase};
-use crate::verdict::{EndpointKey, PublishVerdicts, Verdicts};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use signpost_model::{EndpointKey, PublishVerdicts, Verdicts};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::future::Future;

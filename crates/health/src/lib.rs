@@ -2,7 +2,7 @@
 //!
 //! Control plane. The [`checker`] owns every endpoint's [`state`] and runs
 //! [`probe`]s with bounded concurrency; verdict changes travel as data
-//! through [`verdict`] (publish, subscribe) to the snapshot compilers, so the
+//! through `signpost_model::verdict` (publish, subscribe) to the snapshot compilers, so the
 //! query path sees health only through the next snapshot, never a lock.
 //!
 //! ```text
@@ -13,16 +13,18 @@
 //! ```
 
 pub mod checker;
+pub mod directive;
 pub mod metrics;
 pub mod probe;
 pub mod state;
-pub mod verdict;
+pub mod targets;
 
 pub use checker::{CheckerOptions, CheckerParts, EndpointReport, Probe, ReportRequest, Target};
+pub use directive::HealthcheckConfig;
 pub use metrics::HealthMetrics;
 pub use probe::{CheckKind, Prober};
 pub use state::{Change, EndpointState, HealthPolicy, Phase};
-pub use verdict::{EndpointKey, LocalVerdicts, PublishVerdicts, SubscribeVerdicts, Verdicts};
+pub use targets::health_targets;
 
 #[cfg(test)]
 mod tests;

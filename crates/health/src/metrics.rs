@@ -1,6 +1,6 @@
 //! Health-check metrics with the seed's names.
 
-use std::fmt::Write as _;
+use signpost_model::metrics::{Exposition, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -55,86 +55,72 @@ impl HealthMetrics {
 
     /// Renders the Prometheus text exposition.
     pub fn render(&self, out: &mut String) {
-        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
-            out,
+        let out = &mut Exposition::new(out);
+        out.family(
             "dns_health_checks_total",
-            "counter",
+            Kind::Counter,
             "Health checks run, by result.",
         );
-        let _ = writeln!(
-            out,
-            "dns_health_checks_total{{result=\"success\"}} {}",
-            self.checks_success.load(Relaxed)
+        out.sample(
+            "dns_health_checks_total",
+            &[("result", &"success")],
+            self.checks_success.load(Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "dns_health_checks_total{{result=\"failure\"}} {}",
-            self.checks_failure.load(Relaxed)
+        out.sample(
+            "dns_health_checks_total",
+            &[("result", &"failure")],
+            self.checks_failure.load(Relaxed),
         );
-        family(
-            out,
+        out.family(
             "dns_health_check_duration_seconds",
-            "histogram",
+            Kind::Histogram,
             "Time one health check took.",
         );
-        let mut cumulative = 0;
-        for (bound, count) in BUCKETS.iter().zip(&self.duration_buckets) {
-            cumulative += count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "dns_health_check_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        let count = self.duration_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "dns_health_check_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let sum = self.duration_sum_nanos.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(
-            out,
-            "dns_health_check_duration_seconds_sum {sum}\ndns_health_check_duration_seconds_count {count}"
+        let buckets = BUCKETS
+            .iter()
+            .zip(&self.duration_buckets)
+            .map(|(bound, count)| (*bound, count.load(Relaxed)));
+        out.histogram(
+            "dns_health_check_duration_seconds",
+            &[],
+            buckets,
+            self.duration_count.load(Relaxed),
+            self.duration_sum_nanos.load(Relaxed) as f64 / 1e9,
         );
         for (name, kind, help, value) in [
             (
                 "dns_healthy_endpoints",
-                "gauge",
+                Kind::Gauge,
                 "Checked endpoints in answers.",
                 &self.healthy,
             ),
             (
                 "dns_unhealthy_endpoints",
-                "gauge",
+                Kind::Gauge,
                 "Checked endpoints out of answers.",
                 &self.unhealthy,
             ),
             (
                 "dns_updates_total",
-                "counter",
+                Kind::Counter,
                 "Verdict changes published to DNS answers.",
                 &self.updates,
             ),
             (
                 "dns_endpoints_removed_total",
-                "counter",
+                Kind::Counter,
                 "Endpoints removed from answers as unhealthy.",
                 &self.endpoints_removed,
             ),
             (
                 "dns_endpoints_added_total",
-                "counter",
+                Kind::Counter,
                 "Endpoints returned to answers after recovering.",
                 &self.endpoints_added,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Relaxed)
-            );
+            out.family(name, kind, help);
+            out.sample(name, &[], value.load(Relaxed));
         }
     }
 }

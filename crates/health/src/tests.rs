@@ -6,7 +6,7 @@ use crate::checker::{self, CheckerOptions, Probe, Target};
 use crate::metrics::HealthMetrics;
 use crate::probe::CheckKind;
 use crate::state::{Change, EndpointState, HealthPolicy};
-use crate::verdict::{EndpointKey, LocalVerdicts, SubscribeVerdicts};
+use signpost_model::{EndpointKey, LocalVerdicts, SubscribeVerdicts};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

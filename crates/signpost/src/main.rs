@@ -6,12 +6,8 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use signpost_catalog::{CatalogWatcher, LoadErrors};
-use signpost_server::config::KubernetesConfig;
-use signpost_server::{
-    ClusterSource, Config, ConfigErrors, RunOptions, SourceFactory, SourceProblem,
-};
-use signpost_zone::cluster::ClusterService;
+use signpost_dns::{Config, RunOptions, Server, SourceFactory};
+use signpost_zone::SourceSpec;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -107,18 +103,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(workers) = workers {
                 options.workers = workers.max(1);
             }
-            let factory: SourceFactory = Arc::new(|plugin: &KubernetesConfig| {
-                Box::new(CatalogSource::new(plugin.catalog.clone())) as Box<dyn ClusterSource>
-            });
-            signpost_server::run(config, factory, options, Some(conf)).context("serving DNS")
+            serve_dns(config, options, &conf)
         }
     }
+}
+
+/// Runs the DNS role with its admin endpoints until SIGTERM or SIGINT.
+fn serve_dns(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()> {
+    let factory: SourceFactory = Arc::new(signpost_discovery::open);
+    let admin = config.admin_addresses();
+    let server = Server::start(config, factory, options).context("serving DNS")?;
+    let status: Arc<dyn signpost_model::Status> = server.status();
+    for address in admin {
+        let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
+            .context("serving DNS")?;
+        let bound = listener.local_addr().context("serving DNS")?;
+        tracing::info!(http = %bound, "admin endpoints listening");
+        server.runtime().spawn(signpost_admin::serve(
+            listener,
+            status.clone(),
+            server.shutdown_token(),
+        ));
+    }
+    server.run_until_signal(Some(conf));
+    Ok(())
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
     let env = |name: &str| std::env::var(name).ok();
     let corefile = signpost_corefile::parse_file(path, &env)
-        .map_err(|errors| InvalidConfig(ConfigErrors::from(errors).to_string()))?;
+        .map_err(|errors| InvalidConfig(errors.to_string()))?;
     Config::from_corefile(&corefile).map_err(|errors| InvalidConfig(errors.to_string()).into())
 }
 
@@ -127,18 +141,25 @@ fn validate(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
     let mut problems = Vec::new();
     let mut seen: Vec<&PathBuf> = Vec::new();
-    for plugin in config.listeners.iter().flat_map(|l| &l.kubernetes) {
-        let fresh: Vec<PathBuf> = plugin
-            .catalog
+    let catalogs = config
+        .listeners
+        .iter()
+        .flat_map(|l| &l.sources)
+        .filter_map(|plan| match &plan.spec {
+            SourceSpec::Catalog { paths, .. } => Some(paths),
+            _ => None,
+        });
+    for catalog in catalogs {
+        let fresh: Vec<PathBuf> = catalog
             .iter()
             .filter(|p| !seen.contains(p))
             .cloned()
             .collect();
-        seen.extend(plugin.catalog.iter());
+        seen.extend(catalog.iter());
         if fresh.is_empty() {
             continue;
         }
-        if let Err(errors) = signpost_catalog::load_paths(&fresh) {
+        if let Err(errors) = signpost_discovery::catalog::load_paths(&fresh) {
             problems.push(errors.to_string());
         }
     }
@@ -150,43 +171,4 @@ fn validate(path: &Path) -> anyhow::Result<()> {
         println!("{}: configuration is valid", path.display());
     }
     Ok(())
-}
-
-/// The catalog source: files and directories of manifests, polled for changes.
-struct CatalogSource {
-    paths: Vec<PathBuf>,
-    watcher: CatalogWatcher,
-}
-
-impl CatalogSource {
-    fn new(paths: Vec<PathBuf>) -> Self {
-        Self {
-            watcher: CatalogWatcher::new(paths.clone()),
-            paths,
-        }
-    }
-}
-
-impl ClusterSource for CatalogSource {
-    fn poll(&mut self) -> Option<Result<Vec<ClusterService>, Vec<SourceProblem>>> {
-        if !self.watcher.fingerprint_changed() {
-            return None;
-        }
-        Some(match signpost_catalog::load_paths(&self.paths) {
-            Ok(state) => Ok(signpost_catalog::cluster_services(&state)),
-            Err(errors) => Err(problems(errors)),
-        })
-    }
-}
-
-fn problems(errors: LoadErrors) -> Vec<SourceProblem> {
-    errors
-        .0
-        .into_iter()
-        .map(|e| SourceProblem {
-            file: e.file.display().to_string(),
-            line: e.line,
-            message: e.message,
-        })
-        .collect()
 }

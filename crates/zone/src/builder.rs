@@ -7,7 +7,7 @@
 //! addresses for NS, MX and SRV targets (step 6), and negative answers with
 //! the zone's SOA (RFC 2308).
 
-use crate::snapshot::{GeoName, Node, PodMode, Snapshot, ZoneEntry};
+use crate::snapshot::{GeoName, GeoRegion, Node, PodMode, Snapshot, ZoneEntry};
 use rustc_hash::FxHashMap;
 use signpost_proto::{Name, RecordWriter, Rendered, rcode, rdata, rtype};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,7 +65,7 @@ struct ZoneDef {
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     zones: Vec<ZoneDef>,
-    geo_names: Vec<(Name, u32, Vec<crate::cluster::GeoRegion>)>,
+    geo_names: Vec<(Name, u32, Vec<GeoRegion>)>,
     zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
     records: BTreeMap<Name, BTreeMap<u16, RrSet>>,
     generation: u64,
@@ -136,7 +136,7 @@ impl SnapshotBuilder {
 
     /// Adds a geographic name: its A and AAAA answers are chosen per query
     /// among `regions` (the name itself must exist, see [`Self::add_empty_name`]).
-    pub fn add_geo_name(&mut self, name: Name, ttl: u32, regions: Vec<crate::cluster::GeoRegion>) {
+    pub fn add_geo_name(&mut self, name: Name, ttl: u32, regions: Vec<GeoRegion>) {
         self.geo_names.push((name, ttl, regions));
     }
 
@@ -354,13 +354,7 @@ impl SnapshotBuilder {
         }
     }
 
-    fn render_geo(
-        &self,
-        name: &Name,
-        ttl: u32,
-        regions: &[crate::cluster::GeoRegion],
-        apex: &Name,
-    ) -> GeoName {
+    fn render_geo(&self, name: &Name, ttl: u32, regions: &[GeoRegion], apex: &Name) -> GeoName {
         let render = |addresses: &mut dyn Iterator<Item = &std::net::IpAddr>, v6: bool| {
             let mut answer = RecordWriter::new();
             for address in addresses {

@@ -2,8 +2,9 @@
 //!
 //! Data plane reads, control plane builds. A [`Snapshot`] maps every owner name
 //! to pre-rendered answers, one per record type, so answering is a hash lookup
-//! and a copy. The control plane fills a [`SnapshotBuilder`] (for the cluster
-//! zone, through [`cluster::compile`]) and swaps the finished snapshot in whole;
+//! and a copy. The control plane fills a [`SnapshotBuilder`] from every
+//! source's [`Input`] ([`input::build`]: the cluster zone through
+//! [`cluster::compile`], zone files, hosts files) and swaps the finished snapshot in whole;
 //! a query reads exactly one snapshot (invariant I2).
 //!
 //! ```text
@@ -18,11 +19,14 @@
 
 mod builder;
 pub mod cluster;
+pub mod hosts;
+pub mod input;
 mod snapshot;
 pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
-pub use snapshot::{GeoName, Lookup, PodAnswer, PodMode, Snapshot};
+pub use input::{BuildOptions, Input, Recipe, SourceSpec, build};
+pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]
 mod tests;

@@ -18,6 +18,19 @@ pub struct Snapshot {
     pub(crate) geo: Vec<GeoName>,
 }
 
+/// One region of a geographic name, as the snapshot serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoRegion {
+    /// Region index in the `geo` configuration.
+    pub region: usize,
+    /// Priority.
+    pub priority: u32,
+    /// At least one healthy endpoint, or no health checks.
+    pub healthy: bool,
+    /// Its addresses.
+    pub addresses: Vec<IpAddr>,
+}
+
 /// A geographic name: one pre-rendered answer per region and family, picked per query.
 #[derive(Debug)]
 pub struct GeoName {
@@ -30,7 +43,7 @@ pub struct GeoName {
     pub(crate) all_a: Rendered,
     pub(crate) all_aaaa: Rendered,
     /// The regions with their addresses (for the admin API).
-    pub regions: Vec<crate::cluster::GeoRegion>,
+    pub regions: Vec<GeoRegion>,
 }
 
 // === impl GeoName ===

@@ -2,12 +2,11 @@
 //! Kubernetes DNS spec 1.1.0, checked on the rendered answers' headers and
 //! decoded records.
 
-use crate::cluster::{
-    self, ClusterEndpoint, ClusterOptions, ClusterService, Protocol, ServiceKind, ServicePort,
-};
+use crate::cluster::{self, ClusterOptions};
 use crate::{Lookup, PodMode, Snapshot, SnapshotBuilder};
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
+use signpost_model::{ClusterEndpoint, ClusterService, Protocol, ServiceKind, ServicePort};
 use signpost_proto::{Name, parse_query, rcode, rtype, write_response};
 
 fn name(text: &str) -> Name {

@@ -1,0 +1,100 @@
+//! What a catalog load yields: every object, or every problem.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use k8s_openapi::api::core::v1::Service;
+pub use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+/// Everything one source knows: all of its Services and EndpointSlices.
+///
+/// It is always a full state, never a delta: the consumer replaces the source's previous state
+/// with it. Objects from the catalog always have `metadata.namespace` set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CatalogState {
+    /// Services, in load order.
+    pub services: Vec<Service>,
+    /// EndpointSlices (discovery.k8s.io/v1), in load order.
+    pub endpoint_slices: Vec<EndpointSlice>,
+}
+
+/// One problem found while loading the catalog, with where it is.
+///
+/// Displays as `file:line: message`, or `file: message` when no line is known.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", place(.file, .line))]
+pub struct LoadError {
+    /// The file (or the path given) the problem is in.
+    pub file: PathBuf,
+    /// The 1-based line in `file`, when known.
+    pub line: Option<u32>,
+    /// What is wrong, lower-case, without a trailing period.
+    pub message: String,
+}
+
+/// Every problem found while loading the catalog; never empty when returned as an error.
+///
+/// Displays one [`LoadError`] per line, so an operator sees every mistake in one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq, thiserror::Error)]
+pub struct LoadErrors(pub Vec<LoadError>);
+
+// === impl LoadError ===
+
+impl LoadError {
+    /// Creates an error at `file`, optionally at a line.
+    pub fn new(file: impl Into<PathBuf>, line: Option<u32>, message: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// Formats `file:line` or `file`.
+fn place(file: &Path, line: &Option<u32>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", file.display()),
+        None => file.display().to_string(),
+    }
+}
+
+// === impl LoadErrors ===
+
+impl LoadErrors {
+    /// The errors, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, LoadError> {
+        self.0.iter()
+    }
+
+    /// How many errors there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<'a> IntoIterator for &'a LoadErrors {
+    type Item = &'a LoadError;
+    type IntoIter = std::slice::Iter<'a, LoadError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}

@@ -1,0 +1,51 @@
+//! Where signpost's data comes from: every source, behind one trait.
+//!
+//! Control plane. Each source runs as one task and pushes complete states
+//! through a [`signpost_model::Sink`] the moment it has them:
+//!
+//! ```text
+//! SourceSpec ──open──▶ catalog  (files; polls metadata, reloads on change)  ─┐
+//!                      file     (master file; reloads on a new serial)       ├─▶ Input ─▶ Sink ─▶ compiler
+//!                      hosts    (hosts file + inline entries)               ─┘
+//! ```
+//!
+//! [`translate`] turns Kubernetes `Service` and `EndpointSlice` objects into
+//! the cluster model, whichever source found them. The query-serving crates
+//! never depend on this one: the binary hands [`open`] to them.
+
+pub mod catalog;
+pub mod hosts;
+pub mod translate;
+pub mod zonefile;
+
+use signpost_model::Source;
+use signpost_zone::{Input, SourceSpec};
+
+/// Opens the source `spec` describes.
+pub fn open(spec: &SourceSpec) -> Box<dyn Source<Input>> {
+    match spec {
+        SourceSpec::Catalog { paths, poll } => {
+            Box::new(catalog::CatalogSource::new(paths.clone(), *poll))
+        }
+        SourceSpec::ZoneFile {
+            path,
+            apex,
+            reload,
+            retry,
+        } => Box::new(zonefile::ZoneFileSource {
+            path: path.clone(),
+            apex: apex.clone(),
+            reload: *reload,
+            retry: *retry,
+        }),
+        SourceSpec::Hosts {
+            path,
+            inline,
+            reload,
+        } => Box::new(hosts::HostsSource {
+            path: path.clone(),
+            inline: inline.clone(),
+            reload: *reload,
+        }),
+    }
+}

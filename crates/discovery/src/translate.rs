@@ -1,0 +1,254 @@
+//! Translates Services and EndpointSlices into the cluster zone's model.
+//!
+//! Control plane. EndpointSlices join their Service by the
+//! `kubernetes.io/service-name` label within the same namespace (as the
+//! EndpointSlice controller sets it). Slices of the FQDN address type and
+//! addresses that do not parse are skipped; the loader has already reported
+//! invalid ones.
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use signpost_model::annotations::{
+    EXTERNAL_DNS_HOSTNAME, GEO_HOSTNAME, GEO_PRIORITY, GEO_REGION, HEALTH_CHECK_ENABLED,
+    HEALTH_CHECK_PATH, HEALTH_CHECK_PORT, HEALTH_CHECK_PROTOCOL, SERVICE_NAME_LABEL,
+};
+use signpost_model::{
+    CheckProtocol, ClusterEndpoint, ClusterService, GeoSpec, HealthCheckSpec, Protocol,
+    ServiceKind, ServicePort,
+};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Builds one [`ClusterService`] per Service, with the endpoints of its slices.
+pub fn cluster_services<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    endpoint_slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> Vec<ClusterService> {
+    let mut slices: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+    for slice in endpoint_slices {
+        let namespace = slice.metadata.namespace.as_deref().unwrap_or("default");
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        slices
+            .entry((namespace, service.as_str()))
+            .or_default()
+            .push(slice);
+    }
+    services
+        .into_iter()
+        .filter_map(|service| {
+            let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
+            let name = service.metadata.name.as_deref()?;
+            let own = slices
+                .get(&(namespace, name))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            Some(convert(namespace, name, service, own))
+        })
+        .collect()
+}
+
+fn convert(
+    namespace: &str,
+    name: &str,
+    service: &Service,
+    slices: &[&EndpointSlice],
+) -> ClusterService {
+    let spec = service.spec.clone().unwrap_or_default();
+    let kind = if spec.type_.as_deref() == Some("ExternalName") {
+        ServiceKind::ExternalName(spec.external_name.clone().unwrap_or_default())
+    } else if spec.cluster_ip.as_deref() == Some("None") {
+        ServiceKind::Headless
+    } else {
+        let mut addresses: Vec<IpAddr> = spec
+            .cluster_ips
+            .iter()
+            .flatten()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        if addresses.is_empty() {
+            addresses.extend(
+                spec.cluster_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
+            );
+        }
+        ServiceKind::ClusterIp(addresses)
+    };
+    let ports = spec
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(ServicePort {
+                name: p.name.clone().unwrap_or_default(),
+                protocol: protocol(p.protocol.as_deref()),
+                port: u16::try_from(p.port).ok()?,
+            })
+        })
+        .collect();
+    let mut endpoints = Vec::new();
+    for slice in slices {
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            continue;
+        }
+        let slice_ports: Vec<ServicePort> = slice
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ServicePort {
+                    name: p.name.clone().unwrap_or_default(),
+                    protocol: protocol(p.protocol.as_deref()),
+                    port: u16::try_from(p.port?).ok()?,
+                })
+            })
+            .collect();
+        for endpoint in &slice.endpoints {
+            let pod_name = endpoint
+                .target_ref
+                .as_ref()
+                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+                .and_then(|r| r.name.clone());
+            endpoints.push(ClusterEndpoint {
+                addresses: endpoint
+                    .addresses
+                    .iter()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
+                hostname: endpoint.hostname.clone(),
+                pod_name,
+                // EndpointConditions: "ready ... nil should be interpreted as true".
+                ready: endpoint
+                    .conditions
+                    .as_ref()
+                    .and_then(|c| c.ready)
+                    .unwrap_or(true),
+                ports: slice_ports.clone(),
+            });
+        }
+    }
+    ClusterService {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        kind,
+        ports,
+        endpoints,
+        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+        health_check: health_check(service, &spec, slices),
+        geo: geo(service),
+        external_addresses: external_addresses(service, &spec),
+    }
+}
+
+fn protocol(text: Option<&str>) -> Protocol {
+    match text {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        _ => Protocol::Tcp,
+    }
+}
+
+/// Reads the health-check annotations. The port is the annotation's, else the
+/// service's first port as the endpoints see it: its numeric `targetPort`, or
+/// the EndpointSlice port of that name, or the port itself.
+fn health_check(
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    slices: &[&EndpointSlice],
+) -> Option<HealthCheckSpec> {
+    let annotations = service.metadata.annotations.as_ref()?;
+    if annotations.get(HEALTH_CHECK_ENABLED).map(String::as_str) != Some("true") {
+        return None;
+    }
+    let protocol = match annotations.get(HEALTH_CHECK_PROTOCOL).map(String::as_str) {
+        Some("https") => CheckProtocol::Https,
+        Some("tcp") => CheckProtocol::Tcp,
+        _ => CheckProtocol::Http,
+    };
+    let path = annotations
+        .get(HEALTH_CHECK_PATH)
+        .cloned()
+        .unwrap_or_else(|| "/health".to_owned());
+    let port = match annotations
+        .get(HEALTH_CHECK_PORT)
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        Some(port) => port,
+        None => {
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            let first = spec.ports.as_ref()?.first()?;
+            match &first.target_port {
+                Some(IntOrString::Int(port)) => u16::try_from(*port).ok()?,
+                _ => slices
+                    .iter()
+                    .flat_map(|s| s.ports.iter().flatten())
+                    .find(|p| p.name == first.name)
+                    .and_then(|p| p.port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or_else(|| u16::try_from(first.port).ok())?,
+            }
+        }
+    };
+    Some(HealthCheckSpec {
+        protocol,
+        path,
+        port,
+    })
+}
+
+fn geo(service: &Service) -> Option<GeoSpec> {
+    let annotations = service.metadata.annotations.as_ref()?;
+    let region = annotations.get(GEO_REGION)?.trim().to_owned();
+    if region.is_empty() {
+        return None;
+    }
+    let priority = annotations
+        .get(GEO_PRIORITY)
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(100);
+    let regional_name = annotations
+        .get(EXTERNAL_DNS_HOSTNAME)
+        .and_then(|h| h.split(',').next())
+        .map(|h| h.trim().trim_end_matches('.').to_owned())
+        .filter(|h| !h.is_empty());
+    let name = annotations
+        .get(GEO_HOSTNAME)
+        .map(|h| h.trim().trim_end_matches('.').to_owned());
+    Some(GeoSpec {
+        region,
+        priority,
+        name,
+        regional_name,
+    })
+}
+
+/// `status.loadBalancer.ingress[].ip`, else `spec.externalIPs`.
+fn external_addresses(
+    service: &Service,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+) -> Vec<IpAddr> {
+    let ingress: Vec<IpAddr> = service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().and_then(|ip| ip.parse().ok()))
+        .collect();
+    if !ingress.is_empty() {
+        return ingress;
+    }
+    spec.external_ips
+        .iter()
+        .flatten()
+        .filter_map(|ip| ip.parse().ok())
+        .collect()
+}

@@ -1,0 +1,595 @@
+//! The `forward` plugin: sends queries for a zone to upstream resolvers.
+//!
+//! Control plane (the tokio runtime), called by the answer path for names the
+//! local data does not hold. Everything here may allocate; nothing blocks.
+//!
+//! ```text
+//! resolve(query) ─▶ max_concurrent? ─▶ coalesce by (qname, qtype, qclass, DO, CD, RD, transport)
+//!                                        │ first asker spawns the exchange; later askers wait on it
+//!                                        ▼
+//!        order upstreams by policy, skip down ones (all down: one at random)
+//!                                        ▼
+//!        per upstream: fresh ID ─▶ UDP (TC=1 ─▶ same upstream over TCP) or TCP
+//!                      ≤ 2 s per attempt, all within the query's timeout (5 s)
+//!                                        ▼
+//!        reply with the client's ID and question restored
+//! ```
+//!
+//! Health, as CoreDNS: every failed exchange counts against its upstream and
+//! wakes that upstream's health task, which probes `. IN NS` (RD set unless
+//! `no_rec`) every `health_check` interval until a probe gets any reply;
+//! failed probes count too. After `max_fails` consecutive failures the
+//! upstream is down and skipped; any reply (query or probe) makes it
+//! healthy again. With `max_fails 0` upstreams are never down.
+//!
+//! Invariants: no caller waits longer than [`ForwardConfig::timeout`]; the
+//! upstream never sees the client's message ID (RFC 5452 §9.2: a fresh random
+//! ID and source port per attempt); the coalescing map's lock is held only to
+//! look up, insert or remove, never across an `.await`.
+//!
+//! Differences from CoreDNS: no connection reuse (one socket per exchange,
+//! so `expire` is accepted and unused); a fixed per-attempt timeout instead of
+//! CoreDNS's adaptive read timeout; a truncated UDP reply is always retried
+//! over TCP (CoreDNS does so only with `prefer_udp` and otherwise hands the
+//! truncated reply to the client); the caller fits a reply for a UDP client
+//! with [`fit_udp`].
+
+mod config;
+mod metrics;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
+pub use metrics::{ForwardMetrics, render_all};
+pub use wire::fit_udp;
+
+use crate::metrics::Transport;
+use metrics::UpstreamMetrics;
+use signpost_proto::{is_within_wire, parse_query, rcode};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use wire::AttemptError;
+
+/// The most one exchange with one upstream may take before the next upstream
+/// is tried. CoreDNS adapts its read timeout to observed latency; a fixed 2 s
+/// keeps two fail-overs inside the default 5 s query timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most a health probe waits for its reply.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why a forwarded query got no upstream reply. Allocation-free and `Copy`,
+/// for metrics; [`ForwardError::rcode`] says what the client is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardError {
+    /// `max_concurrent` client queries are already in flight. Not retried;
+    /// answered REFUSED, as CoreDNS does.
+    #[error("too many forwarded queries in flight")]
+    Overloaded,
+    /// Every upstream was down, and the one tried anyway failed too (or
+    /// `failfast_all_unhealthy_upstreams` is set).
+    #[error("no healthy upstream")]
+    NoHealthyUpstream,
+    /// No upstream replied within the query's timeout.
+    #[error("upstreams did not answer in time")]
+    Timeout,
+    /// Every upstream tried failed (refused, unreachable, malformed replies)
+    /// before the timeout.
+    #[error("every upstream failed")]
+    Unreachable,
+    /// The message is not a well-formed query; nothing was sent.
+    #[error("the query is malformed")]
+    Malformed,
+}
+
+impl ForwardError {
+    /// The RCODE to answer the client with: REFUSED when overloaded, FORMERR
+    /// for a malformed query, SERVFAIL otherwise.
+    pub fn rcode(self) -> u16 {
+        match self {
+            Self::Overloaded => rcode::REFUSED,
+            Self::Malformed => rcode::FORMERR,
+            _ => rcode::SERVFAIL,
+        }
+    }
+
+    /// A short name for logs and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Overloaded => "overloaded",
+            Self::NoHealthyUpstream => "no_healthy_upstream",
+            Self::Timeout => "timeout",
+            Self::Unreachable => "unreachable",
+            Self::Malformed => "malformed",
+        }
+    }
+}
+
+/// A running forwarder: its upstreams' health, in-flight exchanges and
+/// metrics. Cheap to clone; clones share everything. The health tasks stop
+/// when the last clone is dropped or the cancellation token fires.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ForwardConfig,
+    upstreams: Vec<Arc<Upstream>>,
+    metrics: Arc<ForwardMetrics>,
+    random: Arc<Random>,
+    in_flight: AtomicUsize,
+    next_round_robin: AtomicUsize,
+    /// Exchanges in progress by coalescing key. A synchronous mutex: it is
+    /// held for one map operation and never across an `.await`.
+    pending: Mutex<HashMap<Box<[u8]>, watch::Receiver<Outcome>>>,
+    cancel: CancellationToken,
+}
+
+/// What an exchange produced; `None` until it finishes.
+type Outcome = Option<Result<Arc<[u8]>, ForwardError>>;
+
+/// One upstream and its health.
+#[derive(Debug)]
+struct Upstream {
+    address: SocketAddr,
+    /// Consecutive failed exchanges and probes; reset by any reply.
+    fails: AtomicU32,
+    /// Wakes the health task after a failure.
+    wake: Notify,
+    metrics: Arc<UpstreamMetrics>,
+}
+
+/// Unpredictable numbers for message IDs and the random policy: SipHash
+/// with the process's random keys over a counter (a keyed PRF), so no
+/// extra dependency and no lock.
+#[derive(Debug)]
+struct Random {
+    keys: std::collections::hash_map::RandomState,
+    counter: AtomicU64,
+}
+
+// === impl Forwarder ===
+
+impl Forwarder {
+    /// Starts a forwarder. Must be called inside a tokio runtime: it spawns
+    /// one health task per upstream (none with `max_fails 0`).
+    pub fn new(config: ForwardConfig, metrics: Arc<ForwardMetrics>) -> Self {
+        Self::with_cancellation(config, metrics, &CancellationToken::new())
+    }
+
+    /// [`Forwarder::new`], with health tasks that also stop when `parent` is cancelled.
+    pub fn with_cancellation(
+        config: ForwardConfig,
+        metrics: Arc<ForwardMetrics>,
+        parent: &CancellationToken,
+    ) -> Self {
+        let upstreams: Vec<Arc<Upstream>> = config
+            .upstreams
+            .iter()
+            .map(|&address| {
+                Arc::new(Upstream {
+                    address,
+                    fails: AtomicU32::new(0),
+                    wake: Notify::new(),
+                    metrics: metrics.upstream(address),
+                })
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            upstreams,
+            metrics,
+            random: Arc::new(Random::new()),
+            in_flight: AtomicUsize::new(0),
+            next_round_robin: AtomicUsize::new(0),
+            pending: Mutex::new(HashMap::new()),
+            cancel: parent.child_token(),
+            config,
+        });
+        if inner.config.max_fails > 0 {
+            for upstream in &inner.upstreams {
+                let task = HealthTask {
+                    upstream: upstream.clone(),
+                    interval: inner.config.health_check,
+                    probe: wire::probe_query(
+                        0,
+                        inner.config.health_check_domain.as_wire(),
+                        inner.config.health_check_recursion,
+                    ),
+                    tcp: inner.config.force_tcp,
+                    max_fails: inner.config.max_fails,
+                    server: inner.metrics.server().to_owned(),
+                    random: inner.random.clone(),
+                    cancel: inner.cancel.clone(),
+                };
+                let span = tracing::info_span!("forward_health", upstream = %upstream.address);
+                tokio::spawn(task.run().instrument(span));
+            }
+        }
+        Self { inner }
+    }
+
+    /// The configuration it runs.
+    pub fn config(&self) -> &ForwardConfig {
+        &self.inner.config
+    }
+
+    /// Whether a query for this name (lower-case wire format) is forwarded:
+    /// within `from` and not within any `except` name.
+    pub fn handles(&self, qname_lower_wire: &[u8]) -> bool {
+        let config = &self.inner.config;
+        is_within_wire(qname_lower_wire, config.from.as_wire())
+            && !config
+                .except
+                .iter()
+                .any(|name| is_within_wire(qname_lower_wire, name.as_wire()))
+    }
+
+    /// Whether `upstream` is currently down (skipped); `None` if it is not configured.
+    pub fn is_down(&self, upstream: SocketAddr) -> Option<bool> {
+        self.inner
+            .upstreams
+            .iter()
+            .find(|u| u.address == upstream)
+            .map(|u| u.is_down(self.inner.config.max_fails))
+    }
+
+    /// Resolves one query from a UDP client: [`Forwarder::resolve_from`] with UDP.
+    pub async fn resolve(&self, query: &[u8]) -> Result<Vec<u8>, ForwardError> {
+        self.resolve_from(query, Transport::Udp).await
+    }
+
+    /// Resolves one query (the client's wire bytes) and returns the
+    /// upstream's reply with the client's ID and question (letter case
+    /// included) restored. As CoreDNS, the upstream is asked over the
+    /// client's transport, unless `force_tcp` (always TCP) or `prefer_udp`
+    /// (UDP first) says otherwise. The reply may exceed a UDP client's limit:
+    /// pass it through [`fit_udp`].
+    pub async fn resolve_from(
+        &self,
+        query: &[u8],
+        client: Transport,
+    ) -> Result<Vec<u8>, ForwardError> {
+        let parsed = parse_query(query).map_err(|_| ForwardError::Malformed)?;
+        let _admission = self.admit()?;
+        let config = &self.inner.config;
+        let tcp = config.force_tcp || (client == Transport::Tcp && !config.prefer_udp);
+        let deadline = Instant::now() + config.timeout;
+
+        let mut key = Vec::with_capacity(parsed.qname_lower().len() + 5);
+        key.extend_from_slice(parsed.qname_lower());
+        key.extend_from_slice(&parsed.qtype.to_be_bytes());
+        key.extend_from_slice(&parsed.qclass.to_be_bytes());
+        let dnssec_ok = parsed.edns.is_some_and(|e| e.dnssec_ok);
+        key.push(
+            u8::from(dnssec_ok)
+                | u8::from(parsed.checking_disabled()) << 1
+                | u8::from(parsed.recursion_desired()) << 2
+                | u8::from(tcp) << 3,
+        );
+        let mut outcome = self.join_or_start(key.into_boxed_slice(), query, tcp, deadline);
+        let reply = match tokio::time::timeout_at(deadline, outcome.wait_for(Option::is_some)).await
+        {
+            Ok(Ok(done)) => match done.as_ref() {
+                Some(Ok(reply)) => reply.clone(),
+                Some(Err(error)) => return Err(*error),
+                None => return Err(ForwardError::Timeout),
+            },
+            // The exchange task ended without a result (runtime shutting down), or time is up.
+            Ok(Err(_)) | Err(_) => return Err(ForwardError::Timeout),
+        };
+        let mut reply = reply.to_vec();
+        wire::set_id(&mut reply, parsed.id());
+        // A coalesced reply echoes the first asker's spelling; give each client its own.
+        let question = parsed.question();
+        if wire::question_end(&reply) == Some(wire::question_end(query).unwrap_or(0)) {
+            reply[signpost_proto::HEADER_LEN..][..question.len()].copy_from_slice(question);
+        }
+        Ok(reply)
+    }
+
+    /// Counts the query in flight, or refuses it over `max_concurrent`.
+    fn admit(&self) -> Result<Admission<'_>, ForwardError> {
+        let in_flight = self.inner.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        let admission = Admission(&self.inner.in_flight);
+        if self
+            .inner
+            .config
+            .max_concurrent
+            .is_some_and(|max| in_flight > max)
+        {
+            drop(admission);
+            self.inner.metrics.max_concurrent_reject();
+            return Err(ForwardError::Overloaded);
+        }
+        Ok(admission)
+    }
+
+    /// Joins the exchange in flight for `key`, or starts one.
+    fn join_or_start(
+        &self,
+        key: Box<[u8]>,
+        query: &[u8],
+        tcp: bool,
+        deadline: Instant,
+    ) -> watch::Receiver<Outcome> {
+        let mut pending = self.inner.lock_pending();
+        if let Some(outcome) = pending.get(&key) {
+            return outcome.clone();
+        }
+        let (sender, receiver) = watch::channel(None);
+        pending.insert(key.clone(), receiver.clone());
+        drop(pending);
+        let inner = self.inner.clone();
+        let query = query.to_vec();
+        tokio::spawn(async move {
+            // Declared first so it drops last: the key is removed only after the result is sent.
+            let _entry = PendingEntry {
+                inner: &inner,
+                key: &key,
+            };
+            let result = inner.exchange(query, tcp, deadline).await;
+            let _ = sender.send(Some(result));
+        });
+        receiver
+    }
+}
+
+/// A query counted in flight; uncounted on drop.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Removes a finished (or abandoned) exchange from the coalescing map.
+struct PendingEntry<'a> {
+    inner: &'a Inner,
+    key: &'a [u8],
+}
+
+impl Drop for PendingEntry<'_> {
+    fn drop(&mut self) {
+        self.inner.lock_pending().remove(self.key);
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    fn lock_pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Box<[u8]>, watch::Receiver<Outcome>>> {
+        // Each critical section is one map operation; a panic cannot leave the map inconsistent.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One client question's exchange: fail over through the upstreams until
+    /// one replies or the deadline passes.
+    async fn exchange(
+        &self,
+        mut query: Vec<u8>,
+        tcp: bool,
+        deadline: Instant,
+    ) -> Result<Arc<[u8]>, ForwardError> {
+        if self.upstreams.is_empty() {
+            return Err(ForwardError::NoHealthyUpstream);
+        }
+        let (order, all_down) = self.order();
+        let order = if all_down {
+            // CoreDNS: with every upstream down, health checking itself has
+            // probably failed; try one upstream at random anyway.
+            self.metrics.health_check_broken();
+            if self.config.fail_fast_all_down {
+                return Err(ForwardError::NoHealthyUpstream);
+            }
+            vec![self.random.below(self.upstreams.len())]
+        } else {
+            order
+        };
+        let mut last_error = ForwardError::Timeout;
+        for index in order {
+            if Instant::now() >= deadline {
+                return Err(ForwardError::Timeout);
+            }
+            let upstream = &self.upstreams[index];
+            match self.attempt(upstream, &mut query, tcp, deadline).await {
+                Ok(reply) => return Ok(reply.into()),
+                Err(error) => {
+                    tracing::debug!(upstream = %upstream.address, ?error, "forward attempt failed");
+                    upstream.failed(self.config.max_fails, self.metrics.server());
+                    last_error = match error {
+                        AttemptError::Timeout => ForwardError::Timeout,
+                        AttemptError::Network(_) | AttemptError::BadReply => {
+                            ForwardError::Unreachable
+                        }
+                    };
+                }
+            }
+        }
+        if all_down {
+            return Err(ForwardError::NoHealthyUpstream);
+        }
+        Err(last_error)
+    }
+
+    /// One attempt at one upstream: UDP, then TCP if the reply is truncated
+    /// (RFC 7766 §5: a TC=1 reply is retried over TCP), or TCP alone.
+    async fn attempt(
+        &self,
+        upstream: &Upstream,
+        query: &mut [u8],
+        tcp: bool,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, AttemptError> {
+        let mut use_tcp = tcp;
+        loop {
+            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
+            // RFC 5452 §9.2: an unpredictable ID per query sent.
+            wire::set_id(query, self.random.id());
+            upstream.metrics.request();
+            let started = Instant::now();
+            let reply = if use_tcp {
+                wire::tcp_exchange(upstream.address, query, attempt_deadline).await?
+            } else {
+                wire::udp_exchange(upstream.address, query, attempt_deadline).await?
+            };
+            upstream
+                .metrics
+                .response(wire::rcode(&reply), started.elapsed());
+            upstream.succeeded(self.metrics.server());
+            if !use_tcp && wire::truncated(&reply) {
+                use_tcp = true;
+                continue;
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// Upstream indices in policy order with the down ones left out, and
+    /// whether every upstream is down.
+    fn order(&self) -> (Vec<usize>, bool) {
+        let count = self.upstreams.len();
+        let mut order: Vec<usize> = (0..count).collect();
+        match self.config.policy {
+            Policy::Sequential => {}
+            Policy::RoundRobin => {
+                let start = self.next_round_robin.fetch_add(1, Ordering::Relaxed) % count;
+                order.rotate_left(start);
+            }
+            Policy::Random => {
+                // Fisher–Yates.
+                for i in (1..count).rev() {
+                    order.swap(i, self.random.below(i + 1));
+                }
+            }
+        }
+        order.retain(|&i| !self.upstreams[i].is_down(self.config.max_fails));
+        let all_down = order.is_empty();
+        (order, all_down)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+// === impl Upstream ===
+
+impl Upstream {
+    fn is_down(&self, max_fails: u32) -> bool {
+        max_fails > 0 && self.fails.load(Ordering::Relaxed) >= max_fails
+    }
+
+    /// Records a failure; wakes the health task; logs the moment it goes down.
+    fn failed(&self, max_fails: u32, server: &str) {
+        if max_fails == 0 {
+            return;
+        }
+        let fails = self.fails.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if fails == max_fails {
+            tracing::warn!(server, upstream = %self.address, fails, "forward upstream is down; health checking it");
+        }
+        self.wake.notify_one();
+    }
+
+    /// Records a reply; logs the moment a down upstream comes back.
+    fn succeeded(&self, server: &str) {
+        let before = self.fails.swap(0, Ordering::Relaxed);
+        if before > 0 {
+            tracing::info!(server, upstream = %self.address, "forward upstream is healthy again");
+        }
+    }
+}
+
+/// The health task of one upstream: sleeps until a failure wakes it, then
+/// probes every interval until a probe gets a reply.
+struct HealthTask {
+    upstream: Arc<Upstream>,
+    interval: Duration,
+    /// The probe message; its ID is replaced per probe.
+    probe: Vec<u8>,
+    tcp: bool,
+    max_fails: u32,
+    server: String,
+    random: Arc<Random>,
+    cancel: CancellationToken,
+}
+
+impl HealthTask {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = self.upstream.wake.notified() => {}
+            }
+            loop {
+                tokio::select! {
+                    () = self.cancel.cancelled() => return,
+                    () = tokio::time::sleep(self.interval) => {}
+                }
+                if self.probe_once().await {
+                    self.upstream.succeeded(&self.server);
+                    break;
+                }
+                self.upstream.metrics.health_check_failure();
+                self.upstream.failed(self.max_fails, &self.server);
+            }
+        }
+    }
+
+    /// One probe; any reply counts as healthy (CoreDNS: REFUSED and SERVFAIL too).
+    async fn probe_once(&mut self) -> bool {
+        wire::set_id(&mut self.probe, self.random.id());
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        let result = if self.tcp {
+            wire::tcp_exchange(self.upstream.address, &self.probe, deadline).await
+        } else {
+            wire::udp_exchange(self.upstream.address, &self.probe, deadline).await
+        };
+        if let Err(error) = &result {
+            tracing::debug!(?error, "forward health probe failed");
+        }
+        result.is_ok()
+    }
+}
+
+// === impl Random ===
+
+impl Random {
+    fn new() -> Self {
+        Self {
+            keys: std::collections::hash_map::RandomState::new(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        self.keys
+            .hash_one(self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn id(&self) -> u16 {
+        (self.next() >> 24) as u16
+    }
+
+    /// A number in `0..bound` (`bound` > 0; the bias is negligible for small bounds).
+    fn below(&self, bound: usize) -> usize {
+        (self.next() % bound as u64) as usize
+    }
+}

@@ -1,0 +1,691 @@
+//! Wiring: listeners, workers, generations, reload and drain.
+//!
+//! ```text
+//! Source tasks ──Sink──▶ compiler thread ──▶ ArcSwap<Snapshot> per listener
+//!                                                   │ load() per query
+//! UDP worker threads (SO_REUSEPORT) ─┬─▶ Responder::answer
+//! TCP connection tasks ──────────────┘
+//! admin (signpost-admin) ◀── DnsStatus: ready, metrics, JSON routes
+//! ```
+//!
+//! A [`Server`] separates listeners (sockets and worker threads, which live
+//! as long as their addresses are configured) from generations (responder,
+//! snapshot, compiler, sources, cache, forwarders: one per configuration). A
+//! reload builds new generations beside the running ones, waits for their
+//! first complete snapshots, then swaps each listener's `ArcSwap<Responder>`.
+//!
+//! Invariants: a failed load keeps the previous snapshot serving and is
+//! reported by log and metric (I3); `/ready` turns true only after every
+//! listener has its first complete snapshot (I4). On SIGTERM or SIGINT the
+//! listeners stop, in-flight queries finish, then the process exits.
+
+use crate::answer::{GeoRouting, Responder};
+use crate::cache::Cache;
+use crate::checking::{Health, HealthLink};
+use crate::compiler::{Compiler, CompilerStatus, Event};
+use crate::config::{Config, ConfigErrors, ListenerConfig};
+use crate::forward::{ForwardMetrics, Forwarder};
+use crate::metrics::{ServerMetrics, Shard};
+use crate::recursion::Recursion;
+use crate::tcp::{self, TcpLimits};
+use crate::udp;
+use arc_swap::ArcSwap;
+use signpost_model::metrics::{Exposition, Kind};
+use signpost_model::{BoxFuture, Reply, Sink, Source, Status, SubscribeVerdicts};
+use signpost_zone::{Input, Snapshot, SourceSpec};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Opens the source a plan names; the binary passes `signpost_discovery::open`.
+pub type SourceFactory = Arc<dyn Fn(&SourceSpec) -> Box<dyn Source<Input>> + Send + Sync>;
+
+/// Process-level settings that are not in the Corefile.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// UDP worker threads per address (default: the number of cores).
+    pub workers: usize,
+    /// TCP limits.
+    pub tcp: TcpLimits,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tcp: TcpLimits::default(),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {protocol} {address}")]
+    Bind {
+        /// `udp`, `tcp` or `http`.
+        protocol: &'static str,
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime or a thread could not start.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// The running DNS role: listeners whose answering state a reload replaces.
+pub struct Server {
+    runtime: tokio::runtime::Runtime,
+    cancel: CancellationToken,
+    factory: SourceFactory,
+    options: RunOptions,
+    status: Arc<DnsStatus>,
+    health: Option<Health>,
+    listeners: Vec<Listener>,
+    config: Config,
+}
+
+/// What the admin endpoints show of a running `signpost dns`.
+pub struct DnsStatus {
+    compilers: Arc<CompilerStatus>,
+    ready: AtomicBool,
+    responders: ArcSwap<Vec<Arc<Responder>>>,
+    servers: ArcSwap<Vec<Arc<ServerMetrics>>>,
+    caches: ArcSwap<Vec<Arc<Cache>>>,
+    forwards: ArcSwap<Vec<Arc<ForwardMetrics>>>,
+    reload_failures: AtomicU64,
+    health_metrics: Option<Arc<signpost_health::HealthMetrics>>,
+    reports: Option<tokio::sync::mpsc::Sender<signpost_health::ReportRequest>>,
+}
+
+/// Sockets and workers of one set of addresses; they outlive reloads.
+struct Listener {
+    addresses: Vec<SocketAddr>,
+    current: Arc<ArcSwap<Responder>>,
+    generation: Generation,
+    shutdown: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What one configuration builds for one listener: the responder with its
+/// snapshot, cache and forwarders, and the compiler and sources that feed
+/// the snapshot.
+struct Generation {
+    responder: Arc<Responder>,
+    metrics: Arc<ServerMetrics>,
+    cache: Option<Arc<Cache>>,
+    forward_metrics: Option<Arc<ForwardMetrics>>,
+    built: Arc<AtomicU64>,
+    cancel: CancellationToken,
+    compiler: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a reload waits for the new configuration's first snapshots.
+const RELOAD_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+// === impl Server ===
+
+impl Server {
+    /// Starts every listener of `config` and its sources; returns once the
+    /// sockets are bound (answers follow each listener's first snapshot).
+    pub fn start(
+        config: Config,
+        factory: SourceFactory,
+        options: RunOptions,
+    ) -> Result<Self, RunError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("signpost-control")
+            .enable_all()
+            .build()
+            .map_err(RunError::Runtime)?;
+        let cancel = CancellationToken::new();
+        let health = config.process.healthcheck.as_ref().map(|(settings, _)| {
+            let _guard = runtime.enter();
+            Health::start(
+                *settings,
+                config.listeners.len().max(1),
+                cancel.child_token(),
+            )
+        });
+        let status = Arc::new(DnsStatus {
+            compilers: Arc::new(CompilerStatus::default()),
+            ready: AtomicBool::new(false),
+            responders: ArcSwap::default(),
+            servers: ArcSwap::default(),
+            caches: ArcSwap::default(),
+            forwards: ArcSwap::default(),
+            reload_failures: AtomicU64::new(0),
+            health_metrics: health.as_ref().map(|h| h.metrics.clone()),
+            reports: health.as_ref().map(|h| h.reports.clone()),
+        });
+        let mut server = Self {
+            runtime,
+            cancel,
+            factory,
+            options,
+            status,
+            health,
+            listeners: Vec::new(),
+            config: config.clone(),
+        };
+        let generations = server.prepare(&config)?;
+        server.commit(generations)?;
+        Ok(server)
+    }
+
+    /// What the admin endpoints serve.
+    pub fn status(&self) -> Arc<DnsStatus> {
+        self.status.clone()
+    }
+
+    /// The control runtime, for tasks that serve beside DNS (admin endpoints).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// A token cancelled when the server shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.cancel.child_token()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains. With a `reload`
+    /// directive, `corefile` is re-read every interval and a changed
+    /// configuration is applied without closing the sockets of listeners
+    /// that stay.
+    pub fn run_until_signal(mut self, corefile: Option<&Path>) {
+        let reload = self.config.process.reload.zip(corefile);
+        let mut last_corefile = reload.as_ref().and_then(|(_, path)| {
+            signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
+        });
+        loop {
+            let wait = reload
+                .as_ref()
+                .map_or(Duration::from_secs(3600), |(settings, _)| settings.interval);
+            let signalled = self.runtime.block_on(async {
+                tokio::select! {
+                    () = wait_for_signal() => true,
+                    () = tokio::time::sleep(wait) => false,
+                }
+            });
+            if signalled {
+                break;
+            }
+            let Some((_, path)) = &reload else { continue };
+            self.reload(path, &mut last_corefile);
+        }
+        self.shutdown();
+    }
+
+    /// Builds a generation per listener of `config`.
+    fn prepare(&mut self, config: &Config) -> Result<Vec<(ListenerConfig, Generation)>, RunError> {
+        let mut prepared = Vec::new();
+        for (index, listener) in config.listeners.iter().enumerate() {
+            let generation = self.generation(listener, index)?;
+            prepared.push((listener.clone(), generation));
+        }
+        Ok(prepared)
+    }
+
+    fn generation(&self, listener: &ListenerConfig, index: usize) -> Result<Generation, RunError> {
+        let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+        let server_label = format!(
+            "dns://{}",
+            listener
+                .addresses
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+        let zone_labels: Vec<String> = listener.zones.iter().map(ToString::to_string).collect();
+        // Keep counting into the same series when the zones did not change.
+        let reused = self
+            .listeners
+            .iter()
+            .find(|l| l.addresses == listener.addresses)
+            .map(|l| l.generation.metrics.clone())
+            .filter(|m| m.zone_labels() == zone_labels.as_slice());
+        let (metrics, shards) = match reused {
+            Some(metrics) => {
+                let shards = metrics.shards().to_vec();
+                (metrics, shards)
+            }
+            None => {
+                let mut metrics = ServerMetrics::new(server_label.clone(), zone_labels);
+                // One shard per UDP worker, one for TCP, one for forwarded answers.
+                let shards: Vec<Arc<Shard>> = (0..self.options.workers + 2)
+                    .map(|_| metrics.shard())
+                    .collect();
+                (Arc::new(metrics), shards)
+            }
+        };
+        let mut responder = Responder::new(
+            snapshot.clone(),
+            &listener.zones,
+            metrics.dropped_zone(),
+            listener.log,
+        );
+        let mut cache = None;
+        let mut forward_metrics = None;
+        let cancel = self.cancel.child_token();
+        if !listener.forward.is_empty() || listener.cache.is_some() {
+            let _guard = self.runtime.enter();
+            let shared = Arc::new(ForwardMetrics::new(server_label.clone()));
+            let forwarders = listener
+                .forward
+                .iter()
+                .map(|config| Forwarder::with_cancellation(config.clone(), shared.clone(), &cancel))
+                .collect();
+            cache = listener
+                .cache
+                .clone()
+                .map(|config| Arc::new(Cache::new(config, &listener.zones, server_label.clone())));
+            forward_metrics = Some(shared);
+            let recursion_shard = shards[shards.len() - 1].clone();
+            let recursion = Recursion::new(
+                forwarders,
+                cache.clone(),
+                self.runtime.handle().clone(),
+                recursion_shard,
+            )
+            .with_loadbalance(listener.loadbalance);
+            responder = responder.with_recursion(Arc::new(recursion));
+        }
+        let worker_shards = shards[..shards.len() - 1].to_vec();
+        if let Some(config) = &listener.geo {
+            let geo = signpost_geo::Geo::new(config.settings.clone())
+                .map_err(|e| RunError::Runtime(std::io::Error::other(e.to_string())))?;
+            let answers = (0..=config.settings.regions.len())
+                .map(|_| AtomicU64::new(0))
+                .collect();
+            let zone = config
+                .zones
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            responder = responder.with_geo(Arc::new(GeoRouting { geo, zone, answers }));
+        }
+        let responder = Arc::new(
+            responder
+                .with_loadbalance(listener.loadbalance)
+                .with_shards(worker_shards),
+        );
+
+        // Sources push into the compiler's channel; each runs as one task.
+        let plans = Compiler::order(listener.sources.clone());
+        let (events, receiver) = std::sync::mpsc::channel::<Event>();
+        for (slot, plan) in plans.iter().enumerate() {
+            let source = (self.factory)(&plan.spec);
+            let events = events.clone();
+            let sink = Sink::new(move |update| {
+                let _ = events.send(Event::Source(slot, update));
+            });
+            self.runtime.spawn(source.run(sink, cancel.child_token()));
+        }
+        let health = self.health.as_ref().map(|h| {
+            let events = events.clone();
+            h.bus.subscribe_with(Box::new(move |verdicts| {
+                events.send(Event::Verdicts(verdicts)).is_ok()
+            }));
+            HealthLink {
+                targets: h.targets.clone(),
+                slot: index,
+                all_unhealthy: listener.healthcheck.unwrap_or_default().all_unhealthy,
+            }
+        });
+        drop(events);
+        let built = Arc::new(AtomicU64::new(0));
+        let compiler = Compiler {
+            listener: listener.clone(),
+            plans,
+            events: receiver,
+            snapshot,
+            status: self.status.compilers.clone(),
+            built: built.clone(),
+            health,
+        };
+        let compiler_cancel = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("compiler".to_owned())
+            .spawn(move || compiler.run(&compiler_cancel))
+            .map_err(RunError::Runtime)?;
+        Ok(Generation {
+            responder,
+            metrics,
+            cache,
+            forward_metrics,
+            built,
+            cancel,
+            compiler: Some(thread),
+        })
+    }
+
+    /// Puts prepared generations into service: existing listeners switch to
+    /// theirs in one atomic swap (no socket closes, no query is lost), new
+    /// addresses are bound, listeners no longer configured stop.
+    fn commit(&mut self, prepared: Vec<(ListenerConfig, Generation)>) -> Result<(), RunError> {
+        let mut old: Vec<Listener> = std::mem::take(&mut self.listeners);
+        for (config, generation) in prepared {
+            if let Some(position) = old.iter().position(|l| l.addresses == config.addresses) {
+                let mut listener = old.remove(position);
+                listener.current.store(generation.responder.clone());
+                let previous = std::mem::replace(&mut listener.generation, generation);
+                retire(previous);
+                self.listeners.push(listener);
+                continue;
+            }
+            let listener = self.start_listener(&config, generation)?;
+            self.listeners.push(listener);
+        }
+        for listener in old {
+            tracing::info!(addresses = ?listener.addresses, "listener removed by reload");
+            stop_listener(listener);
+        }
+        let status = &self.status;
+        status.servers.store(Arc::new(
+            self.listeners
+                .iter()
+                .map(|l| l.generation.metrics.clone())
+                .collect(),
+        ));
+        status.responders.store(Arc::new(
+            self.listeners
+                .iter()
+                .map(|l| l.generation.responder.clone())
+                .collect(),
+        ));
+        status.caches.store(Arc::new(
+            self.listeners
+                .iter()
+                .filter_map(|l| l.generation.cache.clone())
+                .collect(),
+        ));
+        status.forwards.store(Arc::new(
+            self.listeners
+                .iter()
+                .filter_map(|l| l.generation.forward_metrics.clone())
+                .collect(),
+        ));
+        // I4: ready once every listener serves a complete snapshot.
+        let built: Vec<Arc<AtomicU64>> = self
+            .listeners
+            .iter()
+            .map(|l| l.generation.built.clone())
+            .collect();
+        if !status.ready.load(Ordering::Acquire) {
+            let status = self.status.clone();
+            std::thread::Builder::new()
+                .name("readiness".to_owned())
+                .spawn(move || {
+                    while !built.iter().all(|b| b.load(Ordering::Acquire) > 0) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    status.ready.store(true, Ordering::Release);
+                })
+                .map_err(RunError::Runtime)?;
+        }
+        Ok(())
+    }
+
+    fn start_listener(
+        &self,
+        config: &ListenerConfig,
+        generation: Generation,
+    ) -> Result<Listener, RunError> {
+        let current = Arc::new(ArcSwap::new(generation.responder.clone()));
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let cancel = self.cancel.child_token();
+        let mut threads = Vec::new();
+        for &address in &config.addresses {
+            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
+                RunError::Bind {
+                    protocol: "udp",
+                    address,
+                    source,
+                }
+            })?;
+            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            let tcp_listener = bind_tcp(&self.runtime, bound, "tcp")?;
+            tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
+            threads.extend(
+                udp::spawn_workers(sockets, current.clone(), shutdown.clone())
+                    .map_err(RunError::Runtime)?,
+            );
+            self.runtime.spawn(tcp::serve(
+                tcp_listener,
+                current.clone(),
+                self.options.tcp,
+                cancel.clone(),
+            ));
+        }
+        Ok(Listener {
+            addresses: config.addresses.clone(),
+            current,
+            generation,
+            shutdown,
+            cancel,
+            threads,
+        })
+    }
+
+    /// Re-reads the Corefile; when it changed and is valid, prepares the new
+    /// generations (waiting for their first snapshots) and commits them. A
+    /// broken Corefile or a failed start keeps the running configuration.
+    fn reload(&mut self, path: &Path, last: &mut Option<signpost_corefile::Corefile>) {
+        let env = |name: &str| std::env::var(name).ok();
+        let parsed = match signpost_corefile::parse_file(path, &env) {
+            Ok(parsed) => parsed,
+            Err(errors) => {
+                self.reload_failed(&ConfigErrors::from(errors).to_string());
+                return;
+            }
+        };
+        if last.as_ref() == Some(&parsed) {
+            return;
+        }
+        let config = match Config::from_corefile(&parsed) {
+            Ok(config) => config,
+            Err(errors) => {
+                self.reload_failed(&errors.to_string());
+                *last = Some(parsed);
+                return;
+            }
+        };
+        *last = Some(parsed);
+        if config.admin_addresses() != self.config.admin_addresses() {
+            tracing::warn!("admin addresses changed; they apply after a restart");
+        }
+        tracing::info!(file = %path.display(), "Corefile changed; reloading");
+        let prepared = match self.prepare(&config) {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                self.reload_failed(&error.to_string());
+                return;
+            }
+        };
+        // Wait for every new generation's first snapshot before it serves.
+        let deadline = std::time::SystemTime::now() + RELOAD_READY_TIMEOUT;
+        while !prepared
+            .iter()
+            .all(|(_, g)| g.built.load(Ordering::Acquire) > 0)
+        {
+            if std::time::SystemTime::now() > deadline {
+                for (_, generation) in prepared {
+                    retire(generation);
+                }
+                self.reload_failed("the new configuration's sources did not load in time");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        match self.commit(prepared) {
+            Ok(()) => {
+                self.config = config;
+                tracing::info!("reload complete");
+            }
+            Err(error) => self.reload_failed(&error.to_string()),
+        }
+    }
+
+    fn reload_failed(&self, why: &str) {
+        self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %why, "reload failed; the running configuration stays");
+    }
+
+    /// Stops accepting, lets in-flight queries finish, and stops every task.
+    pub fn shutdown(self) {
+        tracing::info!("shutting down: draining in-flight queries");
+        self.cancel.cancel();
+        for listener in self.listeners {
+            stop_listener(listener);
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(5));
+        tracing::info!("stopped");
+    }
+}
+
+/// Stops a generation that no longer serves: its compiler, sources and forwarders.
+fn retire(mut generation: Generation) {
+    generation.cancel.cancel();
+    if let Some(thread) = generation.compiler.take() {
+        let _ = thread.join();
+    }
+}
+
+fn stop_listener(listener: Listener) {
+    listener.cancel.cancel();
+    listener.shutdown.store(true, Ordering::Relaxed);
+    for thread in listener.threads {
+        let _ = thread.join();
+    }
+    retire(listener.generation);
+}
+
+/// Binds a TCP listener with `SO_REUSEADDR` (IPv6 sockets v6-only).
+pub fn bind_tcp(
+    runtime: &tokio::runtime::Runtime,
+    address: SocketAddr,
+    protocol: &'static str,
+) -> Result<tokio::net::TcpListener, RunError> {
+    let bind = || -> std::io::Result<tokio::net::TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_reuse_address(true)?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.bind(&address.into())?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        let _guard = runtime.enter();
+        tokio::net::TcpListener::from_std(socket.into())
+    };
+    bind().map_err(|source| RunError::Bind {
+        protocol,
+        address,
+        source,
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terminate), Ok(mut interrupt)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+// === impl DnsStatus ===
+
+impl Status for DnsStatus {
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        crate::metrics::render(&self.servers.load(), out);
+        self.compilers.render(&mut Exposition::new(out));
+        let mut exposition = Exposition::new(out);
+        exposition.family(
+            "coredns_reload_failed_total",
+            Kind::Counter,
+            "Counter of the number of failed reload attempts.",
+        );
+        exposition.sample(
+            "coredns_reload_failed_total",
+            &[],
+            self.reload_failures.load(Ordering::Relaxed),
+        );
+        let caches = self.caches.load();
+        if !caches.is_empty() {
+            crate::cache::render_all(caches.iter().map(|c| c.metrics()), out);
+        }
+        let forwards = self.forwards.load();
+        if !forwards.is_empty() {
+            crate::forward::render_all(&forwards, out);
+        }
+        if let Some(health_metrics) = &self.health_metrics {
+            health_metrics.render(out);
+        }
+        crate::geoapi::render_metrics(&self.responders.load(), out);
+    }
+
+    fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
+        let target = target.to_owned();
+        Box::pin(async move {
+            if let Some(reply) = crate::geoapi::route(&self.responders.load(), &target) {
+                return Some(reply);
+            }
+            let path = target.split('?').next().unwrap_or_default();
+            (path == "/api/v1/endpoints").then_some(())?;
+            Some(match self.endpoint_reports().await {
+                Some(body) => Reply {
+                    status: "200 OK",
+                    body,
+                },
+                None => Reply {
+                    status: "404 Not Found",
+                    body: serde_json::json!({ "error": "health checks are off: no `healthcheck` plugin" })
+                        .to_string(),
+                },
+            })
+        })
+    }
+}
+
+impl DnsStatus {
+    /// Every checked endpoint as JSON: `{"endpoints": [...]}`.
+    async fn endpoint_reports(&self) -> Option<String> {
+        let requests = self.reports.as_ref()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        requests.send(reply).await.ok()?;
+        let endpoints = answer.await.ok()?;
+        serde_json::to_string_pretty(&serde_json::json!({ "endpoints": endpoints })).ok()
+    }
+}

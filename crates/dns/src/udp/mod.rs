@@ -1,0 +1,128 @@
+//! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker.
+//!
+//! Data plane. Each worker blocks in `recvmmsg`, answers every datagram of
+//! the batch synchronously into buffers it owns, and sends the answers with
+//! one `sendmmsg`. No task per packet, no lock, no allocation.
+//! The kernel spreads datagrams across the sockets by flow hash.
+//! A short receive timeout lets a worker see the shutdown flag; a worker
+//! always finishes the query in hand before it exits (drain).
+
+use crate::answer::{Outcome, Responder};
+use crate::exchange::Exchange;
+use crate::metrics::Transport;
+use crate::querylog::QueryLog;
+use mmsg::Batch;
+
+mod mmsg;
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Largest datagram read; anything longer is cut and then fails to parse.
+const RECEIVE_BUFFER: usize = 65535;
+/// How often an idle worker checks for shutdown.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
+
+/// Binds one socket per worker on `address`. With port 0 the first socket picks
+/// the port and the others join it, so all workers share one port.
+pub fn bind_sockets(address: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
+    let mut sockets = Vec::with_capacity(workers);
+    let mut address = address;
+    for _ in 0..workers.max(1) {
+        let socket = Socket::new(
+            Domain::for_address(address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        socket.set_reuse_port(true)?;
+        if address.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        // A bigger receive buffer absorbs bursts; the kernel caps it at rmem_max.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+        socket.bind(&address.into())?;
+        socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+        let socket: UdpSocket = socket.into();
+        address = socket.local_addr()?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Starts one named thread per socket. Each packet is answered by the
+/// responder current at that moment, so a configuration reload swaps it
+/// under running workers without closing a socket.
+pub fn spawn_workers(
+    sockets: Vec<UdpSocket>,
+    current: Arc<ArcSwap<Responder>>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    sockets
+        .into_iter()
+        .enumerate()
+        .map(|(index, socket)| {
+            let current = current.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("udp-{index}"))
+                .spawn(move || run_worker(&Arc::new(socket), &current, index, &shutdown))
+        })
+        .collect()
+}
+
+fn run_worker(
+    socket: &Arc<UdpSocket>,
+    current: &ArcSwap<Responder>,
+    index: usize,
+    shutdown: &AtomicBool,
+) {
+    let mut batch = Batch::new(RECEIVE_BUFFER, signpost_proto::ADVERTISED_UDP_SIZE as usize);
+    let mut log = QueryLog::default();
+    while !shutdown.load(Ordering::Relaxed) {
+        let count = match batch.receive(socket) {
+            Ok(count) => count,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "udp receive failed");
+                continue;
+            }
+        };
+        // One responder for the whole batch: a reload swaps it between batches.
+        let responder = current.load();
+        for slot in 0..count {
+            let (packet, client, out) = batch.datagram(slot);
+            let Some(client) = client else { continue };
+            let exchange = Exchange {
+                client,
+                transport: Transport::Udp,
+                shard: responder.shard(index),
+            };
+            match responder.answer(packet, out, exchange, &mut log) {
+                Outcome::Reply(answer_len) => batch.queue_reply(slot, answer_len),
+                Outcome::Drop => {}
+                Outcome::Defer { zone, limit } => {
+                    if let Some(recursion) = responder.recursion() {
+                        recursion.spawn_udp(packet, client, zone, limit, socket.clone());
+                    }
+                }
+            }
+        }
+        if let Err(error) = batch.send(socket) {
+            tracing::debug!(%error, "udp send failed");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! Which endpoints to check: every served address of every annotated service.
+//!
+//! Control plane. Whoever holds the cluster model (the DNS compiler in
+//! process, or `signpost health` watching the same sources) turns it into
+//! [`Target`]s here, so every role checks the same endpoints the same way.
+
+use crate::checker::Target;
+use crate::probe::CheckKind;
+use signpost_model::{CheckProtocol, ClusterService, EndpointKey};
+
+/// The targets of `services`: each address of each endpoint that answers
+/// serve (ready, or any with `publishNotReadyAddresses`) of each service
+/// annotated `dns.aikernel.io/health-check-enabled: "true"`.
+pub fn health_targets<'a>(services: impl IntoIterator<Item = &'a ClusterService>) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for service in services {
+        let Some(check) = &service.health_check else {
+            continue;
+        };
+        let kind = match check.protocol {
+            CheckProtocol::Http => CheckKind::Http,
+            CheckProtocol::Https => CheckKind::Https,
+            CheckProtocol::Tcp => CheckKind::Tcp,
+        };
+        for endpoint in service
+            .endpoints
+            .iter()
+            .filter(|e| e.ready || service.publish_not_ready)
+        {
+            for &address in &endpoint.addresses {
+                targets.push(Target {
+                    key: EndpointKey {
+                        namespace: service.namespace.clone(),
+                        service: service.name.clone(),
+                        address,
+                    },
+                    kind: kind.clone(),
+                    port: check.port,
+                    path: check.path.clone(),
+                });
+            }
+        }
+    }
+    targets
+}

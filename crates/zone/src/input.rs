@@ -1,0 +1,194 @@
+//! What a snapshot is built from: sources' states and how to compile each.
+//!
+//! Control plane. A source (in `signpost-discovery`) is opened from a
+//! [`SourceSpec`] and delivers complete [`Input`]s; the plugin that asked for
+//! it says how its input becomes records (a [`Recipe`]). [`build`] turns the
+//! current input of every source into one [`Snapshot`]. Nothing here knows
+//! where an input came from.
+//!
+//! ```text
+//! SourceSpec ─open (discovery)─▶ Source ─Input─▶ compiler ─(Recipe, Input)…─▶ build ─▶ Snapshot
+//! ```
+
+use crate::builder::SnapshotBuilder;
+use crate::cluster::{self, ClusterOptions, GeoOptions};
+use crate::hosts::{HostsEntry, HostsOptions, add_hosts};
+use crate::snapshot::Snapshot;
+use crate::zonefile::ZoneFile;
+use signpost_model::{AllUnhealthy, ClusterService, EndpointHealth};
+use signpost_proto::Name;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Where a source's data comes from; `signpost-discovery` opens each kind.
+/// Not `non_exhaustive`: a new kind must be opened by `signpost-discovery`,
+/// and the compiler says where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Kubernetes manifests in files and directories (the `catalog` option),
+    /// checked for changes every `poll`.
+    Catalog {
+        /// Files and directories.
+        paths: Vec<PathBuf>,
+        /// How often file metadata is checked.
+        poll: Duration,
+    },
+    /// One zone of a master file, re-read every `reload` when its SOA serial
+    /// changed (CoreDNS's `file` rule); `reload` zero loads once.
+    ZoneFile {
+        /// The master file.
+        path: PathBuf,
+        /// The zone it holds.
+        apex: Name,
+        /// Serial check interval.
+        reload: Duration,
+        /// Retry interval until the first good load.
+        retry: Duration,
+    },
+    /// A hosts file plus inline entries, re-read every `reload` when its
+    /// modification time changed; `reload` zero reads once.
+    Hosts {
+        /// The hosts file, if any.
+        path: Option<PathBuf>,
+        /// Entries written in the Corefile.
+        inline: Vec<HostsEntry>,
+        /// Check interval.
+        reload: Duration,
+    },
+}
+
+/// A source's complete state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Services with their endpoints.
+    Cluster(Arc<Vec<ClusterService>>),
+    /// A zone from a master file.
+    Zone(Arc<ZoneFile>),
+    /// Hosts entries: the file's, then the inline ones.
+    Hosts(Arc<Vec<HostsEntry>>),
+}
+
+/// How one source's input becomes records.
+#[derive(Debug, Clone)]
+pub enum Recipe {
+    /// The Kubernetes cluster zone (`serial` and `all_unhealthy` are set at build).
+    Cluster(ClusterOptions),
+    /// A master file's records, as they are.
+    ZoneFile,
+    /// A hosts plugin's records.
+    Hosts(HostsOptions),
+}
+
+/// What a build needs besides the inputs.
+pub struct BuildOptions<'a> {
+    /// The snapshot's generation.
+    pub generation: u64,
+    /// Geographic names, when the `geo` plugin is on (`serial` is set at build).
+    pub geo: Option<&'a GeoOptions>,
+    /// Which endpoints health checks took out.
+    pub health: &'a dyn EndpointHealth,
+    /// What a checked service whose endpoints all fail serves.
+    pub all_unhealthy: AllUnhealthy,
+}
+
+/// Builds a snapshot from every source's current input, in order. Returns it
+/// with one message per record that could not be served.
+pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapshot, Vec<String>) {
+    let serial = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs() as u32);
+    let mut builder = SnapshotBuilder::new(options.generation);
+    let mut problems = Vec::new();
+    for (recipe, input) in parts {
+        match (recipe, input) {
+            (Recipe::Cluster(cluster_options), Input::Cluster(services)) => {
+                let cluster_options = ClusterOptions {
+                    serial,
+                    all_unhealthy: options.all_unhealthy,
+                    ..cluster_options.clone()
+                };
+                problems.extend(cluster::compile_with_health(
+                    &mut builder,
+                    services,
+                    &cluster_options,
+                    options.health,
+                ));
+            }
+            (Recipe::ZoneFile, Input::Zone(zone)) => {
+                builder.add_file_zone(zone.apex.clone(), Vec::new());
+                for record in &zone.records {
+                    if let Err(error) = builder.add_record(
+                        record.owner.clone(),
+                        record.rtype,
+                        record.ttl,
+                        record.rdata.clone(),
+                    ) {
+                        problems.push(format!(
+                            "{}:{}: {error}",
+                            record.file.display(),
+                            record.line
+                        ));
+                    }
+                }
+                builder.attach_zone_file(zone.clone());
+            }
+            (Recipe::Hosts(hosts_options), Input::Hosts(entries)) => {
+                add_hosts(&mut builder, entries, hosts_options, &mut problems);
+            }
+            (recipe, input) => problems.push(format!(
+                "internal: a {} input reached a {} recipe",
+                input.kind(),
+                recipe.kind()
+            )),
+        }
+    }
+    if let Some(geo) = options.geo {
+        let services: Vec<ClusterService> = parts
+            .iter()
+            .filter_map(|(_, input)| match input {
+                Input::Cluster(services) => Some(services.iter().cloned()),
+                Input::Zone(_) | Input::Hosts(_) => None,
+            })
+            .flatten()
+            .collect();
+        let geo = GeoOptions {
+            serial,
+            ..geo.clone()
+        };
+        cluster::compile_geo(&mut builder, &services, &geo, options.health, &mut problems);
+    }
+    (builder.build(), problems)
+}
+
+// === impl Input ===
+
+impl Input {
+    /// Services, when this is a cluster input.
+    pub fn services(&self) -> &[ClusterService] {
+        match self {
+            Self::Cluster(services) => services,
+            Self::Zone(_) | Self::Hosts(_) => &[],
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Cluster(_) => "cluster",
+            Self::Zone(_) => "zone file",
+            Self::Hosts(_) => "hosts",
+        }
+    }
+}
+
+// === impl Recipe ===
+
+impl Recipe {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Cluster(_) => "cluster",
+            Self::ZoneFile => "zone file",
+            Self::Hosts(_) => "hosts",
+        }
+    }
+}
