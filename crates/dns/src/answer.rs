@@ -315,16 +315,13 @@ impl Responder {
         let mut messages = Vec::new();
         let mut writer = RecordWriter::new();
         let finish = |writer: &RecordWriter, messages: &mut Vec<Vec<u8>>| {
-            let mut message =
-                Vec::with_capacity(12 + query.question().len() + writer.bytes().len());
-            message.extend_from_slice(&query.header()[..2]);
-            // QR, opcode QUERY, AA; RCODE NOERROR.
-            message.extend_from_slice(&[0x84, 0x00, 0, 1]);
-            message.extend_from_slice(&writer.count().to_be_bytes());
-            message.extend_from_slice(&[0, 0, 0, 0]);
-            message.extend_from_slice(query.question());
-            message.extend_from_slice(writer.bytes());
-            messages.push(message);
+            let id = [query.header()[0], query.header()[1]];
+            messages.push(signpost_proto::message::authoritative(
+                id,
+                query.question(),
+                writer.count(),
+                writer.bytes(),
+            ));
         };
         for record in ordered {
             if writer.bytes().len() > 16 * 1024 {

@@ -1,33 +1,17 @@
-//! The typed server configuration, validated from a parsed Corefile.
+//! The typed server configuration: what a Corefile asks for, validated.
 //!
-//! Control plane. [`Config::from_corefile`] hands every directive to its
-//! plugin (`crate::plugins`: one module per directive, one line each in the
-//! registry) and collects every problem, each with its file and line, so an
-//! operator sees all mistakes in one run (`signpost dns --validate`). Unknown
-//! directives are errors; CoreDNS directives that signpost does not implement
-//! yet say so.
-//!
-//! ```text
-//! Corefile ─▶ server block ─▶ directive ─▶ REGISTRY[name].parse ─▶ Box<dyn Plugin>
-//!                 │ keys grouped by address                              │ apply
-//!                 ▼                                                      ▼
-//!            ListenerConfig (one per distinct bind address and port) ◀───┘
-//! ```
-//!
-//! Server blocks on one address share a listener: their zones add up, and
-//! each plugin's `apply` says how it joins what is there (sources add up, the
-//! first `cache` wins, a second `healthcheck` must match the first).
+//! Control plane. Data only: `Config::from_corefile` (in `crate::plugins`)
+//! fills it, one plugin per directive, and the server runs it. Server blocks on
+//! one address share a [`ListenerConfig`].
 
 use crate::cache::CacheConfig;
 use crate::forward::ForwardConfig;
-use crate::plugins::{self, Block, Setup};
-use signpost_corefile::{Corefile, Errors, Location};
+use signpost_corefile::{Errors, Location};
 use signpost_geo::GeoSettings;
 use signpost_health::HealthcheckConfig;
 use signpost_proto::Name;
 use signpost_zone::{Recipe, SourceSpec};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// The port a server block listens on when its key names none (CoreDNS: 53).
@@ -119,79 +103,6 @@ pub struct GeoConfig {
 // === impl Config ===
 
 impl Config {
-    /// Validates a parsed Corefile.
-    pub fn from_corefile(corefile: &Corefile) -> Result<Self, ConfigErrors> {
-        let mut errors = Errors::default();
-        let mut config = Self::default();
-        for block in &corefile.blocks {
-            let zones: Vec<Name> = block
-                .keys
-                .iter()
-                .filter_map(|k| errors.name(&k.location, &k.zone))
-                .collect();
-            let base = block
-                .location
-                .file
-                .parent()
-                .unwrap_or_else(|| Path::new(""));
-            let context = Block {
-                zones: &zones,
-                base,
-            };
-            let parsed: Vec<Box<dyn plugins::Plugin>> = block
-                .directives
-                .iter()
-                .filter_map(|directive| plugins::parse(directive, &context, &mut errors))
-                .collect();
-            let mut binds: Vec<IpAddr> = parsed
-                .iter()
-                .flat_map(|p| p.bind_addresses().iter().copied())
-                .collect();
-            if binds.is_empty() {
-                binds = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
-            }
-            // The block's keys grouped by the listener they join, in key order.
-            let mut groups: Vec<(Vec<SocketAddr>, Vec<Name>)> = Vec::new();
-            for key in &block.keys {
-                let port = key.port.unwrap_or(DEFAULT_PORT);
-                let addresses: Vec<SocketAddr> =
-                    binds.iter().map(|&ip| SocketAddr::new(ip, port)).collect();
-                let zone = errors.name(&key.location, &key.zone);
-                match groups.iter_mut().find(|(a, _)| *a == addresses) {
-                    Some((_, group_zones)) => group_zones.extend(zone),
-                    None => groups.push((addresses, zone.into_iter().collect())),
-                }
-            }
-            for (addresses, group_zones) in groups {
-                let index = match config
-                    .listeners
-                    .iter()
-                    .position(|l| l.addresses == addresses)
-                {
-                    Some(index) => index,
-                    None => {
-                        config.listeners.push(ListenerConfig {
-                            addresses,
-                            ..ListenerConfig::default()
-                        });
-                        config.listeners.len() - 1
-                    }
-                };
-                let listener = &mut config.listeners[index];
-                listener.zones.extend(group_zones);
-                let mut setup = Setup {
-                    listener,
-                    process: &mut config.process,
-                    errors: &mut errors,
-                };
-                for plugin in &parsed {
-                    plugin.apply(&mut setup);
-                }
-            }
-        }
-        errors.into_result(config)
-    }
-
     /// Every admin address (`health`, `ready`, `prometheus`), each once.
     pub fn admin_addresses(&self) -> Vec<SocketAddr> {
         let mut addresses: Vec<SocketAddr> = Vec::new();

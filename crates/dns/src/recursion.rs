@@ -17,6 +17,7 @@
 use crate::cache::{Cache, Entry, Lookup as CacheLookup, StaleMode};
 use crate::forward::{Forwarder, fit_udp};
 use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport};
+use signpost_proto::message::EdnsQuery;
 use signpost_proto::{Query, ResponseMeta, parse_query, rcode, write_error};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -258,38 +259,13 @@ impl Recursion {
 /// A query for the same question with RD set, for a background refresh; DO
 /// and CD as the client asked, so the refreshed entry has the same key.
 fn refresh_query(query: &Query<'_>) -> Vec<u8> {
-    let dnssec_ok = query.edns.is_some_and(|e| e.dnssec_ok);
-    let mut packet = Vec::with_capacity(12 + query.question().len() + 11);
-    packet.extend_from_slice(&[
+    signpost_proto::message::query(
         0,
-        0,
-        0x01,
-        query.header()[3] & 0x10,
-        0,
-        1,
-        0,
-        0,
-        0,
-        0,
-        0,
-        u8::from(query.edns.is_some()),
-    ]);
-    packet.extend_from_slice(query.question());
-    if query.edns.is_some() {
-        let size = signpost_proto::ADVERTISED_UDP_SIZE.to_be_bytes();
-        packet.extend_from_slice(&[
-            0,
-            0,
-            41,
-            size[0],
-            size[1],
-            0,
-            0,
-            if dnssec_ok { 0x80 } else { 0 },
-            0,
-            0,
-            0,
-        ]);
-    }
-    packet
+        query.question(),
+        true,
+        query.checking_disabled(),
+        query.edns.map(|e| EdnsQuery {
+            dnssec_ok: e.dnssec_ok,
+        }),
+    )
 }

@@ -109,6 +109,8 @@ pub struct DnsStatus {
 /// Sockets and workers of one set of addresses; they outlive reloads.
 struct Listener {
     addresses: Vec<SocketAddr>,
+    /// The addresses as bound (the system's port for a port 0).
+    bound: Vec<SocketAddr>,
     current: Arc<ArcSwap<Responder>>,
     generation: Generation,
     shutdown: Arc<AtomicBool>,
@@ -181,6 +183,15 @@ impl Server {
         let generations = server.prepare(&config)?;
         server.commit(generations)?;
         Ok(server)
+    }
+
+    /// The addresses the listeners are bound to (a port 0 in the
+    /// configuration becomes the port the system chose).
+    pub fn local_addresses(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .flat_map(|l| l.bound.iter().copied())
+            .collect()
     }
 
     /// What the admin endpoints serve.
@@ -445,6 +456,7 @@ impl Server {
         let shutdown = Arc::new(AtomicBool::new(false));
         let cancel = self.cancel.child_token();
         let mut threads = Vec::new();
+        let mut bound_addresses = Vec::new();
         for &address in &config.addresses {
             let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
                 RunError::Bind {
@@ -454,6 +466,7 @@ impl Server {
                 }
             })?;
             let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            bound_addresses.push(bound);
             let tcp_listener = bind_tcp(&self.runtime, bound, "tcp")?;
             tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
             threads.extend(
@@ -469,6 +482,7 @@ impl Server {
         }
         Ok(Listener {
             addresses: config.addresses.clone(),
+            bound: bound_addresses,
             current,
             generation,
             shutdown,
@@ -598,6 +612,9 @@ pub fn bind_tcp(
         source,
     })
 }
+
+#[cfg(test)]
+mod tests;
 
 async fn wait_for_signal() {
     #[cfg(unix)]

@@ -13,17 +13,19 @@
 //! buffer   ◀─ write_response ◀── Rendered { rcode, aa, counts, body bytes }
 //! ```
 
+pub mod message;
 mod name;
 mod query;
 mod render;
 mod response;
+pub mod walk;
+
+pub use walk::HEADER_LEN;
 #[cfg(test)]
 mod tests;
 
 pub use name::{MAX_LABEL_LEN, MAX_NAME_LEN, Name, NameError, is_within_wire};
-pub use query::{
-    ClientSubnet, Edns, HEADER_LEN, OPTION_CLIENT_SUBNET, ParseError, Query, parse_query,
-};
+pub use query::{ClientSubnet, Edns, OPTION_CLIENT_SUBNET, ParseError, Query, parse_query};
 pub use render::{RecordWriter, rdata};
 pub use response::{
     AnswerView, Patch, Rendered, ResponseMeta, rotate_answers, write_error, write_header_only,

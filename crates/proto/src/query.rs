@@ -2,6 +2,7 @@
 
 use crate::name::{MAX_LABEL_LEN, MAX_NAME_LEN};
 use crate::rtype;
+use crate::walk::{HEADER_LEN, Records};
 
 /// A parsed query. Borrows the datagram; the question is echoed from it verbatim,
 /// so the client's letter case comes back unchanged (RFC 4343 §4.1).
@@ -115,9 +116,6 @@ pub enum ParseError {
     NotImp,
 }
 
-/// Offset of the question section (RFC 1035 §4.1.1: the header is 12 bytes).
-pub const HEADER_LEN: usize = 12;
-
 // === impl Query ===
 
 impl<'a> Query<'a> {
@@ -217,20 +215,20 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
     let qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
     at += 4;
 
-    for _ in 0..u32::from(answers) + u32::from(authorities) {
-        at = skip_record(packet, at)?.end;
+    let mut records = Records::new(packet, at, u32::from(answers) + u32::from(authorities));
+    for record in records.by_ref() {
+        record.map_err(|_| ParseError::FormErr)?;
     }
     let mut edns = None;
-    for _ in 0..additionals {
-        let record = skip_record(packet, at)?;
-        let fixed = &packet[record.fixed_at..record.fixed_at + 10];
-        if u16::from_be_bytes([fixed[0], fixed[1]]) == rtype::OPT {
+    for record in Records::new(packet, records.position(), u32::from(additionals)) {
+        let record = record.map_err(|_| ParseError::FormErr)?;
+        if record.rtype == rtype::OPT {
             // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root, is FORMERR.
             if edns.is_some() || !record.owner_is_root {
                 return Err(ParseError::FormErr);
             }
             let mut client_subnet = None;
-            let mut options = &packet[record.fixed_at + 10..record.end];
+            let mut options = &packet[record.rdata..record.end];
             while !options.is_empty() {
                 let head = options.get(..4).ok_or(ParseError::FormErr)?;
                 let code = u16::from_be_bytes([head[0], head[1]]);
@@ -245,14 +243,16 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
                 }
                 options = &options[4 + len..];
             }
+            // RFC 6891 §6.1.3: CLASS is the UDP payload size; TTL holds the
+            // extended RCODE, the version and the DO bit.
+            let [_, version, flags, _] = record.ttl.to_be_bytes();
             edns = Some(Edns {
-                udp_size: u16::from_be_bytes([fixed[2], fixed[3]]),
-                version: fixed[5],
-                dnssec_ok: fixed[6] & 0x80 != 0,
+                udp_size: record.class,
+                version,
+                dnssec_ok: flags & 0x80 != 0,
                 client_subnet,
             });
         }
-        at = record.end;
     }
     Ok(Query {
         packet,
@@ -261,44 +261,5 @@ pub fn parse_query(packet: &[u8]) -> Result<Query<'_>, ParseError> {
         qtype,
         qclass,
         edns,
-    })
-}
-
-/// Where a skipped resource record's parts are.
-struct SkippedRecord {
-    owner_is_root: bool,
-    /// Offset of TYPE, CLASS, TTL and RDLENGTH (10 bytes, known to be in bounds).
-    fixed_at: usize,
-    end: usize,
-}
-
-/// Skips one resource record without following compression pointers.
-fn skip_record(packet: &[u8], mut at: usize) -> Result<SkippedRecord, ParseError> {
-    let start = at;
-    loop {
-        let len = *packet.get(at).ok_or(ParseError::FormErr)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            1..=63 => at += 1 + len as usize,
-            // A pointer ends the name; it is never followed while skipping.
-            0xc0..=0xff => {
-                at += 2;
-                break;
-            }
-            _ => return Err(ParseError::FormErr),
-        }
-    }
-    let fixed = packet.get(at..at + 10).ok_or(ParseError::FormErr)?;
-    let end = at + 10 + u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
-    if end > packet.len() {
-        return Err(ParseError::FormErr);
-    }
-    Ok(SkippedRecord {
-        owner_is_root: at == start + 1,
-        fixed_at: at,
-        end,
     })
 }

@@ -1,8 +1,9 @@
 //! Writing answers into a caller-owned buffer (data plane, no allocation).
 
 use crate::ADVERTISED_UDP_SIZE;
-use crate::query::{HEADER_LEN, Query};
+use crate::query::Query;
 use crate::render::RecordWriter;
+use crate::walk::HEADER_LEN;
 
 /// A pre-rendered answer: the sections after the question, ready to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,20 +348,22 @@ fn write_opt(out: &mut [u8], extended_rcode: u8, dnssec_ok: bool) -> usize {
 /// have the same length by `turn` places, in place (CoreDNS `loadbalance`
 /// round robin). A message that does not parse is left as it is. No allocation.
 pub fn rotate_answers(message: &mut [u8], turn: usize) {
-    let Some(answers) = message.get(6..8).map(|c| u16::from_be_bytes([c[0], c[1]])) else {
+    let Some([_, answers, _, _]) = crate::walk::section_counts(message) else {
         return;
     };
-    let Some(mut at) = skip_question(message) else {
+    let Some(mut at) = crate::walk::question_end(message) else {
         return;
     };
     // (start, record length, type) of the current run, and its count.
     let mut run: Option<(usize, usize, u16)> = None;
     let mut count = 0usize;
     for _ in 0..answers {
-        let Some((rr_type, end)) = record_bounds(message, at) else {
+        // Rotating a run of equal-length records moves no later record, so
+        // the walk can go on in the message being rotated.
+        let Ok(record) = crate::walk::record_at(message, at) else {
             return;
         };
-        let len = end - at;
+        let (len, rr_type) = (record.end - at, record.rtype);
         let rotatable = matches!(
             rr_type,
             crate::rtype::A | crate::rtype::AAAA | crate::rtype::MX
@@ -377,7 +380,7 @@ pub fn rotate_answers(message: &mut [u8], turn: usize) {
                 count = usize::from(rotatable);
             }
         }
-        at = end;
+        at = record.end;
     }
     if let Some((start, run_len, _)) = run {
         rotate_run(message, start, run_len, count, turn);
@@ -388,40 +391,4 @@ fn rotate_run(message: &mut [u8], start: usize, len: usize, count: usize, turn: 
     if count > 1 {
         message[start..start + len * count].rotate_left((turn % count) * len);
     }
-}
-
-fn skip_question(message: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    loop {
-        let len = *message.get(at)? as usize;
-        if len == 0 {
-            return Some(at + 5);
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-    }
-}
-
-/// Type and end of the record at `at`; names may be compressed.
-fn record_bounds(message: &[u8], mut at: usize) -> Option<(u16, usize)> {
-    loop {
-        let len = *message.get(at)? as usize;
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len >= 0xc0 {
-            at += 2;
-            break;
-        }
-        if len > 63 {
-            return None;
-        }
-        at += 1 + len;
-    }
-    let fixed = message.get(at..at + 10)?;
-    let end = at + 10 + u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
-    (end <= message.len()).then_some((u16::from_be_bytes([fixed[0], fixed[1]]), end))
 }

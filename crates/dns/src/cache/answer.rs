@@ -16,6 +16,7 @@
 //! answer: client header' | client question | body (TTLs patched) | own OPT
 //! ```
 
+use signpost_proto::walk::record_at;
 use signpost_proto::{
     AnswerView, HEADER_LEN, Patch, Query, ResponseMeta, rcode, rtype, write_error,
     write_response_patched,
@@ -154,7 +155,7 @@ impl CachedAnswer {
             if index == required_records {
                 required_len = Some(at - body_start);
             }
-            let record = walk_record(reply, at)?;
+            let record = record_at(reply, at).map_err(|_| Rejection::Malformed)?;
             let in_authority = index >= u32::from(answers) && index < required_records;
             let in_additional = index >= required_records;
             if in_additional && record.rtype == rtype::OPT {
@@ -343,57 +344,4 @@ pub fn write_cached(
         ecs_scope: 0,
     };
     write_response_patched(query, view, patch, out, limit)
-}
-
-/// Where a walked resource record's parts are.
-struct WalkedRecord {
-    rtype: u16,
-    /// The TTL field as sent (for an OPT: extended RCODE, version and flags).
-    ttl: u32,
-    /// Offset of the TTL field in the message.
-    ttl_at: usize,
-    rdata: usize,
-    end: usize,
-}
-
-/// Walks one resource record at `at`: skips the owner (labels, ending in a root
-/// label or a pointer, never followed), reads the fixed part, bounds-checks RDATA.
-fn walk_record(message: &[u8], mut at: usize) -> Result<WalkedRecord, Rejection> {
-    let start = at;
-    loop {
-        let len = *message.get(at).ok_or(Rejection::Malformed)?;
-        match len {
-            0 => {
-                at += 1;
-                break;
-            }
-            1..=63 => {
-                at += 1 + usize::from(len);
-                // RFC 1035 §3.1: a name is at most 255 bytes.
-                if at - start > 255 {
-                    return Err(Rejection::Malformed);
-                }
-            }
-            0xc0..=0xff => {
-                at += 2;
-                break;
-            }
-            _ => return Err(Rejection::Malformed),
-        }
-    }
-    let fixed = message.get(at..at + 10).ok_or(Rejection::Malformed)?;
-    let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-    let ttl = u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]);
-    let rdata = at + 10;
-    let end = rdata + usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
-    if end > message.len() {
-        return Err(Rejection::Malformed);
-    }
-    Ok(WalkedRecord {
-        rtype,
-        ttl,
-        ttl_at: at + 4,
-        rdata,
-        end,
-    })
 }

@@ -7,7 +7,7 @@
 //! RFC 5452 §9.1: a reply is accepted only when its ID, source and question
 //! match what was sent; anything else is discarded and the wait goes on.
 
-use signpost_proto::{HEADER_LEN, MAX_LABEL_LEN, rtype};
+use signpost_proto::{HEADER_LEN, rtype, walk};
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -113,19 +113,7 @@ pub(crate) fn answers(query: &[u8], reply: &[u8]) -> bool {
 
 /// The end of the first question (name without compression, type, class).
 pub(crate) fn question_end(message: &[u8]) -> Option<usize> {
-    let mut at = HEADER_LEN;
-    loop {
-        let len = *message.get(at)? as usize;
-        if len == 0 {
-            at += 1;
-            break;
-        }
-        if len > MAX_LABEL_LEN {
-            return None;
-        }
-        at += 1 + len;
-    }
-    (at + 4 <= message.len()).then_some(at + 4)
+    signpost_proto::walk::question_end(message)
 }
 
 /// The header RCODE (4 bits; an extended RCODE in OPT is not folded in).
@@ -145,13 +133,11 @@ pub(crate) fn set_id(message: &mut [u8], id: u16) {
 
 /// A health probe: `domain IN NS`, RD as asked, no EDNS.
 pub(crate) fn probe_query(id: u16, domain: &[u8], recursion: bool) -> Vec<u8> {
-    let mut query = Vec::with_capacity(HEADER_LEN + domain.len() + 4);
-    query.extend_from_slice(&id.to_be_bytes());
-    query.extend_from_slice(&[u8::from(recursion), 0, 0, 1, 0, 0, 0, 0, 0, 0]);
-    query.extend_from_slice(domain);
-    query.extend_from_slice(&rtype::NS.to_be_bytes());
-    query.extend_from_slice(&signpost_proto::CLASS_IN.to_be_bytes());
-    query
+    let mut question = Vec::with_capacity(domain.len() + 4);
+    question.extend_from_slice(domain);
+    question.extend_from_slice(&rtype::NS.to_be_bytes());
+    question.extend_from_slice(&signpost_proto::CLASS_IN.to_be_bytes());
+    signpost_proto::message::query(id, &question, recursion, false, None)
 }
 
 /// Fits a forwarded reply into a UDP client's limit.
@@ -190,34 +176,10 @@ pub fn fit_udp(reply: &[u8], limit: usize) -> Vec<u8> {
 
 /// The OPT record of a message, found by walking every record after the question.
 fn find_opt(message: &[u8], question_end: usize) -> Option<&[u8]> {
-    let count = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]) as usize;
-    let records = count(6) + count(8) + count(10);
-    let mut at = question_end;
-    for _ in 0..records {
-        let start = at;
-        loop {
-            match *message.get(at)? {
-                0 => {
-                    at += 1;
-                    break;
-                }
-                len @ 1..=63 => at += 1 + len as usize,
-                0xc0..=0xff => {
-                    at += 2;
-                    break;
-                }
-                _ => return None,
-            }
-        }
-        let fixed = message.get(at..at + 10)?;
-        let end = at + 10 + u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
-        if end > message.len() {
-            return None;
-        }
-        if u16::from_be_bytes([fixed[0], fixed[1]]) == rtype::OPT {
-            return Some(&message[start..end]);
-        }
-        at = end;
-    }
-    None
+    let [_, answers, authorities, additionals] = walk::section_counts(message)?;
+    let count = u32::from(answers) + u32::from(authorities) + u32::from(additionals);
+    walk::Records::new(message, question_end, count)
+        .map_while(Result::ok)
+        .find(|record| record.rtype == rtype::OPT)
+        .map(|record| &message[record.start..record.end])
 }

@@ -1,7 +1,7 @@
 //! `bind ADDRESS...`: the addresses a server block's listeners bind
 //! (default: every IPv4 address). `localhost` is 127.0.0.1.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use signpost_corefile::{Directive, Errors};
 use std::net::{IpAddr, Ipv4Addr};
 

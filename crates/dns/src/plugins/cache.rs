@@ -2,7 +2,7 @@
 //! CoreDNS's cache for forwarded answers (settings in `crate::cache::config`).
 //! Every problem is reported at its own file:line.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use crate::cache::{CacheConfig, PrefetchConfig, ServeStaleConfig, StaleMode};
 use signpost_corefile::toolkit::parse_duration;
 use signpost_corefile::{Directive, Errors, Location};

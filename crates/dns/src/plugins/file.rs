@@ -2,8 +2,7 @@
 //! files, re-read every `reload` (default 1m; 0 disables) when the SOA
 //! serial changed. Relative paths are taken from the Corefile's directory.
 
-use super::kubernetes::CATALOG_POLL;
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, SOURCE_POLL, Setup};
 use crate::config::SourcePlan;
 use signpost_corefile::{Directive, Errors};
 use signpost_zone::{Recipe, SourceSpec};
@@ -41,7 +40,7 @@ pub(super) fn parse(
                 apex,
                 reload,
                 // Until the first good load, retry as often as catalogs are checked.
-                retry: CATALOG_POLL,
+                retry: SOURCE_POLL,
             },
             recipe: Recipe::ZoneFile,
             location: directive.location.clone(),

@@ -6,7 +6,7 @@
 //! `resolv.conf`-style file whose `nameserver` lines are read (relative paths
 //! are taken from the Corefile's directory).
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use crate::forward::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
 use signpost_corefile::toolkit::parse_duration;
 use signpost_corefile::{Directive, Errors, Location};

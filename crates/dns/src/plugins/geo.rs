@@ -13,7 +13,7 @@
 //! }
 //! ```
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use crate::config::GeoConfig;
 use signpost_corefile::toolkit::parse_cidr;
 use signpost_corefile::{Directive, Errors, Location};

@@ -5,7 +5,7 @@
 //! `health` on :8080, `ready` on :8181 (every address), `prometheus` on
 //! localhost:9153. Each address serves all three paths.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use signpost_corefile::toolkit::parse_host_port;
 use signpost_corefile::{Directive, Errors};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -5,7 +5,7 @@
 //! `healthcheck` must give it the same settings; a block that differs is
 //! rejected at its line rather than silently ignored.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use signpost_corefile::{Directive, Errors, Location};
 use signpost_health::HealthcheckConfig;
 

@@ -3,7 +3,7 @@
 //! `reload` (how often the file's modification time is checked) to 5s, 0
 //! disables.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use crate::config::SourcePlan;
 use signpost_corefile::{Directive, Errors};
 use signpost_proto::Name;

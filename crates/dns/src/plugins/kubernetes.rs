@@ -11,17 +11,13 @@
 //! }
 //! ```
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, SOURCE_POLL, Setup};
 use crate::config::SourcePlan;
 use signpost_corefile::{Directive, Errors};
 use signpost_model::AllUnhealthy;
 use signpost_zone::cluster::{ClusterOptions, DEFAULT_TTL};
 use signpost_zone::{PodMode, Recipe, SourceSpec};
 use std::path::PathBuf;
-use std::time::Duration;
-
-/// How often catalog files are checked for changes.
-pub(crate) const CATALOG_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 struct Kubernetes(SourcePlan);
@@ -91,7 +87,7 @@ pub(super) fn parse(
     Some(Box::new(Kubernetes(SourcePlan {
         spec: SourceSpec::Catalog {
             paths: catalog,
-            poll: CATALOG_POLL,
+            poll: SOURCE_POLL,
         },
         recipe: Recipe::Cluster(options),
         location: directive.location.clone(),

@@ -1,7 +1,7 @@
 //! `loadbalance [round_robin]`: rotate A, AAAA and MX records in every
 //! answer, as CoreDNS's `loadbalance` does.
 
-use super::{Apply, Block, Plugin, Setup};
+use super::setup::{Apply, Block, Plugin, Setup};
 use signpost_corefile::{Directive, Errors};
 
 pub(super) fn parse(

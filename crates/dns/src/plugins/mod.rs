@@ -4,20 +4,20 @@
 //! Control plane (configuration loading). A plugin module reads its
 //! directive with the shared toolkit (`signpost_corefile::toolkit`: errors
 //! with file:line, Go durations, zones, addresses) into a value that
-//! implements [`Plugin`]; `apply` then adds it to the listener its server
+//! implements `Plugin` (`setup.rs`); `apply` then adds it to the listener its server
 //! block joins. Order inside a block does not matter: like CoreDNS, the
 //! answer chain has a fixed order (authoritative data, then geographic
 //! names, then cache, then forward).
 //!
 //! Adding a plugin: write `plugins/<name>.rs` with a `parse` function and a
-//! type implementing [`Plugin`], then add one line to [`REGISTRY`]
+//! type implementing `Plugin`, then add one line to [`REGISTRY`]
 //! (CONTRIBUTING.md walks through `loadbalance` as the example).
 
-use crate::config::{ListenerConfig, ProcessConfig};
-use signpost_corefile::{Directive, Errors};
+use crate::config::{Config, ConfigErrors, DEFAULT_PORT, ListenerConfig};
+use setup::{Block, Plugin, Setup};
+use signpost_corefile::{Corefile, Directive, Errors};
 use signpost_proto::Name;
-use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 mod bind;
@@ -33,6 +33,7 @@ mod kubernetes;
 mod loadbalance;
 mod log;
 mod reload;
+mod setup;
 
 #[cfg(test)]
 pub(crate) use cache::parse_cache;
@@ -100,37 +101,6 @@ const NOT_YET: &[&str] = &[
     "grpc",
 ];
 
-/// The server block a directive is in.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Block<'a> {
-    /// The block's zones (every key), which plugins default to.
-    pub(crate) zones: &'a [Name],
-    /// The Corefile's directory: relative paths are taken from here.
-    pub(crate) base: &'a Path,
-}
-
-/// What a plugin may change when it joins a listener.
-pub(crate) struct Setup<'a> {
-    /// The listener the block's keys on one address share.
-    pub(crate) listener: &'a mut ListenerConfig,
-    /// Process-wide settings.
-    pub(crate) process: &'a mut ProcessConfig,
-    /// Where problems go (blocks that contradict each other, say).
-    pub(crate) errors: &'a mut Errors,
-}
-
-/// A parsed directive.
-pub(crate) trait Plugin: fmt::Debug {
-    /// Adds this directive to `setup`'s listener; called once for each
-    /// listener its server block joins.
-    fn apply(&self, setup: &mut Setup<'_>);
-
-    /// Addresses this directive binds the block's listeners to (`bind`).
-    fn bind_addresses(&self) -> &[IpAddr] {
-        &[]
-    }
-}
-
 /// Hands `directive` to its plugin.
 pub(crate) fn parse(
     directive: &Directive,
@@ -150,17 +120,79 @@ pub(crate) fn parse(
     None
 }
 
-/// A plugin whose only effect is a flag or a setting: `apply` runs the closure.
-pub(crate) struct Apply<F>(pub(crate) &'static str, pub(crate) F);
+// === impl Config ===
 
-impl<F: Fn(&mut Setup<'_>)> Plugin for Apply<F> {
-    fn apply(&self, setup: &mut Setup<'_>) {
-        (self.1)(setup);
-    }
-}
-
-impl<F> fmt::Debug for Apply<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Apply").field(&self.0).finish()
+impl Config {
+    /// Validates a parsed Corefile.
+    pub fn from_corefile(corefile: &Corefile) -> Result<Self, ConfigErrors> {
+        let mut errors = Errors::default();
+        let mut config = Self::default();
+        for block in &corefile.blocks {
+            let zones: Vec<Name> = block
+                .keys
+                .iter()
+                .filter_map(|k| errors.name(&k.location, &k.zone))
+                .collect();
+            let base = block
+                .location
+                .file
+                .parent()
+                .unwrap_or_else(|| Path::new(""));
+            let context = Block {
+                zones: &zones,
+                base,
+            };
+            let parsed: Vec<Box<dyn Plugin>> = block
+                .directives
+                .iter()
+                .filter_map(|directive| parse(directive, &context, &mut errors))
+                .collect();
+            let mut binds: Vec<IpAddr> = parsed
+                .iter()
+                .flat_map(|p| p.bind_addresses().iter().copied())
+                .collect();
+            if binds.is_empty() {
+                binds = vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)];
+            }
+            // The block's keys grouped by the listener they join, in key order.
+            let mut groups: Vec<(Vec<SocketAddr>, Vec<Name>)> = Vec::new();
+            for key in &block.keys {
+                let port = key.port.unwrap_or(DEFAULT_PORT);
+                let addresses: Vec<SocketAddr> =
+                    binds.iter().map(|&ip| SocketAddr::new(ip, port)).collect();
+                let zone = errors.name(&key.location, &key.zone);
+                match groups.iter_mut().find(|(a, _)| *a == addresses) {
+                    Some((_, group_zones)) => group_zones.extend(zone),
+                    None => groups.push((addresses, zone.into_iter().collect())),
+                }
+            }
+            for (addresses, group_zones) in groups {
+                let index = match config
+                    .listeners
+                    .iter()
+                    .position(|l| l.addresses == addresses)
+                {
+                    Some(index) => index,
+                    None => {
+                        config.listeners.push(ListenerConfig {
+                            addresses,
+                            ..ListenerConfig::default()
+                        });
+                        config.listeners.len() - 1
+                    }
+                };
+                let listener = &mut config.listeners[index];
+                listener.zones.extend(group_zones);
+                let mut setup = Setup {
+                    listener,
+                    process: &mut config.process,
+                    errors: &mut errors,
+                };
+                for plugin in &parsed {
+                    plugin.apply(&mut setup);
+                }
+            }
+        }
+        errors.into_result(config)
     }
 }

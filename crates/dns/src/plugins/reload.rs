@@ -3,7 +3,7 @@
 //! closing sockets. The jitter is accepted and not needed: each replica
 //! watches its own file.
 
-use super::{Block, Plugin, Setup};
+use super::setup::{Block, Plugin, Setup};
 use crate::config::ReloadSettings;
 use signpost_corefile::toolkit::parse_duration;
 use signpost_corefile::{Directive, Errors};
