@@ -112,7 +112,7 @@ fn pushed_state_reaches_answers_at_once() {
     for index in 1..=20u8 {
         let services: Vec<ClusterService> = (1..=index).map(service).collect();
         let name = format!("svc-{index}.default.svc.cluster.local");
-        let pushed = std::time::Instant::now();
+        let pushed = tokio::time::Instant::now();
         sender.send(services).unwrap();
         loop {
             let reply = udp_ask_within(
