@@ -403,7 +403,7 @@ def render(args) -> dict:
         "endpoints each (loaded and translated, served by no record, as in a real cluster) and 10,000 headless "
         "services with 10 endpoints each (each endpoint an A record under the service, a name of its own and two SRV "
         "targets): 1,000,000 endpoints. signpost release build, `--workers 1`, not pinned, "
-        "`RUST_LOG=info,signpost_catalog=debug` for the timestamps of \"catalog loaded\" and \"snapshot serving\". "
+        "`RUST_LOG=info,signpost_discovery=debug` for the timestamps of \"catalog loaded\" and \"snapshot serving\". "
         "An endpoint change rewrites one namespace file (renamed into place) and polls the answer every "
         "millisecond (`bench/dns/change.py`). signpost reloads the whole catalog on any change; "
         "the poll that sees a change is the first open of a catalog file after the write (an inotify watch on the catalog directory, which also shows each poll as a listing of the directory), so the file-watch delay is the time from the write to that open and the pipeline the time from it to the new answer.",
@@ -412,7 +412,7 @@ def render(args) -> dict:
     ]
     sections["Micro-benchmarks"] = [
         *header(args),
-        "`cargo bench -p signpost-server --bench hot_path` (criterion, `crates/server/benches/hot_path.rs`), run by "
+        "`cargo bench -p signpost-dns --bench hot_path` (criterion, `crates/dns/benches/hot_path.rs`), run by "
         "the script with `--warm-up-time 1 --measurement-time 2`, pinned to CPU 0. Snapshot: the cluster above "
         "(11,000 services) compiled with `cluster::compile`; each benchmark cycles through 1,024 different names. "
         "`parse` = `parse_query`, `lookup` = `Snapshot::lookup`, `encode` = `write_response` of the looked-up "

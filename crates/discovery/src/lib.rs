@@ -9,12 +9,15 @@
 //!                      hosts    (hosts file + inline entries)               ─┘
 //! ```
 //!
-//! [`translate`] turns Kubernetes `Service` and `EndpointSlice` objects into
-//! the cluster model, whichever source found them. The query-serving crates
+//! Sources of Kubernetes objects deliver [`objects::ClusterObjects`];
+//! [`cluster::ClusterInput`] and [`translate`] turn them into the cluster
+//! model the DNS compiler needs, whichever source found them. The query-serving crates
 //! never depend on this one: the binary hands [`open`] to them.
 
 pub mod catalog;
+pub mod cluster;
 pub mod hosts;
+pub mod objects;
 pub mod translate;
 pub mod zonefile;
 
@@ -24,9 +27,9 @@ use signpost_zone::{Input, SourceSpec};
 /// Opens the source `spec` describes.
 pub fn open(spec: &SourceSpec) -> Box<dyn Source<Input>> {
     match spec {
-        SourceSpec::Catalog { paths, poll } => {
-            Box::new(catalog::CatalogSource::new(paths.clone(), *poll))
-        }
+        SourceSpec::Catalog { paths, poll } => Box::new(cluster::ClusterInput(Box::new(
+            catalog::CatalogSource::new(paths.clone(), *poll),
+        ))),
         SourceSpec::ZoneFile {
             path,
             apex,

@@ -15,6 +15,7 @@
 
 pub mod annotations;
 pub mod cluster;
+pub mod leader;
 pub mod metrics;
 pub mod source;
 pub mod status;
@@ -24,6 +25,7 @@ pub use cluster::{
     AllHealthy, AllUnhealthy, CheckProtocol, ClusterEndpoint, ClusterService, EndpointHealth,
     GeoSpec, HealthCheckSpec, Protocol, ServiceKind, ServicePort,
 };
+pub use leader::{Elector, Leadership};
 pub use source::{BoxFuture, Sink, Source, SourceProblem, Update};
 pub use status::{Reply, Status};
 pub use verdict::{EndpointKey, LocalVerdicts, PublishVerdicts, SubscribeVerdicts, Verdicts};

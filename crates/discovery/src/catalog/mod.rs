@@ -39,16 +39,15 @@ pub use load::load_paths;
 pub use state::{CatalogState, EndpointSlice, LoadError, LoadErrors, Service};
 pub use watch::CatalogWatcher;
 
-use crate::translate::cluster_services;
+use crate::objects::ClusterObjects;
 use signpost_model::{BoxFuture, Sink, Source, SourceProblem};
-use signpost_zone::Input;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// The catalog as a source: polls the files' metadata every `poll` and, when
-/// anything changed, loads every file and delivers the whole cluster model.
+/// anything changed, loads every file and delivers every object.
 #[derive(Debug)]
 pub struct CatalogSource {
     paths: Vec<PathBuf>,
@@ -64,14 +63,14 @@ impl CatalogSource {
     }
 }
 
-impl Source<Input> for CatalogSource {
+impl Source<Arc<ClusterObjects>> for CatalogSource {
     fn kind(&self) -> &'static str {
         "catalog"
     }
 
     fn run(
         self: Box<Self>,
-        sink: Sink<Input>,
+        sink: Sink<Arc<ClusterObjects>>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
@@ -83,11 +82,7 @@ impl Source<Input> for CatalogSource {
                 // Stat, read and parse off the runtime's threads: a large
                 // catalog takes seconds to load.
                 let checked = tokio::task::spawn_blocking(move || {
-                    let loaded = taken.fingerprint_changed().then(|| {
-                        taken
-                            .load()
-                            .map(|state| cluster_services(&state.services, &state.endpoint_slices))
-                    });
+                    let loaded = taken.fingerprint_changed().then(|| taken.load());
                     (taken, loaded)
                 })
                 .await;
@@ -96,7 +91,7 @@ impl Source<Input> for CatalogSource {
                 };
                 watcher = Some(taken);
                 match loaded {
-                    Some(Ok(services)) => sink.state(Input::Cluster(Arc::new(services))),
+                    Some(Ok(objects)) => sink.state(Arc::new(objects)),
                     Some(Err(errors)) => sink.problems(problems(errors)),
                     None => {}
                 }

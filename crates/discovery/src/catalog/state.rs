@@ -6,17 +6,8 @@ use std::path::{Path, PathBuf};
 pub use k8s_openapi::api::core::v1::Service;
 pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-/// Everything one source knows: all of its Services and EndpointSlices.
-///
-/// It is always a full state, never a delta: the consumer replaces the source's previous state
-/// with it. Objects from the catalog always have `metadata.namespace` set.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct CatalogState {
-    /// Services, in load order.
-    pub services: Vec<Service>,
-    /// EndpointSlices (discovery.k8s.io/v1), in load order.
-    pub endpoint_slices: Vec<EndpointSlice>,
-}
+/// Everything the catalog holds: every object of every file, or nothing.
+pub type CatalogState = crate::objects::ClusterObjects;
 
 /// One problem found while loading the catalog, with where it is.
 ///

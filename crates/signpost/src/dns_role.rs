@@ -1,0 +1,113 @@
+//! `signpost dns`: the DNS role, its admin endpoints, and `signpost check`.
+
+use crate::InvalidConfig;
+use anyhow::Context as _;
+use signpost_dns::{Config, RunOptions, Server, SourceFactory};
+use signpost_zone::SourceSpec;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `signpost dns`.
+#[derive(clap::Args)]
+pub(crate) struct DnsArgs {
+    /// The Corefile.
+    #[arg(long, value_name = "FILE", default_value = "Corefile")]
+    conf: PathBuf,
+    /// Check the Corefile and the catalogs it names, print every problem, and exit.
+    #[arg(long)]
+    validate: bool,
+    /// UDP worker threads per listen address (default: one per core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+}
+
+/// `signpost check`.
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The Corefile.
+    #[arg(long, value_name = "FILE", default_value = "Corefile")]
+    conf: PathBuf,
+}
+
+/// Serves DNS until SIGTERM or SIGINT (or validates, with `--validate`).
+pub(crate) fn run(args: DnsArgs) -> anyhow::Result<()> {
+    if args.validate {
+        return validate(&args.conf);
+    }
+    let config = load_config(&args.conf)?;
+    let mut options = RunOptions::default();
+    if let Some(workers) = args.workers {
+        options.workers = workers.max(1);
+    }
+    serve(config, options, &args.conf)
+}
+
+/// `signpost check`: the same as `dns --validate`.
+pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<()> {
+    validate(&args.conf)
+}
+
+/// Runs the DNS role with its admin endpoints until SIGTERM or SIGINT.
+fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()> {
+    let factory: SourceFactory = Arc::new(signpost_discovery::open);
+    let admin = config.admin_addresses();
+    let server = Server::start(config, factory, options).context("serving DNS")?;
+    let status: Arc<dyn signpost_model::Status> = server.status();
+    for address in admin {
+        let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
+            .context("serving DNS")?;
+        let bound = listener.local_addr().context("serving DNS")?;
+        tracing::info!(http = %bound, "admin endpoints listening");
+        server.runtime().spawn(signpost_admin::serve(
+            listener,
+            status.clone(),
+            server.shutdown_token(),
+        ));
+    }
+    server.run_until_signal(Some(conf));
+    Ok(())
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let env = |name: &str| std::env::var(name).ok();
+    let corefile = signpost_corefile::parse_file(path, &env)
+        .map_err(|errors| InvalidConfig(errors.to_string()))?;
+    Config::from_corefile(&corefile).map_err(|errors| InvalidConfig(errors.to_string()).into())
+}
+
+/// Prints every problem at once: the Corefile's, then every catalog's.
+fn validate(path: &Path) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let mut problems = Vec::new();
+    let mut seen: Vec<&PathBuf> = Vec::new();
+    let catalogs = config
+        .listeners
+        .iter()
+        .flat_map(|l| &l.sources)
+        .filter_map(|plan| match &plan.spec {
+            SourceSpec::Catalog { paths, .. } => Some(paths),
+            _ => None,
+        });
+    for catalog in catalogs {
+        let fresh: Vec<PathBuf> = catalog
+            .iter()
+            .filter(|p| !seen.contains(p))
+            .cloned()
+            .collect();
+        seen.extend(catalog.iter());
+        if fresh.is_empty() {
+            continue;
+        }
+        if let Err(errors) = signpost_discovery::catalog::load_paths(&fresh) {
+            problems.push(errors.to_string());
+        }
+    }
+    if !problems.is_empty() {
+        return Err(InvalidConfig(problems.join("\n")).into());
+    }
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}: configuration is valid", path.display());
+    }
+    Ok(())
+}
