@@ -30,8 +30,6 @@
 //! Start one in process with [`FakeApiServer::start`]; the binary `signpost-fake-apiserver` serves the same
 //! for out-of-process clients (see the crate README).
 
-#![allow(clippy::print_stdout)]
-
 pub mod auth;
 mod discovery;
 mod ops;

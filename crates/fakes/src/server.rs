@@ -996,9 +996,13 @@ async fn serve(
                     object_response(shared, target.index, 200, &stored)
                 }
                 ops::Deleted::Now(stored) => {
-                    // Pods and namespaces return the deleted object; other types a Success Status.
+                    // Services, pods and namespaces return the deleted object (as the delete operations
+                    // of their OpenAPI say); other types a Success Status.
                     if resource.group.is_empty()
-                        && matches!(resource.resource.as_str(), "pods" | "namespaces")
+                        && matches!(
+                            resource.resource.as_str(),
+                            "services" | "pods" | "namespaces"
+                        )
                     {
                         object_response(shared, target.index, 200, &stored)
                     } else {
