@@ -11,13 +11,38 @@
 //! that declares the `fieldValidation` query parameter. From that kubectl concludes the server validates
 //! fields itself and skips client-side schema validation (`kubectl create -f` works with its default
 //! `--validate=strict`). There are no schemas; the fake accepts `fieldValidation` and ignores it.
+//! Older kubectl (before 1.27, e.g. Debian's kubernetes-client) reads `/openapi/v2` as protobuf instead:
+//! it gets an empty document, which it decodes as "no schemas" and so validates nothing client-side.
 //!
 //! Control plane of the fake; pure functions of the registry.
 
 use hyper::Method;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
 
-use crate::server::Shared;
+use crate::server::{Body, Shared, full};
+
+/// `/openapi/v2`: an empty protobuf `openapi_v2.Document` (zero bytes) when protobuf is asked for, as old
+/// kubectl does, else an empty Swagger 2.0 document in JSON.
+pub(crate) fn openapi_v2(accept: &str) -> hyper::Response<Body> {
+    const PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+    let (content_type, body) = if accept.contains(PROTOBUF) {
+        // Served as application/octet-stream: Go's mime parser rejects the `@` in the requested type.
+        ("application/octet-stream", Vec::new())
+    } else {
+        let document = json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
+                              "paths": {}, "definitions": {}});
+        (
+            "application/json",
+            serde_json::to_vec(&document).unwrap_or_default(),
+        )
+    };
+    let mut response = hyper::Response::new(full(body));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
 
 /// The document for a non-resource path, if the fake serves it.
 pub(crate) fn serve(shared: &Shared, method: &Method, path: &str) -> Option<Value> {

@@ -840,6 +840,13 @@ async fn serve(
     record.user = Some(user.as_ref().map_or(ADMIN.to_owned(), |u| u.user.clone()));
     let target = match route(&shared.registry, path) {
         Route::Unknown => return Err(ApiError::unknown_path()),
+        Route::NonResource if path == "/openapi/v2" => {
+            let accept = request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            return Ok(discovery::openapi_v2(accept.unwrap_or("")));
+        }
         Route::NonResource => {
             return match discovery::serve(shared, method, path) {
                 Some(value) => Ok(value_response(200, &value)),
