@@ -1,7 +1,8 @@
 //! `signpost-fake-apiserver`: the fake Kubernetes API server as a process, for out-of-process clients
 //! (kubectl, the Python client, a signpost binary under test).
 //!
-//! Prints `listening URL` as the first line of stdout once it accepts connections, then `kubeconfig PATH`.
+//! Prints `listening URL` as the first line of stdout once it accepts connections, then `kubeconfig PATH`
+//! (a closed stdout does not stop the server).
 //! SIGTERM/SIGINT write the state snapshot (when `--state` is given) and exit 0; a SIGKILL loses nothing
 //! either, since every write is journaled before it is acknowledged. Exit 64 for bad arguments or a bad
 //! tokens file, 1 for other startup failures.
@@ -108,11 +109,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting the fake API server")?;
     {
+        // Both lines in one write; a reader that closes the pipe after the first line must not stop the
+        // server, so a failed write is only reported.
         use std::io::Write as _;
+        let text = format!(
+            "listening {}\nkubeconfig {}\n",
+            server.url(),
+            server.kubeconfig_path().display()
+        );
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening {}", server.url())?;
-        writeln!(out, "kubeconfig {}", server.kubeconfig_path().display())?;
-        out.flush()?;
+        if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(%error, "writing the address to stdout failed");
+        }
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

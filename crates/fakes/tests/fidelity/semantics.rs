@@ -880,3 +880,55 @@ async fn large_lists_page_through_completely() {
         started.elapsed()
     );
 }
+
+/// Status subresource (API Concepts, "Subresources"): PUT/PATCH on `pods/status` change only `status`;
+/// the main resource ignores `status`; `generation` grows with spec changes only; GET on /status returns
+/// the object.
+#[tokio::test]
+async fn pod_status_subresource() {
+    let server = plain_server().await;
+    let api = Api::new(&server);
+    let pods = "/api/v1/namespaces/default/pods";
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                     "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+                     "status": {"phase": "Running"}});
+    let created = api.post(pods, pod).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(
+        created.body["status"]["phase"], "Pending",
+        "the client's status is dropped on create"
+    );
+    assert_eq!(created.body["metadata"]["generation"], 1);
+    let patched = api
+        .patch(
+            &format!("{pods}/p/status"),
+            "application/merge-patch+json",
+            json!({"status": {"phase": "Running", "podIP": "10.2.0.7"}, "spec": {"nodeName": "ignored"}}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["status"]["podIP"], "10.2.0.7");
+    assert!(
+        patched.body["spec"].get("nodeName").is_none(),
+        "status writes leave spec alone"
+    );
+    assert_eq!(patched.body["metadata"]["generation"], 1);
+    let mut whole = patched.body.clone();
+    whole["status"]["phase"] = json!("Failed");
+    whole["spec"]["activeDeadlineSeconds"] = json!(30);
+    let updated = api.put(&format!("{pods}/p"), whole).await;
+    assert_eq!(updated.status, 200, "{:?}", updated.body);
+    assert_eq!(
+        updated.body["status"]["phase"], "Running",
+        "the main resource ignores status"
+    );
+    assert_eq!(
+        updated.body["metadata"]["generation"], 2,
+        "a spec change bumps generation"
+    );
+    let status = api.get(&format!("{pods}/p/status")).await;
+    assert_eq!(status.body["kind"], "Pod");
+    let log = server.request_log();
+    assert_eq!(log[1].resource.as_deref(), Some("pods/status"));
+    assert_eq!(log[1].verb.as_deref(), Some("patch"));
+}
