@@ -932,3 +932,52 @@ async fn pod_status_subresource() {
     assert_eq!(log[1].resource.as_deref(), Some("pods/status"));
     assert_eq!(log[1].verb.as_deref(), Some("patch"));
 }
+
+/// `/fake/crash` over HTTP: the response arrives, then every connection closes (an open watch breaks),
+/// and the server comes back on the same address with its objects and resourceVersion but no history.
+#[tokio::test]
+async fn crash_over_the_control_endpoint() {
+    let server = plain_server().await;
+    let api = Api::new(&server);
+    server.create(service("default", "kept")).unwrap();
+    let before = server.resource_version();
+    let mut watch = api
+        .watch(&format!("{SERVICES}?watch=1&resourceVersion={before}"))
+        .await;
+    let reply = api.post("/fake/crash", json!({"downMillis": 100})).await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        matches!(watch.next().await, Next::Broken),
+        "the crash breaks open connections"
+    );
+    // Back within the deadline: poll (each attempt is a fresh connection) until it answers.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let back = loop {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let uri = format!("{}{SERVICES}/kept", server.url()).parse().unwrap();
+        match client.get(uri).await {
+            Ok(response) => break response.status().as_u16(),
+            Err(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "server back within the deadline"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    assert_eq!(back, 200);
+    assert_eq!(server.resource_version(), before);
+    let mut old = api
+        .watch(&format!(
+            "{SERVICES}?watch=1&resourceVersion={}",
+            before - 1
+        ))
+        .await;
+    let Next::Event(error) = old.next().await else {
+        panic!("expected ERROR");
+    };
+    assert_eq!(error["object"]["code"], 410);
+}
