@@ -715,11 +715,13 @@ fn flag(query: &Query, key: &str) -> bool {
     )
 }
 
+/// The Kubernetes verb of a request. `watch=true` makes a collection GET a watch; on a named object the
+/// fake ignores it (clients watch one object as a collection watch with `fieldSelector=metadata.name=`;
+/// the deprecated `/watch/` paths are not served).
 fn verb_of(method: &Method, target: &Target, query: &Query) -> &'static str {
     match (method, target.name.is_some()) {
         (&Method::GET, false) if flag(query, "watch") => "watch",
         (&Method::GET, false) => "list",
-        (&Method::GET, true) if flag(query, "watch") => "watch",
         (&Method::GET, true) => "get",
         (&Method::POST, _) => "create",
         (&Method::PUT, _) => "update",
