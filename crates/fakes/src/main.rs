@@ -1,0 +1,132 @@
+//! `signpost-fake-apiserver`: the fake Kubernetes API server as a process, for out-of-process clients
+//! (kubectl, the Python client, a signpost binary under test).
+//!
+//! Prints `listening URL` as the first line of stdout once it accepts connections, then `kubeconfig PATH`
+//! (a closed stdout does not stop the server).
+//! SIGTERM/SIGINT write the state snapshot (when `--state` is given) and exit 0; a SIGKILL loses nothing
+//! either, since every write is journaled before it is acknowledged. Exit 64 for bad arguments or a bad
+//! tokens file, 1 for other startup failures.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use signpost_fakes::{AuthConfig, FakeApiServer, ServerOptions};
+
+/// A fake Kubernetes API server that follows the documented list/watch/write behaviour.
+#[derive(Debug, Parser)]
+#[command(name = "signpost-fake-apiserver", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Persist objects and the resourceVersion counter in this file (plus FILE.journal).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Directory for ca.crt, ca.key and kubeconfig (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Bearer tokens and rules (JSON, see the crate README); without it every request is allowed.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain_http: bool,
+    /// Serve the fault-injection endpoints under /fake/.
+    #[arg(long)]
+    control: bool,
+    /// Watch events kept before older resourceVersions get 410.
+    #[arg(long, default_value_t = 100_000)]
+    history_limit: usize,
+    /// Milliseconds between watch bookmarks.
+    #[arg(long, default_value_t = 1_000)]
+    bookmark_interval_ms: u64,
+}
+
+/// A usage error: exit 64.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("fake-apiserver")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<UsageError>() => {
+            eprintln!("invalid arguments: {error:#}");
+            ExitCode::from(64)
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let auth = match &args.tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| UsageError(format!("reading {}: {e}", path.display())))?;
+            Some(
+                AuthConfig::from_json(&text)
+                    .map_err(|e| UsageError(format!("{}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let options = ServerOptions {
+        listen: args.listen,
+        tls: !args.plain_http,
+        dir: args.dir.clone(),
+        auth,
+        state_file: args.state.clone(),
+        control_endpoints: args.control,
+        history_limit: args.history_limit,
+        bookmark_interval: Duration::from_millis(args.bookmark_interval_ms.max(1)),
+        ..ServerOptions::default()
+    };
+    let server = FakeApiServer::start(options)
+        .await
+        .context("starting the fake API server")?;
+    {
+        // Both lines in one write; a reader that closes the pipe after the first line must not stop the
+        // server, so a failed write is only reported.
+        use std::io::Write as _;
+        let text = format!(
+            "listening {}\nkubeconfig {}\n",
+            server.url(),
+            server.kubeconfig_path().display()
+        );
+        let mut out = std::io::stdout().lock();
+        if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(%error, "writing the address to stdout failed");
+        }
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    server.shutdown().await;
+    Ok(())
+}
