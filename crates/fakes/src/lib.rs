@@ -303,9 +303,23 @@ impl FakeApiServer {
         self.shared.create_value(object)
     }
 
+    /// Stores an object that the real API server's validation would reject (an EndpointSlice with an
+    /// unknown `addressType`, a Service with a malformed `clusterIP`), as one written by an older server or
+    /// straight into etcd would be: for testing that clients survive objects they do not expect. Defaulting
+    /// still applies; nothing else differs from [`FakeApiServer::create`].
+    pub fn create_unvalidated(&self, object: Value) -> Result<Value, ApiError> {
+        self.shared.create_value_checked(object, false)
+    }
+
     /// Creates many objects at once (one lock acquisition): the quick way to load large fixtures.
     pub fn create_many(&self, objects: impl IntoIterator<Item = Value>) -> Result<u64, ApiError> {
         self.shared.create_many(objects)
+    }
+
+    /// Replaces an object's status exactly as a PUT on its `status` subresource would (the kubelet's and
+    /// controllers' way to write status; 409 on a stale `metadata.resourceVersion`).
+    pub fn update_status(&self, object: Value) -> Result<Value, ApiError> {
+        self.shared.update_value_at(object, true)
     }
 
     /// Replaces an object exactly as a PUT would (409 on a stale `metadata.resourceVersion`).

@@ -136,7 +136,21 @@ pub(crate) fn create(
     store: &mut Store,
     index: usize,
     namespace: &str,
+    body: Value,
+) -> Result<Arc<Stored>, ApiError> {
+    create_checked(registry, store, index, namespace, body, true)
+}
+
+/// Like [`create`]; with `validate` false the object skips validation (but
+/// not defaulting), as one written directly into etcd or by an older server
+/// would.
+pub(crate) fn create_checked(
+    registry: &Registry,
+    store: &mut Store,
+    index: usize,
+    namespace: &str,
     mut body: Value,
+    validate: bool,
 ) -> Result<Arc<Stored>, ApiError> {
     let resource = registry.get(index);
     check_kind(resource, &body)?;
@@ -192,7 +206,11 @@ pub(crate) fn create(
         store.allocate_service_ip()
     });
     let name = body["metadata"]["name"].as_str().unwrap_or("").to_owned();
-    let errors = validate::validate(resource, &body, None);
+    let errors = if validate {
+        validate::validate(resource, &body, None)
+    } else {
+        Vec::new()
+    };
     if !errors.is_empty() {
         return Err(ApiError::invalid(
             &resource.group,

@@ -143,23 +143,48 @@ fn parse_requirement(part: &str) -> Option<Requirement> {
     })
 }
 
-/// A parsed field selector over `metadata.name` and `metadata.namespace`.
+/// A parsed field selector over `metadata.name`, `metadata.namespace` and
+/// the fields a resource adds (Pods: `spec.nodeName`, `spec.restartPolicy`,
+/// `spec.schedulerName`, `spec.serviceAccountName`, `status.phase`,
+/// `status.podIP`, as the API server's pod field label conversion lists them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector {
     terms: Vec<(Field, bool, String)>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Field {
     Name,
     Namespace,
+    /// A resource-specific field, by its JSON path.
+    Other(&'static str),
+}
+
+/// Resource-specific selectable fields (besides name and namespace).
+pub const EXTRA_FIELDS: &[(&str, &[&str])] = &[(
+    "pods",
+    &[
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+    ],
+)];
+
+/// Every resource-specific selectable field of any resource, for storing.
+pub(crate) fn all_extra_fields() -> impl Iterator<Item = &'static str> {
+    EXTRA_FIELDS
+        .iter()
+        .flat_map(|(_, fields)| fields.iter().copied())
 }
 
 // === impl FieldSelector ===
 
 impl FieldSelector {
-    /// Parses the `fieldSelector` query parameter; an empty string selects everything.
-    pub fn parse(text: &str) -> Result<Self, ApiError> {
+    /// Parses the `fieldSelector` query parameter for `resource`; an empty string selects everything.
+    pub fn parse(text: &str, resource: &str) -> Result<Self, ApiError> {
         let mut terms = Vec::new();
         for part in text.split(',') {
             let part = part.trim();
@@ -177,14 +202,21 @@ impl FieldSelector {
                     "invalid selector: '{text}'; can't understand '{part}'"
                 )));
             };
+            let extra = EXTRA_FIELDS
+                .iter()
+                .find(|(r, _)| *r == resource)
+                .map_or(&[][..], |(_, fields)| *fields);
             let field = match field.trim() {
                 "metadata.name" => Field::Name,
                 "metadata.namespace" => Field::Namespace,
-                other => {
-                    return Err(ApiError::bad_request(format!(
-                        "field label not supported: {other}"
-                    )));
-                }
+                other => match extra.iter().find(|f| **f == other) {
+                    Some(known) => Field::Other(known),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "field label not supported: {other}"
+                        )));
+                    }
+                },
             };
             terms.push((field, equal, value.trim().to_owned()));
         }
@@ -204,12 +236,16 @@ impl FieldSelector {
             .map(|(_, _, v)| v.as_str())
     }
 
-    /// Whether an object with this namespace and name is selected.
-    pub fn matches(&self, namespace: &str, name: &str) -> bool {
+    /// Whether an object with this namespace, name and selectable fields is selected.
+    pub fn matches(&self, namespace: &str, name: &str, fields: &[(&str, String)]) -> bool {
         self.terms.iter().all(|(field, equal, value)| {
             let actual = match field {
                 Field::Name => name,
                 Field::Namespace => namespace,
+                Field::Other(path) => fields
+                    .iter()
+                    .find(|(p, _)| p == path)
+                    .map_or("", |(_, v)| v.as_str()),
             };
             (actual == value) == *equal
         })
@@ -267,13 +303,23 @@ mod tests {
     /// Field selectors support metadata.name and metadata.namespace; other fields are rejected.
     #[test]
     fn field_selector_name_and_namespace() {
-        let selector =
-            FieldSelector::parse("metadata.name=web,metadata.namespace!=kube-system").unwrap();
-        assert!(selector.matches("default", "web"));
-        assert!(!selector.matches("kube-system", "web"));
-        assert!(!selector.matches("default", "db"));
+        let selector = FieldSelector::parse(
+            "metadata.name=web,metadata.namespace!=kube-system",
+            "services",
+        )
+        .unwrap();
+        assert!(selector.matches("default", "web", &[]));
+        assert!(!selector.matches("kube-system", "web", &[]));
+        assert!(!selector.matches("default", "db", &[]));
         assert_eq!(selector.pinned_name(), Some("web"));
-        let error = FieldSelector::parse("spec.clusterIP=None").unwrap_err();
+        let error = FieldSelector::parse("spec.clusterIP=None", "services").unwrap_err();
         assert_eq!(error.message, "field label not supported: spec.clusterIP");
+        // Pods add their own field labels; other resources do not have them.
+        let running =
+            FieldSelector::parse("status.phase!=Succeeded,status.phase!=Failed", "pods").unwrap();
+        let phase = |p: &str| vec![("status.phase", p.to_owned())];
+        assert!(running.matches("default", "web-0", &phase("Running")));
+        assert!(!running.matches("default", "web-0", &phase("Failed")));
+        assert!(FieldSelector::parse("status.phase=Running", "services").is_err());
     }
 }

@@ -346,9 +346,24 @@ impl Shared {
     }
 
     pub(crate) fn create_value(&self, object: Value) -> Result<Value, ApiError> {
+        self.create_value_checked(object, true)
+    }
+
+    pub(crate) fn create_value_checked(
+        &self,
+        object: Value,
+        validate: bool,
+    ) -> Result<Value, ApiError> {
         let (index, namespace) = self.target_of(&object)?;
         let mut store = self.store();
-        let stored = ops::create(&self.registry, &mut store, index, &namespace, object)?;
+        let stored = ops::create_checked(
+            &self.registry,
+            &mut store,
+            index,
+            &namespace,
+            object,
+            validate,
+        )?;
         self.maybe_snapshot(&mut store);
         let resource = self.registry.get(index);
         Ok(stored.to_value(&resource.api_version(), &resource.kind))
@@ -368,6 +383,11 @@ impl Shared {
     }
 
     pub(crate) fn update_value(&self, object: Value) -> Result<Value, ApiError> {
+        self.update_value_at(object, false)
+    }
+
+    /// PUT on the object or (with `status`) its status subresource.
+    pub(crate) fn update_value_at(&self, object: Value, status: bool) -> Result<Value, ApiError> {
         let (index, namespace) = self.target_of(&object)?;
         let name = object["metadata"]["name"].as_str().unwrap_or("").to_owned();
         let mut store = self.store();
@@ -378,7 +398,7 @@ impl Shared {
             &namespace,
             &name,
             object,
-            false,
+            status,
         )?;
         self.maybe_snapshot(&mut store);
         let resource = self.registry.get(index);
@@ -869,7 +889,7 @@ async fn serve(
     record.name = target.name.clone();
     // A watch of one object via fieldSelector is authorized with its name, like the real server.
     let field_selector = query.get("fieldSelector").map(String::as_str).unwrap_or("");
-    let selected_name = FieldSelector::parse(field_selector)
+    let selected_name = FieldSelector::parse(field_selector, &resource.resource)
         .ok()
         .and_then(|s| s.pinned_name().map(str::to_owned));
     let auth_name = target.name.clone().or(selected_name).unwrap_or_default();
@@ -1195,13 +1215,14 @@ pub(crate) struct Selectors {
 }
 
 impl Selectors {
-    pub(crate) fn parse(query: &Query) -> Result<Self, ApiError> {
+    pub(crate) fn parse(query: &Query, resource: &str) -> Result<Self, ApiError> {
         Ok(Self {
             labels: LabelSelector::parse(
                 query.get("labelSelector").map(String::as_str).unwrap_or(""),
             )?,
             fields: FieldSelector::parse(
                 query.get("fieldSelector").map(String::as_str).unwrap_or(""),
+                resource,
             )?,
         })
     }
@@ -1211,7 +1232,10 @@ impl Selectors {
     }
 
     pub(crate) fn matches(&self, object: &Stored) -> bool {
-        self.labels.matches(&object.labels) && self.fields.matches(&object.namespace, &object.name)
+        self.labels.matches(&object.labels)
+            && self
+                .fields
+                .matches(&object.namespace, &object.name, &object.fields)
     }
 }
 
@@ -1223,7 +1247,7 @@ async fn list(
     output: Output,
 ) -> Result<Response<Body>, ApiError> {
     let resource = shared.registry.get(target.index).clone();
-    let selectors = Selectors::parse(query)?;
+    let selectors = Selectors::parse(query, &resource.resource)?;
     let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
     let rv_match = query
         .get("resourceVersionMatch")

@@ -40,6 +40,8 @@ pub(crate) struct Stored {
     pub(crate) name: String,
     pub(crate) uid: String,
     pub(crate) labels: Vec<(String, String)>,
+    /// Resource-specific selectable fields (`status.phase` of a Pod), by path.
+    pub(crate) fields: Vec<(&'static str, String)>,
     /// The object as JSON without `kind` and `apiVersion` (list items carry neither); always a non-empty
     /// JSON object, so `kind`/`apiVersion` can be spliced in after its opening brace.
     pub(crate) body: Bytes,
@@ -67,6 +69,15 @@ impl Stored {
         let namespace = text(&metadata["namespace"]);
         let name = text(&metadata["name"]);
         let uid = text(&metadata["uid"]);
+        let fields = crate::selector::all_extra_fields()
+            .filter_map(|path| {
+                let mut value = &object;
+                for part in path.split('.') {
+                    value = &value[part];
+                }
+                value.as_str().map(|v| (path, v.to_owned()))
+            })
+            .collect();
         let body = Bytes::from(serde_json::to_vec(&object).unwrap_or_else(|_| b"{}".to_vec()));
         Self {
             rv,
@@ -74,6 +85,7 @@ impl Stored {
             name,
             uid,
             labels,
+            fields,
             body,
         }
     }

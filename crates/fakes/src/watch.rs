@@ -51,7 +51,7 @@ pub(crate) async fn start(
     query: &Query,
     output: Output,
 ) -> Result<Response<Body>, ApiError> {
-    let selectors = Selectors::parse(query)?;
+    let selectors = Selectors::parse(query, &shared.registry.get(target.index).resource)?;
     let rv_param = query.get("resourceVersion").cloned().unwrap_or_default();
     let rv_match = query
         .get("resourceVersionMatch")

@@ -10,6 +10,7 @@ mod fixtures;
 mod geo;
 mod header;
 mod health;
+mod kubernetes;
 mod malformed;
 mod negative;
 mod operations;
