@@ -44,6 +44,13 @@ struct Args {
     /// Milliseconds between watch bookmarks.
     #[arg(long, default_value_t = 1_000)]
     bookmark_interval_ms: u64,
+    /// Before listening, create this many Services (for load tests): 90 % ClusterIP and 10 % headless,
+    /// in namespaces of 100 services each (`ns-0`, `ns-1`, ...), each with one EndpointSlice.
+    #[arg(long, default_value_t = 0)]
+    seed_services: usize,
+    /// Ready endpoints in each seeded Service's EndpointSlice.
+    #[arg(long, default_value_t = 10)]
+    seed_endpoints: usize,
 }
 
 /// A usage error: exit 64.
@@ -108,6 +115,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let server = FakeApiServer::start(options)
         .await
         .context("starting the fake API server")?;
+    if args.seed_services > 0 {
+        let namespaces = args.seed_services.div_ceil(100);
+        server
+            .create_many((0..namespaces).map(|n| {
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("ns-{n}")}})
+            }))
+            .context("seeding namespaces")?;
+        let objects = (0..args.seed_services).flat_map(|index| seeded(index, args.seed_endpoints));
+        let rv = server.create_many(objects).context("seeding services")?;
+        tracing::info!(
+            services = args.seed_services,
+            resource_version = rv,
+            "seeded"
+        );
+    }
     {
         // Both lines in one write; a reader that closes the pipe after the first line must not stop the
         // server, so a failed write is only reported.
@@ -129,4 +151,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     server.shutdown().await;
     Ok(())
+}
+
+/// Service `index` of a seeded cluster and its EndpointSlice: every tenth is
+/// headless; endpoint addresses are unique across the cluster.
+fn seeded(index: usize, endpoints: usize) -> [serde_json::Value; 2] {
+    let namespace = format!("ns-{}", index / 100);
+    let name = format!("svc-{}", index % 100);
+    let headless = index.is_multiple_of(10);
+    let mut spec = serde_json::json!({"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]});
+    if headless {
+        spec["clusterIP"] = serde_json::json!("None");
+    }
+    let service = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    });
+    let addresses: Vec<serde_json::Value> = (0..endpoints)
+        .map(|e| {
+            let n = index * endpoints + e;
+            serde_json::json!({
+                "addresses": [format!("10.{}.{}.{}", 128 + (n >> 16) % 128, (n >> 8) & 255, n & 255)],
+                "conditions": {"ready": true},
+            })
+        })
+        .collect();
+    let slice = serde_json::json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{name}-1"), "namespace": namespace,
+                     "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "endpoints": addresses,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    });
+    [service, slice]
 }
