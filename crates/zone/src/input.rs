@@ -13,6 +13,7 @@
 use crate::builder::SnapshotBuilder;
 use crate::cluster::{self, ClusterOptions, GeoOptions};
 use crate::hosts::{HostsEntry, HostsOptions, add_hosts};
+use crate::skydns::{SkyOptions, SkyRecord};
 use crate::snapshot::Snapshot;
 use crate::zonefile::ZoneFile;
 use signpost_model::{AllUnhealthy, ClusterService, EndpointHealth};
@@ -67,6 +68,8 @@ pub enum Input {
     Zone(Arc<ZoneFile>),
     /// Hosts entries: the file's, then the inline ones.
     Hosts(Arc<Vec<HostsEntry>>),
+    /// SkyDNS records read from etcd, in key order.
+    Sky(Arc<Vec<SkyRecord>>),
 }
 
 /// How one source's input becomes records.
@@ -78,6 +81,8 @@ pub enum Recipe {
     ZoneFile,
     /// A hosts plugin's records.
     Hosts(HostsOptions),
+    /// An `etcd` plugin's SkyDNS zones.
+    Etcd(SkyOptions),
 }
 
 /// What a build needs besides the inputs.
@@ -136,6 +141,9 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
             (Recipe::Hosts(hosts_options), Input::Hosts(entries)) => {
                 add_hosts(&mut builder, entries, hosts_options, &mut problems);
             }
+            (Recipe::Etcd(sky_options), Input::Sky(records)) => {
+                crate::skydns::compile(&mut builder, records, sky_options, serial);
+            }
             (recipe, input) => problems.push(format!(
                 "internal: a {} input reached a {} recipe",
                 input.kind(),
@@ -148,7 +156,7 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
             .iter()
             .filter_map(|(_, input)| match input {
                 Input::Cluster(services) => Some(services.iter().cloned()),
-                Input::Zone(_) | Input::Hosts(_) => None,
+                Input::Zone(_) | Input::Hosts(_) | Input::Sky(_) => None,
             })
             .flatten()
             .collect();
@@ -168,7 +176,7 @@ impl Input {
     pub fn services(&self) -> &[ClusterService] {
         match self {
             Self::Cluster(services) => services,
-            Self::Zone(_) | Self::Hosts(_) => &[],
+            Self::Zone(_) | Self::Hosts(_) | Self::Sky(_) => &[],
         }
     }
 
@@ -177,6 +185,7 @@ impl Input {
             Self::Cluster(_) => "cluster",
             Self::Zone(_) => "zone file",
             Self::Hosts(_) => "hosts",
+            Self::Sky(_) => "etcd",
         }
     }
 }
@@ -189,6 +198,7 @@ impl Recipe {
             Self::Cluster(_) => "cluster",
             Self::ZoneFile => "zone file",
             Self::Hosts(_) => "hosts",
+            Self::Etcd(_) => "etcd",
         }
     }
 }

@@ -21,6 +21,7 @@ mod builder;
 pub mod cluster;
 pub mod hosts;
 pub mod input;
+pub mod skydns;
 mod snapshot;
 pub mod zonefile;
 
