@@ -57,6 +57,44 @@ pub enum SourceSpec {
         /// Check interval.
         reload: Duration,
     },
+    /// SkyDNS records under a path of an etcd cluster (the `etcd` plugin),
+    /// read once and then followed by a watch.
+    Etcd(EtcdSpec),
+}
+
+/// Where an `etcd` plugin's records are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSpec {
+    /// Client URLs (`http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// The key prefix with a leading and a trailing slash (`/skydns/`).
+    pub prefix: String,
+    /// User name and password, if the cluster has authentication on.
+    pub credentials: Option<(String, Secret)>,
+    /// TLS towards the cluster, if any.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS files for an etcd client (CoreDNS `tls [CERT [KEY [CACERT]]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// Client certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA bundle to verify the servers (PEM); the system's roots when absent.
+    pub ca: Option<PathBuf>,
+}
+
+/// A secret string (a password): `Debug` never shows it, so it cannot reach
+/// a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// A source's complete state.

@@ -26,7 +26,7 @@ mod snapshot;
 pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
-pub use input::{BuildOptions, Input, Recipe, SourceSpec, build};
+pub use input::{BuildOptions, EtcdSpec, EtcdTls, Input, Recipe, Secret, SourceSpec, build};
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]
