@@ -104,7 +104,13 @@ pub struct DnsStatus {
     reload_failures: AtomicU64,
     health_metrics: Option<Arc<signpost_health::HealthMetrics>>,
     reports: Option<tokio::sync::mpsc::Sender<signpost_health::ReportRequest>>,
+    /// Families of crates this one does not depend on (the binary hooks in
+    /// the etcd source's), written after the DNS role's own.
+    extra_metrics: std::sync::OnceLock<MetricsHook>,
 }
+
+/// Writes more metric families into a `/metrics` page.
+pub type MetricsHook = Box<dyn Fn(&mut String) + Send + Sync>;
 
 /// Sockets and workers of one set of addresses; they outlive reloads.
 struct Listener {
@@ -169,6 +175,7 @@ impl Server {
             reload_failures: AtomicU64::new(0),
             health_metrics: health.as_ref().map(|h| h.metrics.clone()),
             reports: health.as_ref().map(|h| h.reports.clone()),
+            extra_metrics: std::sync::OnceLock::new(),
         });
         let mut server = Self {
             runtime,
@@ -671,6 +678,9 @@ impl Status for DnsStatus {
             health_metrics.render(out);
         }
         crate::geoapi::render_metrics(&self.responders.load(), out);
+        if let Some(extra) = self.extra_metrics.get() {
+            extra(out);
+        }
     }
 
     fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
@@ -697,6 +707,12 @@ impl Status for DnsStatus {
 }
 
 impl DnsStatus {
+    /// Adds families another crate renders (sources the binary opens) to
+    /// `/metrics`; the first hook set stays.
+    pub fn render_also(&self, hook: MetricsHook) {
+        let _ = self.extra_metrics.set(hook);
+    }
+
     /// Every checked endpoint as JSON: `{"endpoints": [...]}`.
     async fn endpoint_reports(&self) -> Option<String> {
         let requests = self.reports.as_ref()?;

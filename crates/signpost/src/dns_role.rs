@@ -52,6 +52,9 @@ fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()>
     let factory: SourceFactory = Arc::new(signpost_discovery::open);
     let admin = config.admin_addresses();
     let server = Server::start(config, factory, options).context("serving DNS")?;
+    server
+        .status()
+        .render_also(Box::new(signpost_discovery::etcd::render_metrics));
     let status: Arc<dyn signpost_model::Status> = server.status();
     for address in admin {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")

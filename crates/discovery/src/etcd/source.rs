@@ -214,12 +214,7 @@ impl EtcdSource {
     async fn read(&self, client: &mut Client, state: &mut State) -> Result<i64, EtcdError> {
         let prefix = self.spec.prefix.as_bytes();
         let end = prefix_end(prefix);
-        let mut fresh = State {
-            leases: HashMap::new(),
-            counted_keys: state.counted_keys,
-            counted_invalid: state.counted_invalid,
-            entries: BTreeMap::new(),
-        };
+        let mut fresh = State::default();
         let mut from = prefix.to_vec();
         let mut revision = 0;
         loop {
@@ -263,6 +258,10 @@ impl EtcdSource {
                 _ => break,
             }
         }
+        // The gauges move from the old state to the new one (the old one's
+        // drop must not take them back).
+        fresh.counted_keys = std::mem::take(&mut state.counted_keys);
+        fresh.counted_invalid = std::mem::take(&mut state.counted_invalid);
         fresh.count();
         *state = fresh;
         Ok(revision)

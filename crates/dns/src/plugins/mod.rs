@@ -23,6 +23,7 @@ use std::path::Path;
 mod bind;
 mod cache;
 mod errors;
+mod etcd;
 mod file;
 mod forward;
 mod geo;
@@ -48,6 +49,7 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
     ("bind", bind::parse),
     ("cache", cache::parse),
     ("errors", errors::parse),
+    ("etcd", etcd::parse),
     ("file", file::parse),
     ("forward", forward::parse),
     ("geo", geo::parse),
@@ -67,7 +69,6 @@ const NOT_YET: &[&str] = &[
     "loop",
     "rewrite",
     "template",
-    "etcd",
     "auto",
     "secondary",
     "dnssec",

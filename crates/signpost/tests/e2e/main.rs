@@ -5,6 +5,9 @@
 //! covers one area. Every test starts its own server on free ports.
 
 mod differential;
+mod etcd;
+#[path = "../../../discovery/tests/support/etcd_server.rs"]
+mod etcd_server;
 mod example;
 mod fixtures;
 mod geo;
