@@ -184,3 +184,251 @@ async fn unreachable_cluster_keeps_the_last_state() {
     wait_for(&mut states, &["test/a", "test/b"]).await;
     cancel.cancel();
 }
+
+// === verdicts ===
+
+use signpost_discovery::etcd::{
+    EtcdElector, EtcdVerdictPublisher, EtcdVerdictSubscriber, MAX_VALUE_BYTES,
+};
+use signpost_model::{
+    Elector, EndpointKey, Leadership, PublishVerdicts, SubscribeVerdicts, Verdicts,
+};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+fn verdicts(entries: &[(&str, &str, &str)]) -> Arc<Verdicts> {
+    Arc::new(Verdicts {
+        unhealthy: entries
+            .iter()
+            .map(|(namespace, service, address)| EndpointKey {
+                namespace: (*namespace).to_owned(),
+                service: (*service).to_owned(),
+                address: address.parse().unwrap(),
+            })
+            .collect::<HashSet<_>>(),
+    })
+}
+
+/// Waits (30 s at most) until `receiver` delivers `expected`.
+async fn wait_verdicts(receiver: &std::sync::mpsc::Receiver<Arc<Verdicts>>, expected: &Verdicts) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match receiver.try_recv() {
+            Ok(got) if *got == *expected => return,
+            Ok(_) => continue,
+            Err(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "verdicts {expected:?} never delivered"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// A published set reaches a subscriber (IPv4 and IPv6 endpoints); a
+/// subscriber started later reads the current set at once; each change, an
+/// emptied set included, is delivered.
+#[tokio::test(flavor = "multi_thread")]
+async fn published_verdicts_reach_subscribers() {
+    let etcd = node();
+    let cancel = CancellationToken::new();
+    let spec = spec(etcd, "/unused/");
+    let publisher = EtcdVerdictPublisher::start(spec.clone(), "/verdicts/a/", cancel.clone());
+    let early = EtcdVerdictSubscriber::start(spec.clone(), "/verdicts/a/", cancel.clone());
+    early.wait_synced().await;
+    let from_early = early.subscribe();
+    let first = verdicts(&[("default", "web", "10.0.0.1"), ("shop", "api", "fd00::1")]);
+    publisher.publish(first.clone());
+    wait_verdicts(&from_early, &first).await;
+    let late = EtcdVerdictSubscriber::start(spec.clone(), "/verdicts/a/", cancel.clone());
+    late.wait_synced().await;
+    let from_late = late.subscribe();
+    wait_verdicts(&from_late, &first).await;
+    let second = verdicts(&[("default", "web", "10.0.0.2")]);
+    publisher.publish(second.clone());
+    wait_verdicts(&from_early, &second).await;
+    wait_verdicts(&from_late, &second).await;
+    publisher.publish(Arc::new(Verdicts::default()));
+    wait_verdicts(&from_early, &Verdicts::default()).await;
+    cancel.cancel();
+}
+
+/// A set too large for one etcd value is refused (counted); the previous
+/// set stays published.
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_verdicts_keep_the_previous_set() {
+    let etcd = node();
+    let cancel = CancellationToken::new();
+    let spec = spec(etcd, "/unused/");
+    let publisher = EtcdVerdictPublisher::start(spec.clone(), "/verdicts/big/", cancel.clone());
+    let subscriber = EtcdVerdictSubscriber::start(spec.clone(), "/verdicts/big/", cancel.clone());
+    subscriber.wait_synced().await;
+    let receiver = subscriber.subscribe();
+    let small = verdicts(&[("default", "web", "10.0.0.1")]);
+    publisher.publish(small.clone());
+    wait_verdicts(&receiver, &small).await;
+    let failures = metric("signpost_etcd_verdict_publishes_total{result=\"failure\"}");
+    let long = "s".repeat(60);
+    let huge = Arc::new(Verdicts {
+        unhealthy: (0..MAX_VALUE_BYTES / 60)
+            .map(|i| EndpointKey {
+                namespace: "default".to_owned(),
+                service: long.clone(),
+                address: std::net::IpAddr::V4(std::net::Ipv4Addr::from(i as u32)),
+            })
+            .collect(),
+    });
+    publisher.publish(huge);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while metric("signpost_etcd_verdict_publishes_total{result=\"failure\"}") < failures + 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "oversized set not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let current = etcd.etcdctl(&["get", "--print-value-only", "/verdicts/big/unhealthy"]);
+    assert_eq!(current.trim(), r#"{"unhealthy":["default/web/10.0.0.1"]}"#);
+    cancel.cancel();
+}
+
+/// With etcd down the subscriber keeps the last verdicts (nothing is
+/// delivered); once etcd is back a new set arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriber_keeps_verdicts_while_etcd_is_down() {
+    let mut etcd = EtcdCluster::start(1);
+    let cancel = CancellationToken::new();
+    let spec = spec(&etcd, "/unused/");
+    let publisher = EtcdVerdictPublisher::start(spec.clone(), "/verdicts/", cancel.clone());
+    let subscriber = EtcdVerdictSubscriber::start(spec.clone(), "/verdicts/", cancel.clone());
+    subscriber.wait_synced().await;
+    let receiver = subscriber.subscribe();
+    let first = verdicts(&[("default", "web", "10.0.0.1")]);
+    publisher.publish(first.clone());
+    wait_verdicts(&receiver, &first).await;
+    etcd.kill(0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.try_recv().is_err(),
+        "a set was delivered while etcd was down"
+    );
+    let current = Arc::new(std::sync::Mutex::new(None));
+    let seen = current.clone();
+    subscriber.subscribe_with(Box::new(move |v| {
+        *seen.lock().unwrap() = Some(v);
+        true
+    }));
+    assert_eq!(current.lock().unwrap().as_deref(), Some(&*first));
+    etcd.restart(0);
+    let second = verdicts(&[("default", "web", "10.0.0.3")]);
+    publisher.publish(second.clone());
+    wait_verdicts(&receiver, &second).await;
+    cancel.cancel();
+}
+
+// === leader election ===
+
+/// Waits (the given bound) until exactly the candidates in `expected` lead.
+async fn wait_leading(
+    leaderships: &[&Leadership],
+    expected: &[bool],
+    within: Duration,
+) -> Duration {
+    let start = tokio::time::Instant::now();
+    loop {
+        let now: Vec<bool> = leaderships.iter().map(|l| l.is_leading()).collect();
+        if now == expected {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "leadership {now:?}, want {expected:?} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn candidate(
+    etcd: &EtcdCluster,
+    election: &str,
+    identity: &str,
+    ttl: Duration,
+) -> (Leadership, CancellationToken, tokio::task::JoinHandle<()>) {
+    let elector = Box::new(EtcdElector::new(
+        spec(etcd, "/unused/"),
+        election,
+        identity,
+        ttl,
+    ));
+    assert_eq!(elector.identity(), identity);
+    let leadership = Leadership::new();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(elector.run(leadership.clone(), cancel.clone()));
+    (leadership, cancel, task)
+}
+
+/// Two candidates: one leads; when it is cancelled it resigns and the other
+/// leads at once; when that one is killed (its task dropped, no resign), the
+/// first leads again within the lease TTL (2 s) plus etcd's 500 ms
+/// expiry check and a 1 s margin. Never do both lead.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_candidate_leads_and_the_other_takes_over() {
+    let etcd = node();
+    let ttl = Duration::from_secs(2);
+    let (a, a_cancel, a_task) = candidate(etcd, "/election/a", "a", ttl);
+    wait_leading(&[&a], &[true], Duration::from_secs(10)).await;
+    let (b, _b_cancel, b_task) = candidate(etcd, "/election/a", "b", ttl);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(a.is_leading() && !b.is_leading());
+    let mut client = signpost_discovery::etcd::connect(&spec(etcd, "/unused/"))
+        .await
+        .unwrap();
+    let recorded = client.leader("/election/a").await.unwrap();
+    let value = recorded.kv().map(|kv| kv.value().to_vec());
+    assert_eq!(value.as_deref(), Some(&b"a"[..]), "etcd's leader record");
+    // Cancel: resign, the other leads within a request or two.
+    let cancelled = tokio::time::Instant::now();
+    a_cancel.cancel();
+    a_task.await.unwrap();
+    wait_leading(&[&a, &b], &[false, true], Duration::from_secs(5)).await;
+    let handover = cancelled.elapsed();
+    // Kill: no resign; the lease must expire first.
+    let (a, _a_cancel, _a_task) = candidate(etcd, "/election/a", "a", ttl);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!a.is_leading());
+    b_task.abort();
+    let killed = tokio::time::Instant::now();
+    let _ = b_task.await;
+    wait_leading(&[&a], &[true], ttl + Duration::from_millis(1500)).await;
+    let takeover = killed.elapsed();
+    eprintln!(
+        "elector: resign hand-over {handover:?}, takeover after a killed leader {takeover:?} (lease TTL {ttl:?})"
+    );
+}
+
+/// A leader cut off from etcd (the member frozen with SIGSTOP: connections
+/// stay open, nothing answers) reports `false` before its lease can have
+/// expired: within 2/3 of the TTL after its last acknowledged renewal.
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_cut_off_stops_leading_before_the_lease_expires() {
+    let etcd = EtcdCluster::start(1);
+    let ttl = Duration::from_secs(3);
+    let (a, cancel, _task) = candidate(&etcd, "/election/cut", "a", ttl);
+    wait_leading(&[&a], &[true], Duration::from_secs(10)).await;
+    let mut changes = a.watch();
+    etcd.pause(0);
+    let killed = tokio::time::Instant::now();
+    tokio::time::timeout(ttl, changes.wait_for(|leading| !leading))
+        .await
+        .expect("still leading when the lease may have expired")
+        .unwrap();
+    let stopped = killed.elapsed();
+    eprintln!("elector: stopped leading {stopped:?} after etcd went away (lease TTL {ttl:?})");
+    assert!(
+        stopped < ttl,
+        "stopped leading {stopped:?} after losing etcd (TTL {ttl:?})"
+    );
+    cancel.cancel();
+}

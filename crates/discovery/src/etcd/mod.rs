@@ -7,13 +7,20 @@
 //! counted in the `signpost_etcd_*` families ([`render_metrics`]).
 //!
 //! ```text
-//! EtcdSource    prefix ─range read + watch─▶ Input::Sky ─▶ compiler
+//! EtcdSource             prefix ─range read + watch─▶ Input::Sky ─▶ compiler
+//! EtcdVerdictPublisher   Verdicts ─put─▶ <prefix>unhealthy (one JSON value)
+//! EtcdVerdictSubscriber  <prefix>unhealthy ─read + watch─▶ SubscribeVerdicts
+//! EtcdElector            lease + keep-alive + campaign ─▶ Leadership
 //! ```
 
 mod client;
+mod elector;
 mod metrics;
 mod source;
+mod verdicts;
 
 pub use client::{Backoff, EtcdError, REQUEST_TIMEOUT, connect};
+pub use elector::EtcdElector;
 pub use metrics::render_metrics;
 pub use source::EtcdSource;
+pub use verdicts::{EtcdVerdictPublisher, EtcdVerdictSubscriber, MAX_VALUE_BYTES, verdict_key};

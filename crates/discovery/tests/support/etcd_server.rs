@@ -191,6 +191,25 @@ impl EtcdCluster {
         }
     }
 
+    /// Freezes member `index` (SIGSTOP): its connections stay open but
+    /// nothing answers, as with a partition.
+    pub(crate) fn pause(&self, index: usize) {
+        self.signal(index, "-STOP");
+    }
+
+    /// Lets a paused member run again (SIGCONT).
+    pub(crate) fn resume(&self, index: usize) {
+        self.signal(index, "-CONT");
+    }
+
+    fn signal(&self, index: usize, signal: &str) {
+        if let Some(process) = &self.members[index].process {
+            let _ = Command::new("kill")
+                .args([signal, &process.pid.to_string()])
+                .status();
+        }
+    }
+
     /// Starts member `index` again on its data directory and waits until it answers.
     pub(crate) fn restart(&mut self, index: usize) {
         self.launch(index);
@@ -274,6 +293,7 @@ impl EtcdCluster {
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
         for index in 0..self.members.len() {
+            self.resume(index);
             self.kill(index);
         }
     }
