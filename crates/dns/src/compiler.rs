@@ -69,12 +69,14 @@ pub(crate) struct Compiler {
 
 impl Compiler {
     /// Sources in the order their records are added: the cluster zone, then
-    /// zone files, then hosts files (a name two of them hold keeps the first).
+    /// zone files, then hosts files, then etcd (a name two of them hold keeps
+    /// the first).
     pub(crate) fn order(mut plans: Vec<SourcePlan>) -> Vec<SourcePlan> {
         plans.sort_by_key(|plan| match plan.recipe {
             Recipe::Cluster(_) => 0,
             Recipe::ZoneFile => 1,
             Recipe::Hosts(_) => 2,
+            Recipe::Etcd(_) => 3,
         });
         plans
     }

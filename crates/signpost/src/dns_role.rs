@@ -91,6 +91,7 @@ impl Status for DnsRoleStatus {
     fn render_metrics(&self, out: &mut String) {
         self.dns.render_metrics(out);
         self.sources.render(out);
+        signpost_discovery::etcd::render_metrics(out);
     }
 
     fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {

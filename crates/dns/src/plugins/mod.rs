@@ -23,6 +23,7 @@ use std::path::Path;
 mod bind;
 mod cache;
 mod errors;
+mod etcd;
 mod file;
 mod forward;
 mod geo;
@@ -49,6 +50,7 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
     ("bind", bind::parse),
     ("cache", cache::parse),
     ("errors", errors::parse),
+    ("etcd", etcd::parse),
     ("file", file::parse),
     ("forward", forward::parse),
     ("geo", geo::parse),
@@ -68,7 +70,6 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
 const NOT_YET: &[&str] = &[
     "rewrite",
     "template",
-    "etcd",
     "auto",
     "secondary",
     "dnssec",

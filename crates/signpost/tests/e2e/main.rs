@@ -6,6 +6,9 @@
 
 mod differential;
 mod distributions;
+mod etcd;
+#[path = "../../../discovery/tests/support/etcd_server.rs"]
+mod etcd_server;
 mod example;
 mod fixtures;
 mod geo;
