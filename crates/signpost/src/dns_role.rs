@@ -4,6 +4,7 @@ use crate::InvalidConfig;
 use anyhow::Context as _;
 use signpost_dns::{Config, RunOptions, Server, SourceFactory};
 use signpost_zone::SourceSpec;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,22 +51,72 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<()> {
 /// Runs the DNS role with its admin endpoints until SIGTERM or SIGINT.
 fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()> {
     let factory: SourceFactory = Arc::new(signpost_discovery::open);
-    let admin = config.admin_addresses();
+    let sites = admin_sites(&config)?;
     let server = Server::start(config, factory, options).context("serving DNS")?;
     let status: Arc<dyn signpost_model::Status> = server.status();
-    for address in admin {
+    for (address, site) in sites {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
             .context("serving DNS")?;
         let bound = listener.local_addr().context("serving DNS")?;
-        tracing::info!(http = %bound, "admin endpoints listening");
+        let surface = site.surface;
+        tracing::info!(
+            http = %bound,
+            health = surface.health,
+            ready = surface.ready,
+            metrics = surface.metrics,
+            admin = surface.admin,
+            token = site.token.is_some(),
+            "HTTP endpoints listening"
+        );
+        if surface.admin && site.token.is_none() && !bound.ip().is_loopback() {
+            tracing::warn!(
+                http = %bound,
+                "the admin APIs listen beyond loopback without a token_file; anyone who reaches this address can read the cluster's topology"
+            );
+        }
         server.runtime().spawn(signpost_admin::serve(
             listener,
             status.clone(),
+            site,
             server.shutdown_token(),
         ));
     }
     server.run_until_signal(Some(conf));
     Ok(())
+}
+
+/// What each HTTP address serves: the paths of the directives that name it
+/// (`health` → `/health`, `ready` → `/ready`, `prometheus` → `/metrics`,
+/// `admin` → the APIs and the page), and the admin token read from its file.
+fn admin_sites(config: &Config) -> anyhow::Result<Vec<(SocketAddr, signpost_admin::Site)>> {
+    let metrics = Arc::new(signpost_admin::AdminMetrics::default());
+    let process = &config.process;
+    let mut sites = Vec::new();
+    for address in config.admin_addresses() {
+        let admin = process.admin.iter().find(|a| a.address == address);
+        let token = match admin.and_then(|a| Some((a.token_file.as_deref()?, &a.location))) {
+            Some((path, location)) => {
+                Some(signpost_admin::Token::from_file(path).map_err(|error| {
+                    InvalidConfig(format!("{location}: {:#}", anyhow::Error::from(error)))
+                })?)
+            }
+            None => None,
+        };
+        let surface = signpost_admin::Surface {
+            health: process.health.contains(&address),
+            ready: process.ready.contains(&address),
+            metrics: process.prometheus.contains(&address),
+            admin: admin.is_some(),
+        };
+        let site = signpost_admin::Site {
+            surface,
+            token,
+            limits: signpost_admin::Limits::default(),
+            metrics: metrics.clone(),
+        };
+        sites.push((address, site));
+    }
+    Ok(sites)
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {

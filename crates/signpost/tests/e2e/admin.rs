@@ -1,0 +1,410 @@
+//! The HTTP surface of issue 17 end to end: which port serves which path, the
+//! `admin` directive and its token.
+
+use crate::support::{self, Backend, TestServer, free_port, http_get};
+use serde_json::Value;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+/// The token the guarded fixtures use.
+const TOKEN: &str = "adm-7c4f19e2b5d8-token";
+
+/// The paths of the `admin` directive.
+const ADMIN_PATHS: &[&str] = &[
+    "/api/v1/status",
+    "/api/v1/services",
+    "/api/v1/endpoints",
+    "/api/v1/geo",
+    "/api/v1/recursion",
+];
+
+/// A cluster with a checked headless service `shop/web` (three endpoints on
+/// 127.0.0.2-4 backed by [`Backend`]s), three regional services of the geo name
+/// `api.aikernel.io`, a cache and a forwarder; `{ADMIN}` serves health, ready
+/// and metrics, `{API}` the `admin` directive with `admin_options` inside.
+pub(crate) struct Fixture {
+    pub(crate) server: TestServer,
+    pub(crate) backends: Vec<Backend>,
+}
+
+pub(crate) fn fixture(admin_options: &str, files: &[(&str, &str)]) -> Fixture {
+    let (port, backends) = support::backends_on(&[
+        Ipv4Addr::new(127, 0, 0, 2),
+        Ipv4Addr::new(127, 0, 0, 3),
+        Ipv4Addr::new(127, 0, 0, 4),
+    ]);
+    let corefile = format!(
+        "aikernel.io:{{PORT}} cluster.local:{{PORT}} {{
+    bind 127.0.0.1
+    kubernetes cluster.local {{
+        catalog catalog
+    }}
+    healthcheck {{
+        interval 500ms
+        timeout 400ms
+        failure_threshold 2
+        remove_unhealthy_delay 1s
+    }}
+    geo aikernel.io {{
+        region us-east-1 38.9 -77.0
+        region eu-west-1 53.3 -6.3
+        client 127.0.1.0/24 us-east-1
+        client 127.0.2.0/24 eu-west-1
+    }}
+    health 127.0.0.1:{{ADMIN}}
+    ready 127.0.0.1:{{ADMIN}}
+    prometheus 127.0.0.1:{{ADMIN}}
+    admin 127.0.0.1:{{API}} {{
+{admin_options}
+    }}
+}}
+.:{{PORT}} {{
+    bind 127.0.0.1
+    cache 30
+    forward . 127.0.0.1:9
+}}
+"
+    );
+    let mut all: Vec<(&str, &str)> = files.to_vec();
+    let catalog = catalog(port);
+    all.push(("catalog/cluster.yaml", &catalog));
+    let server = TestServer::start_with(&corefile, &all, true);
+    Fixture { server, backends }
+}
+
+fn catalog(health_port: u16) -> String {
+    let mut catalog = format!(
+        "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    dns.aikernel.io/health-check-enabled: \"true\"
+    dns.aikernel.io/health-check-port: \"{health_port}\"
+spec:
+  clusterIP: None
+  ports:
+  - {{name: http, port: 8080}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: shop
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+endpoints:
+- addresses: [127.0.0.2]
+  hostname: web-0
+- addresses: [127.0.0.3]
+  hostname: web-1
+- addresses: [127.0.0.4]
+  hostname: web-2
+ports:
+- name: http
+  port: 8080
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: billing
+  namespace: payments
+spec:
+  clusterIP: 10.96.7.7
+  ports:
+  - {{name: grpc, port: 9000}}
+---
+"
+    );
+    for (region, address) in [("us-east-1", "192.0.2.1"), ("eu-west-1", "198.51.100.1")] {
+        catalog.push_str(&format!(
+            "apiVersion: v1
+kind: Service
+metadata:
+  name: api-{region}
+  namespace: edge
+  annotations:
+    dns.aikernel.io/geo-region: {region}
+    external-dns.alpha.kubernetes.io/hostname: api-{region}.aikernel.io
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.9.{}
+  ports:
+  - {{name: http, port: 80}}
+status:
+  loadBalancer:
+    ingress:
+    - ip: {address}
+---
+",
+            if region == "us-east-1" { 1 } else { 2 }
+        ));
+    }
+    catalog
+}
+
+/// GET with an `Authorization: Bearer` header: (status, headers and body).
+fn get_with_token(address: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("read");
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, response)
+}
+
+fn api_address(server: &TestServer) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], server.api_port))
+}
+
+fn json(server: &TestServer, path: &str) -> Value {
+    let (code, body) = server
+        .api_get(path)
+        .unwrap_or_else(|| panic!("GET {path}: no answer"));
+    assert_eq!(code, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = SystemTime::now() + limit;
+    while !done() {
+        assert!(SystemTime::now() < deadline, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 17 point 1: with the default Corefile's directives (`health {
+/// lameduck 5s }`, `ready`, `prometheus`, each on its own port, no `admin`),
+/// the health port answers only `/health`, the ready port only `/ready`, the
+/// metrics port only `/metrics`; no port answers an API or the page.
+#[test]
+fn default_corefile_ports_answer_only_their_path() {
+    let ready_port = free_port();
+    let metrics_port = free_port();
+    let corefile = format!(
+        "cluster.local:{{PORT}} {{
+    bind 127.0.0.1
+    errors
+    health 127.0.0.1:{{ADMIN}} {{
+        lameduck 5s
+    }}
+    ready 127.0.0.1:{ready_port}
+    kubernetes cluster.local in-addr.arpa ip6.arpa {{
+        catalog catalog
+    }}
+    prometheus 127.0.0.1:{metrics_port}
+    forward . 127.0.0.1:9
+    cache 30
+    reload
+    loadbalance
+}}
+"
+    );
+    let server = TestServer::start_with(&corefile, &[("catalog/empty.yaml", "")], false);
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    wait_until("ready port answers 200", Duration::from_secs(20), || {
+        http_get(at(ready_port), "/ready").is_some_and(|(code, _)| code == 200)
+    });
+    let ports = [
+        ("health", server.admin_port, "/health"),
+        ("ready", ready_port, "/ready"),
+        ("prometheus", metrics_port, "/metrics"),
+    ];
+    for (name, port, own) in ports {
+        let (code, _) = http_get(at(port), own).expect("answer");
+        assert_eq!(code, 200, "{name} port, {own}");
+        for path in ["/health", "/ready", "/metrics"]
+            .iter()
+            .chain(ADMIN_PATHS)
+            .filter(|p| **p != own)
+        {
+            let (code, body) = http_get(at(port), path).expect("answer");
+            assert_eq!(code, 404, "{name} port answered {path}: {body}");
+        }
+    }
+    let log = server.log();
+    assert!(!log.contains("admin=true"), "{log}");
+}
+
+/// Issue 17 point 1: the APIs answer on the `admin` address only, and the
+/// documents say what is served and why: the listener with its zones and
+/// snapshot generation, the checked service with its three endpoints, the
+/// geo name with its regions, the cache and forwarder.
+#[test]
+fn apis_answer_only_on_the_admin_address() {
+    let Fixture { server, backends } = fixture("", &[]);
+    for path in ADMIN_PATHS {
+        let (code, _) = server.http_get(path).expect("answer");
+        assert_eq!(code, 404, "{path} on the health/ready/metrics port");
+        let (code, body) = server.api_get(path).expect("answer");
+        assert_eq!(code, 200, "{path} on the admin port: {body}");
+    }
+    for path in ["/health", "/ready", "/metrics"] {
+        assert_eq!(
+            server.api_get(path).expect("answer").0,
+            404,
+            "{path} on the admin port"
+        );
+    }
+    let status = json(&server, "/api/v1/status");
+    assert_eq!(status["role"], "dns");
+    assert_eq!(status["ready"], true);
+    let listeners = status["listeners"].as_array().expect("listeners");
+    let cluster = listeners
+        .iter()
+        .find(|l| {
+            l["zones"]
+                .as_array()
+                .is_some_and(|z| z.iter().any(|z| z == "cluster.local."))
+        })
+        .unwrap_or_else(|| panic!("no cluster.local listener: {status:#}"));
+    assert!(
+        cluster["snapshot"]["generation"].as_u64() >= Some(1),
+        "{status:#}"
+    );
+    assert!(
+        cluster["snapshot"]["age_seconds"].as_f64().is_some(),
+        "{status:#}"
+    );
+    assert!(
+        cluster["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .any(|p| p == "geo")
+    );
+    assert!(status["sync"].is_null() && status["publisher"].is_null());
+
+    wait_until("every endpoint checked", Duration::from_secs(10), || {
+        backends
+            .iter()
+            .all(|b| b.requests.load(Ordering::Relaxed) > 0)
+    });
+    let services = json(&server, "/api/v1/services?search=shop%2Fweb");
+    let list = services["services"].as_array().expect("services");
+    assert_eq!(list.len(), 1, "{services:#}");
+    let endpoints = list[0]["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints.len(), 3, "{services:#}");
+    assert!(
+        endpoints.iter().all(|e| e["health"]["kind"] == "http"),
+        "{services:#}"
+    );
+    let all = json(&server, "/api/v1/services");
+    assert!(
+        all["services"].as_array().expect("services").len() >= 4,
+        "{all:#}"
+    );
+
+    let geo = json(&server, "/api/v1/geo");
+    assert_eq!(geo["names"][0]["name"], "api.aikernel.io.", "{geo:#}");
+    let explain = json(
+        &server,
+        "/api/v1/geo/explain?name=api.aikernel.io&client=127.0.2.9",
+    );
+    assert_eq!(explain["chosen"], "eu-west-1", "{explain:#}");
+    assert_eq!(
+        explain["location"]["source"], "client_network",
+        "{explain:#}"
+    );
+    let recursion = json(&server, "/api/v1/recursion");
+    let listener = &recursion["listeners"][0];
+    assert!(
+        listener["cache"]["success_capacity"].as_u64() > Some(0),
+        "{recursion:#}"
+    );
+    assert_eq!(
+        listener["forwarders"][0]["upstreams"][0]["address"],
+        "127.0.0.1:9"
+    );
+}
+
+/// Issue 17 point 1: with `token_file`, every admin path answers 401 without
+/// the token and 200 with it; `/health` and `/metrics` stay open on their own
+/// port. The token appears in no log line, metric or response.
+#[test]
+fn token_file_guards_the_admin_paths() {
+    let Fixture {
+        server,
+        backends: _backends,
+    } = fixture(
+        "        token_file admin.token",
+        &[("admin.token", &format!("{TOKEN}\n"))],
+    );
+    let api = api_address(&server);
+    for path in ADMIN_PATHS {
+        let (code, body) = server.api_get(path).expect("answer");
+        assert_eq!(code, 401, "{path} without a token: {body}");
+        assert!(!body.contains(TOKEN));
+        let (code, _) = get_with_token(api, path, "adm-7c4f19e2b5d8-tokeN");
+        assert_eq!(code, 401, "{path} with a wrong token");
+        let (code, response) = get_with_token(api, path, TOKEN);
+        assert_eq!(code, 200, "{path} with the token: {response}");
+        assert!(!response.contains(TOKEN), "{path} echoes the token");
+    }
+    assert_eq!(server.http_get("/health").expect("health").0, 200);
+    let (code, metrics) = server.http_get("/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(!metrics.contains(TOKEN));
+    assert!(
+        metrics.contains(&format!(
+            "signpost_admin_requests_unauthorized_total {}",
+            2 * ADMIN_PATHS.len()
+        )),
+        "{metrics}"
+    );
+    let log = server.log();
+    assert!(log.contains("token=true"), "{log}");
+    assert!(!log.contains(TOKEN), "the token is in the log:\n{log}");
+}
+
+/// A missing or empty token file stops the start with exit code 64, naming
+/// the Corefile line and the file, never the contents.
+#[test]
+fn bad_token_file_is_a_configuration_error() {
+    for (files, expected) in [
+        (vec![], "cannot read the admin token file"),
+        (vec![("admin.token", " \n")], "is empty"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, contents) in &files {
+            std::fs::write(dir.path().join(path), contents).expect("write");
+        }
+        std::fs::write(
+            dir.path().join("Corefile"),
+            format!(
+                ".:{} {{\n    bind 127.0.0.1\n    admin 127.0.0.1:{} {{\n        token_file admin.token\n    }}\n}}\n",
+                free_port(),
+                free_port()
+            ),
+        )
+        .expect("write");
+        let output = Command::new(support::binary())
+            .args(["dns", "--conf"])
+            .arg(dir.path().join("Corefile"))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains("Corefile:3"), "{stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("admin.token"),
+            "{stderr}"
+        );
+    }
+}
