@@ -9,6 +9,7 @@
 
 use crate::site::{AdminMetrics, Site, Surface, Token};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,6 +19,9 @@ use serde::Serialize;
 use signpost_model::{Refusal, Status};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// The OpenAPI description of the JSON paths, served at `/api/v1/openapi.yaml`.
+pub(crate) const OPENAPI: &str = include_str!("../../../docs/admin-openapi.yaml");
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -52,6 +56,10 @@ pub(crate) fn router(status: Arc<dyn Status>, site: &Site) -> Router {
     }
     if admin {
         let guarded = Router::new()
+            .route(
+                "/api/v1/openapi.yaml",
+                get(|| async { asset("application/yaml", OPENAPI) }),
+            )
             .route("/api/v1/status", get(overview_handler))
             .route("/api/v1/services", get(services_handler))
             .route("/api/v1/endpoints", get(endpoints_handler))
@@ -320,6 +328,10 @@ fn text(code: StatusCode, body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], Body::from(body)).into_response()
 }
 
 #[cfg(test)]

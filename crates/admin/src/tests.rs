@@ -100,6 +100,7 @@ const ADMIN_PATHS: &[&str] = &[
     "/api/v1/services",
     "/api/v1/geo",
     "/api/v1/recursion",
+    "/api/v1/openapi.yaml",
 ];
 
 /// Issue 17 point 1: a `health` address answers `/health` and nothing else;

@@ -1,10 +1,12 @@
 //! The HTTP surface of issue 17 end to end: which port serves which path, the
-//! `admin` directive and its token.
+//! `admin` directive and its token, and the OpenAPI file against the running
+//! server (every documented path exists; schemathesis finds no failure).
 
 use crate::support::{self, Backend, TestServer, free_port, http_get};
 use serde_json::Value;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -14,6 +16,7 @@ const TOKEN: &str = "adm-7c4f19e2b5d8-token";
 
 /// The paths of the `admin` directive.
 const ADMIN_PATHS: &[&str] = &[
+    "/api/v1/openapi.yaml",
     "/api/v1/status",
     "/api/v1/services",
     "/api/v1/endpoints",
@@ -407,4 +410,99 @@ fn bad_token_file_is_a_configuration_error() {
             "{stderr}"
         );
     }
+}
+
+/// The documented paths of `docs/admin-openapi.yaml`.
+fn documented_paths() -> Vec<String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/admin-openapi.yaml");
+    let text = std::fs::read_to_string(&file).expect("read the OpenAPI file");
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("OpenAPI is YAML");
+    document["paths"]
+        .as_mapping()
+        .expect("paths")
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Issue 17 point 2: every path the OpenAPI file documents exists on the
+/// running admin address (answers 200 with JSON, given the parameters it
+/// documents), and the file the server serves is the file in the repository.
+#[test]
+fn every_documented_path_exists() {
+    let Fixture {
+        server,
+        backends: _backends,
+    } = fixture("", &[]);
+    let paths = documented_paths();
+    assert!(paths.len() >= 6, "{paths:?}");
+    for path in &paths {
+        let target = match path.as_str() {
+            "/api/v1/geo/explain" => format!("{path}?name=api.aikernel.io&client=127.0.1.9"),
+            _ => path.clone(),
+        };
+        let (code, body) = server.api_get(&target).expect("answer");
+        assert_eq!(code, 200, "documented {target}: {body}");
+        serde_json::from_str::<Value>(&body)
+            .unwrap_or_else(|e| panic!("{target} is not JSON ({e}): {body}"));
+    }
+    let (code, served) = server.api_get("/api/v1/openapi.yaml").expect("answer");
+    assert_eq!(code, 200);
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/admin-openapi.yaml");
+    assert_eq!(served, std::fs::read_to_string(file).expect("read"));
+    // And nothing under /api/ answers that the file does not document.
+    let (code, _) = server.api_get("/api/v1/nothing").expect("answer");
+    assert_eq!(code, 404);
+}
+
+/// Issue 17 point 2: schemathesis (PyPI) generates requests from
+/// `docs/admin-openapi.yaml` and runs every check it has (status codes,
+/// content types, response schemas, missing parameters, unsupported methods,
+/// ignored auth) against the running admin address with a token configured;
+/// it must report no failure.
+#[test]
+fn schemathesis_finds_no_failure() {
+    let Fixture {
+        server,
+        backends: _backends,
+    } = fixture("        token_file admin.token", &[("admin.token", TOKEN)]);
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/admin-openapi.yaml");
+    let report = artifacts_dir().join("schemathesis");
+    std::fs::create_dir_all(&report).expect("artifacts dir");
+    // schemathesis keeps caches in its working directory: give it a scratch one.
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let output = Command::new("python3")
+        .args(["-m", "schemathesis.cli", "run"])
+        .current_dir(scratch.path())
+        .arg(&schema)
+        .args(["--url", &format!("http://127.0.0.1:{}", server.api_port)])
+        .args(["--header", &format!("Authorization: Bearer {TOKEN}")])
+        .args(["--checks", "all", "--max-examples", "25", "--seed", "17"])
+        .arg("--report-junit-path")
+        .arg(report.join("junit.xml"))
+        .env("SCHEMATHESIS_HOOKS", "")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 -m schemathesis.cli: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "schemathesis failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(
+        !stdout.contains(TOKEN) || stdout.contains("Authorization"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
+}
+
+/// `target/test-artifacts/`, where test reports go.
+pub(crate) fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
+        PathBuf::from,
+    );
+    target.join("test-artifacts")
 }
