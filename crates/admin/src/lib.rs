@@ -22,6 +22,7 @@
 //! [`Limits::header_read_timeout`]; the token never reaches a log line, a
 //! metric or a response.
 
+mod page;
 mod routes;
 mod site;
 

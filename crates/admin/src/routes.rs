@@ -7,6 +7,7 @@
 //! admin path without the token 401, a path this address does not serve 404.
 //! The token is compared in constant time and never logged or echoed.
 
+use crate::page;
 use crate::site::{AdminMetrics, Site, Surface, Token};
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +23,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// The OpenAPI description of the JSON paths, served at `/api/v1/openapi.yaml`.
 pub(crate) const OPENAPI: &str = include_str!("../../../docs/admin-openapi.yaml");
+const SCRIPT: &str = include_str!("../assets/signpost.js");
+const STYLE: &str = include_str!("../assets/signpost.css");
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -56,6 +59,17 @@ pub(crate) fn router(status: Arc<dyn Status>, site: &Site) -> Router {
     }
     if admin {
         let guarded = Router::new()
+            .route("/", get(page_handler))
+            .route("/fragments/live", get(live_fragment))
+            .route("/fragments/explain", get(explain_fragment))
+            .route(
+                "/assets/signpost.js",
+                get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+            )
+            .route(
+                "/assets/signpost.css",
+                get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+            )
             .route(
                 "/api/v1/openapi.yaml",
                 get(|| async { asset("application/yaml", OPENAPI) }),
@@ -220,6 +234,57 @@ async fn metrics_handler(State(app): State<App>) -> Response {
         body,
     )
         .into_response()
+}
+
+async fn page_handler(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let query = page_query(query.as_deref());
+    let overview = app.status.overview();
+    let services = app.status.services().await;
+    let geo = app.status.geo();
+    let recursion = app.status.recursion();
+    let explanation = (!query.name.is_empty() && !query.client.is_empty())
+        .then(|| app.status.explain(query.name.trim(), query.client.trim()));
+    let html = page::render(
+        &overview,
+        &services,
+        &geo,
+        &recursion,
+        &query,
+        explanation.as_ref(),
+    );
+    html_response(html)
+}
+
+async fn live_fragment(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let query = page_query(query.as_deref());
+    let live = page::Live::render(
+        &app.status.overview(),
+        &app.status.services().await,
+        &app.status.geo(),
+        &app.status.recursion(),
+        &query.search,
+    );
+    html_response(live.concat())
+}
+
+async fn explain_fragment(State(app): State<App>, RawQuery(query): RawQuery) -> Response {
+    let query = page_query(query.as_deref());
+    let mut html = String::new();
+    let explanation = app.status.explain(query.name.trim(), query.client.trim());
+    page::render_explanation(&mut html, &explanation);
+    html_response(html)
+}
+
+fn page_query(query: Option<&str>) -> page::Query {
+    page::Query {
+        search: parameter(query, "search").unwrap_or_default(),
+        name: parameter(query, "name").unwrap_or_default(),
+        client: parameter(query, "client").unwrap_or_default(),
+    }
+}
+
+fn html_response(html: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 async fn overview_handler(State(app): State<App>) -> Response {

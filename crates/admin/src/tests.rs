@@ -96,11 +96,14 @@ async fn get(address: SocketAddr, path: &str, extra: &str) -> (u16, String) {
 }
 
 const ADMIN_PATHS: &[&str] = &[
+    "/",
     "/api/v1/status",
     "/api/v1/services",
     "/api/v1/geo",
     "/api/v1/recursion",
     "/api/v1/openapi.yaml",
+    "/fragments/live",
+    "/assets/signpost.js",
 ];
 
 /// Issue 17 point 1: a `health` address answers `/health` and nothing else;

@@ -1,21 +1,25 @@
 //! The HTTP surface of issue 17 end to end: which port serves which path, the
-//! `admin` directive and its token, and the OpenAPI file against the running
-//! server (every documented path exists; schemathesis finds no failure).
+//! `admin` directive and its token, the OpenAPI file against the running
+//! server (every documented path exists; schemathesis finds no failure), and
+//! the status page in a real Chromium.
 
-use crate::support::{self, Backend, TestServer, free_port, http_get};
+use crate::support::{self, Backend, FAILING, TestServer, free_port, http_get};
 use serde_json::Value;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 /// The token the guarded fixtures use.
 const TOKEN: &str = "adm-7c4f19e2b5d8-token";
 
-/// The paths of the `admin` directive.
+/// The paths of the `admin` directive (JSON APIs, the page, its fragments and assets).
 const ADMIN_PATHS: &[&str] = &[
+    "/",
+    "/fragments/live",
+    "/assets/signpost.js",
     "/api/v1/openapi.yaml",
     "/api/v1/status",
     "/api/v1/services",
@@ -498,11 +502,83 @@ fn schemathesis_finds_no_failure() {
     assert!(stdout.contains("passed"), "{stdout}");
 }
 
-/// `target/test-artifacts/`, where test reports go.
+/// `target/test-artifacts/`, where browser screenshots and reports go.
 pub(crate) fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"),
         PathBuf::from,
     );
     target.join("test-artifacts")
+}
+
+/// Issue 17 point 3: a real Chromium (headless, driven by selenium with
+/// chromium-driver) loads the status page, finds `shop/web` with the search
+/// box, sees endpoint 127.0.0.3 turn unhealthy without a reload after its
+/// backend starts failing, and asks the explain form which region client
+/// 127.0.2.9 gets (eu-west-1). Screenshots at 1280 and 390 px wide are saved
+/// in `target/test-artifacts/admin/`.
+#[test]
+fn status_page_in_chromium() {
+    let Fixture { server, backends } = fixture("", &[]);
+    wait_until("every endpoint checked", Duration::from_secs(10), || {
+        backends
+            .iter()
+            .all(|b| b.requests.load(Ordering::Relaxed) > 0)
+    });
+    let artifacts = artifacts_dir().join("admin");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let profile = tempfile::tempdir().expect("profile dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/browser.py");
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args(["--url", &format!("http://127.0.0.1:{}/", server.api_port)])
+        .arg("--artifacts")
+        .arg(&artifacts)
+        .arg("--profile")
+        .arg(profile.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run browser.py (python3 with selenium)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut steps = Vec::new();
+    for line in stdout.lines() {
+        let line = line.expect("read browser.py");
+        steps.push(line.clone());
+        if line == "step: fail 127.0.0.3" {
+            // The page showed 127.0.0.3 healthy; now its backend starts failing.
+            backends[1].set(FAILING);
+            writeln!(stdin, "go").expect("tell browser.py");
+        }
+    }
+    let output = child.wait_with_output().expect("wait for browser.py");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "browser test failed after steps {steps:#?}\n{stderr}\nserver log:\n{}",
+        server.log()
+    );
+    for step in [
+        "step: loaded",
+        "step: found shop/web",
+        "step: 127.0.0.3 unhealthy",
+        "step: explained eu-west-1",
+        "step: screenshots",
+    ] {
+        assert!(
+            steps.iter().any(|s| s == step),
+            "missing {step:?} in {steps:#?}"
+        );
+    }
+    for width in [1280, 390] {
+        let shot = artifacts.join(format!("status-{width}.png"));
+        let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
+        assert!(
+            bytes.starts_with(b"\x89PNG"),
+            "{} is not a PNG",
+            shot.display()
+        );
+    }
 }
