@@ -1,7 +1,7 @@
 //! The HTTP surface of issue 17 end to end: which port serves which path, the
 //! `admin` directive and its token, the OpenAPI file against the running
-//! server (every documented path exists; schemathesis finds no failure), and
-//! the status page in a real Chromium.
+//! server (every documented path exists; schemathesis finds no failure), the
+//! status page in a real Chromium, and the connection limits under a flood.
 
 use crate::support::{self, Backend, FAILING, TestServer, free_port, http_get};
 use serde_json::Value;
@@ -581,4 +581,284 @@ fn status_page_in_chromium() {
             shot.display()
         );
     }
+}
+
+// === the connection flood (issue 17, point 4) ===
+
+/// How many connections of each kind the flood holds open (issue 17: 1,000 each).
+const FLOOD_EACH: usize = 1000;
+
+/// Resident memory of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The soft limit on open files of this process.
+fn open_file_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("proc limits");
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A metric's value on the health/metrics port.
+fn metric(server: &TestServer, name: &str) -> Option<f64> {
+    let (_, text) = server.http_get("/metrics")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `count` sequential UDP queries; the latency of each, in microseconds
+/// (`u64::MAX` for a query with no answer within a second).
+fn dns_latencies(server: &TestServer, count: usize) -> Vec<u64> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let query = support::query_bytes(
+        "billing.payments.svc.cluster.local",
+        hickory_proto::rr::RecordType::A,
+        None,
+    );
+    let mut buf = [0u8; 1500];
+    let mut latencies = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = tokio::time::Instant::now();
+        socket.send_to(&query, server.addr()).expect("send");
+        let answered = loop {
+            match socket.recv(&mut buf) {
+                Ok(len) if len >= 2 && buf[..2] == query[..2] => break true,
+                Ok(_) => {}
+                Err(_) => break false,
+            }
+        };
+        latencies.push(if answered {
+            u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        });
+    }
+    latencies
+}
+
+fn percentile(latencies: &[u64], p: f64) -> u64 {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_unstable();
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// One flooding connection: idle (connects, sends nothing) or slowloris
+/// (sends a partial request head, then one more header line a second).
+struct FloodSlot {
+    slowloris: bool,
+    stream: Option<std::net::TcpStream>,
+    /// When to reconnect (after the server closed it) or trickle next.
+    next: tokio::time::Instant,
+}
+
+/// What the flood saw.
+#[derive(Debug, Default)]
+struct FloodReport {
+    connects: u64,
+    closed_by_server: u64,
+    held_max: usize,
+}
+
+/// Holds `FLOOD_EACH` idle and `FLOOD_EACH` slowloris connections to
+/// `address`, reconnecting (at most once a second per slot) those the server
+/// closes, until `stop` is set. Bounded: 2,000 sockets, one attempt per slot
+/// per second.
+fn flood(address: SocketAddr, stop: &std::sync::atomic::AtomicBool) -> FloodReport {
+    use std::io::{ErrorKind, Read};
+    let mut slots: Vec<FloodSlot> = (0..2 * FLOOD_EACH)
+        .map(|i| FloodSlot {
+            slowloris: i % 2 == 1,
+            stream: None,
+            next: tokio::time::Instant::now(),
+        })
+        .collect();
+    let mut report = FloodReport::default();
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) {
+        let now = tokio::time::Instant::now();
+        for slot in &mut slots {
+            match &mut slot.stream {
+                None if slot.next <= now => {
+                    let Ok(mut stream) =
+                        std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500))
+                    else {
+                        slot.next = now + Duration::from_secs(1);
+                        continue;
+                    };
+                    report.connects += 1;
+                    stream.set_nonblocking(true).expect("nonblocking");
+                    if slot.slowloris {
+                        let _ = stream.write_all(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\n");
+                    }
+                    slot.stream = Some(stream);
+                    slot.next = now + Duration::from_secs(1);
+                }
+                None => {}
+                Some(stream) => {
+                    let closed = match stream.read(&mut buf) {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+                        Err(_) => true,
+                    };
+                    let trickle_failed = !closed
+                        && slot.slowloris
+                        && slot.next <= now
+                        && stream.write_all(b"X-Slow: 1\r\n").is_err();
+                    if slot.next <= now {
+                        slot.next = now + Duration::from_secs(1);
+                    }
+                    if closed || trickle_failed {
+                        report.closed_by_server += 1;
+                        slot.stream = None;
+                    }
+                }
+            }
+        }
+        report.held_max = report
+            .held_max
+            .max(slots.iter().filter(|s| s.stream.is_some()).count());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    report
+}
+
+/// Issue 17 point 4: 1,000 idle and 1,000 slowloris connections to the admin
+/// address, held and renewed for longer than the header timeout (5 s), do
+/// not stop DNS answers (every query answered; p50 and p99 with and without
+/// the flood are printed, measured in the same run) and do not grow the
+/// server: at most 256 connections are open at once (the rest are closed on
+/// accept and counted) and resident memory grows by less than 64 MiB.
+/// `SIGNPOST_FLOOD_SECONDS` (default 7) and `SIGNPOST_FLOOD_QUERIES` (default
+/// 3,000) lengthen the run; `bench/admin/run` does that in release mode.
+#[test]
+fn connection_flood_leaves_dns_alone_and_memory_bounded() {
+    let limit = open_file_limit();
+    assert!(
+        limit >= 2 * FLOOD_EACH as u64 + 500,
+        "the flood needs {} open files; this process may open {limit} (raise `ulimit -n`)",
+        2 * FLOOD_EACH + 500
+    );
+    let seconds: u64 = std::env::var("SIGNPOST_FLOOD_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let queries: usize = std::env::var("SIGNPOST_FLOOD_QUERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let corefile = "cluster.local:{PORT} {
+    bind 127.0.0.1
+    kubernetes cluster.local {
+        catalog catalog
+    }
+    health 127.0.0.1:{ADMIN}
+    ready 127.0.0.1:{ADMIN}
+    prometheus 127.0.0.1:{ADMIN}
+    admin 127.0.0.1:{API}
+}
+";
+    let catalog = "apiVersion: v1\nkind: Service\nmetadata: {name: billing, namespace: payments}\nspec:\n  clusterIP: 10.96.7.7\n  ports:\n  - {name: grpc, port: 9000}\n";
+    let server = TestServer::start_with(corefile, &[("catalog/billing.yaml", catalog)], true);
+    // Warm up, then the baseline.
+    let _ = dns_latencies(&server, 200);
+    let rss_before = rss_kib(server.pid());
+    let baseline = dns_latencies(&server, queries);
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let sampler_stop = std::sync::atomic::AtomicBool::new(false);
+    let api = api_address(&server);
+    let (report, during, rss_max, open_max) = std::thread::scope(|scope| {
+        let flooder = scope.spawn(|| flood(api, &stop));
+        let started = tokio::time::Instant::now();
+        wait_until(
+            "256 admin connections open",
+            Duration::from_secs(20),
+            || metric(&server, "signpost_admin_connections_open").is_some_and(|v| v >= 256.0),
+        );
+        let mut rss_max = rss_before;
+        let mut open_max = 0.0f64;
+        let sampler = scope.spawn(|| {
+            let mut rss_max = 0;
+            let mut open_max = 0.0f64;
+            while !sampler_stop.load(Ordering::Relaxed) {
+                rss_max = rss_max.max(rss_kib(server.pid()));
+                if let Some(open) = metric(&server, "signpost_admin_connections_open") {
+                    open_max = open_max.max(open);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            (rss_max, open_max)
+        });
+        let during = dns_latencies(&server, queries);
+        // Hold the flood past the header timeout so connections are dropped and renewed.
+        while started.elapsed() < Duration::from_secs(seconds) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sampler_stop.store(true, Ordering::Relaxed);
+        let (sampled_rss, sampled_open) = sampler.join().expect("sampler");
+        rss_max = rss_max.max(sampled_rss);
+        open_max = open_max.max(sampled_open);
+        stop.store(true, Ordering::Relaxed);
+        let report = flooder.join().expect("flood");
+        (report, during, rss_max, open_max)
+    });
+    let rejected = metric(&server, "signpost_admin_connections_rejected_total").unwrap_or(0.0);
+    let (p50_before, p99_before) = (percentile(&baseline, 0.5), percentile(&baseline, 0.99));
+    let (p50_during, p99_during) = (percentile(&during, 0.5), percentile(&during, 0.99));
+    eprintln!(
+        "flood: {queries} queries each phase; DNS p50 {p50_before} µs → {p50_during} µs, p99 {p99_before} µs → {p99_during} µs; \
+         RSS {rss_before} KiB → max {rss_max} KiB; admin connections open max {open_max}, rejected {rejected}; \
+         client: {} connects, {} closed by the server, {} held at most",
+        report.connects, report.closed_by_server, report.held_max
+    );
+    assert!(
+        baseline.iter().chain(&during).all(|&l| l != u64::MAX),
+        "a DNS query went unanswered"
+    );
+    // The gauge counts every HTTP connection of the process: the admin
+    // address's (at most 256) plus the scrape reading it.
+    assert!(
+        open_max <= 257.0,
+        "{open_max} HTTP connections open at once"
+    );
+    assert!(rejected > 0.0, "no connection was refused beyond the limit");
+    assert!(
+        report.connects >= 2 * FLOOD_EACH as u64,
+        "the flood opened only {} connections",
+        report.connects
+    );
+    assert!(
+        report.closed_by_server >= 256,
+        "the server closed none of the flood's connections: {report:?}"
+    );
+    assert!(
+        rss_max < rss_before + 64 * 1024,
+        "memory grew from {rss_before} KiB to {rss_max} KiB"
+    );
+    // The admin address serves again once the flood is gone.
+    wait_until(
+        "admin answers after the flood",
+        Duration::from_secs(10),
+        || {
+            server
+                .api_get("/api/v1/status")
+                .is_some_and(|(code, _)| code == 200)
+        },
+    );
 }
