@@ -20,7 +20,7 @@ use crate::checking::HealthLink;
 use crate::config::{ListenerConfig, SourcePlan};
 use arc_swap::ArcSwap;
 use signpost_model::metrics::{Exposition, Kind};
-use signpost_model::{AllUnhealthy, ClusterService, SourceProblem, Update, Verdicts};
+use signpost_model::{AllUnhealthy, ClusterState, SourceProblem, Update, Verdicts};
 use signpost_zone::cluster::GeoOptions;
 use signpost_zone::{BuildOptions, Input, Recipe, Snapshot};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +75,7 @@ pub(crate) struct Shown {
     /// Unix time of the serving snapshot's build, milliseconds (0: none yet).
     pub(crate) built_unix_ms: AtomicU64,
     /// The cluster services of the serving snapshot (every cluster source's).
-    pub(crate) services: ArcSwap<Vec<Arc<Vec<ClusterService>>>>,
+    pub(crate) services: ArcSwap<Vec<Arc<ClusterState>>>,
 }
 
 // === impl Compiler ===

@@ -46,6 +46,9 @@ pub struct ProcessConfig {
     /// The health checker's settings (one checker serves every listener),
     /// with where they were written.
     pub healthcheck: Option<(HealthcheckConfig, Location)>,
+    /// `health { lameduck DURATION }`: after SIGTERM, keep answering this
+    /// long (with `/ready` failing) before stopping.
+    pub lameduck: Option<Duration>,
 }
 
 /// `admin [ADDRESS] { token_file PATH }`: one address serving the APIs and the page.
@@ -90,6 +93,8 @@ pub struct ListenerConfig {
     pub loadbalance: bool,
     /// The `geo` plugin.
     pub geo: Option<GeoConfig>,
+    /// `loop`: the zone whose forwarding is probed for a loop at start.
+    pub loop_zone: Option<Name>,
 }
 
 /// One source of authoritative data and how its input becomes records.

@@ -105,6 +105,8 @@ pub struct DnsStatus {
     compilers: Arc<CompilerStatus>,
     ready: AtomicBool,
     started_unix: f64,
+    /// Shutting down: `/ready` stays false whatever the listeners say.
+    lameduck: AtomicBool,
     responders: ArcSwap<Vec<Arc<Responder>>>,
     views: ArcSwap<Vec<ListenerView>>,
     reload: ReloadState,
@@ -200,6 +202,7 @@ impl Server {
             compilers: Arc::new(CompilerStatus::default()),
             ready: AtomicBool::new(false),
             started_unix: unix_now(),
+            lameduck: AtomicBool::new(false),
             responders: ArcSwap::default(),
             views: ArcSwap::default(),
             reload: ReloadState::default(),
@@ -269,6 +272,13 @@ impl Server {
                 }
             });
             if signalled {
+                if let Some(lameduck) = self.config.process.lameduck {
+                    // CoreDNS's lameduck: keep answering, fail /ready, then stop.
+                    tracing::info!(duration = ?lameduck, "going into lameduck mode");
+                    self.status.ready.store(false, Ordering::Release);
+                    self.status.lameduck.store(true, Ordering::Release);
+                    std::thread::sleep(lameduck);
+                }
                 break;
             }
             let Some((_, path)) = &reload else { continue };
@@ -365,6 +375,10 @@ impl Server {
                 .unwrap_or_default();
             responder = responder.with_geo(Arc::new(GeoRouting { geo, zone, answers }));
         }
+        if let Some(zone) = &listener.loop_zone {
+            responder =
+                responder.with_loop_guard(Arc::new(crate::loopcheck::LoopGuard::new(zone.clone())));
+        }
         let responder = Arc::new(
             responder
                 .with_loadbalance(listener.loadbalance)
@@ -450,6 +464,19 @@ impl Server {
             tracing::info!(addresses = ?listener.addresses, "listener removed by reload");
             stop_listener(listener);
         }
+        // `loop`: each new generation probes its listener once it serves.
+        for listener in &self.listeners {
+            if let (Some(guard), Some(&address)) = (
+                listener.generation.responder.loop_guard(),
+                listener.bound.first(),
+            ) {
+                self.runtime.spawn(
+                    guard
+                        .clone()
+                        .probe(address, listener.generation.cancel.clone()),
+                );
+            }
+        }
         let status = &self.status;
         status.views.store(Arc::new(
             self.listeners
@@ -502,7 +529,9 @@ impl Server {
                     while !built.iter().all(|b| b.load(Ordering::Acquire) > 0) {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    status.ready.store(true, Ordering::Release);
+                    status
+                        .ready
+                        .store(!status.lameduck.load(Ordering::Acquire), Ordering::Release);
                 })
                 .map_err(RunError::Runtime)?;
         }
@@ -851,8 +880,8 @@ impl Status for DnsStatus {
             let reports = self.endpoint_reports().await.unwrap_or_default();
             let mut services: Vec<ServiceStatus> = Vec::new();
             for view in self.views.load().iter() {
-                for list in view.shown.services.load().iter() {
-                    for service in list.iter() {
+                for state in view.shown.services.load().iter() {
+                    for service in &state.services {
                         let known = services
                             .iter()
                             .any(|s| s.namespace == service.namespace && s.name == service.name);

@@ -2,7 +2,12 @@
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
-use signpost_dns::{Config, RunOptions, Server, SourceFactory};
+use signpost_discovery::metrics::DiscoveryMetrics;
+use signpost_dns::{Config, DnsStatus, RunOptions, Server, SourceFactory};
+use signpost_model::status::{
+    EndpointReport, Explanation, GeoList, Overview, RecursionList, ServiceList,
+};
+use signpost_model::{BoxFuture, Refusal, Status};
 use signpost_zone::SourceSpec;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,10 +55,17 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<()> {
 
 /// Runs the DNS role with its admin endpoints until SIGTERM or SIGINT.
 fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()> {
-    let factory: SourceFactory = Arc::new(signpost_discovery::open);
+    let metrics = Arc::new(DiscoveryMetrics::default());
+    let factory: SourceFactory = {
+        let metrics = metrics.clone();
+        Arc::new(move |spec: &SourceSpec| signpost_discovery::open(spec, &metrics))
+    };
     let sites = admin_sites(&config)?;
     let server = Server::start(config, factory, options).context("serving DNS")?;
-    let status: Arc<dyn signpost_model::Status> = server.status();
+    let status: Arc<dyn Status> = Arc::new(DnsRoleStatus {
+        dns: server.status(),
+        sources: metrics,
+    });
     for (address, site) in sites {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
             .context("serving DNS")?;
@@ -117,6 +129,47 @@ fn admin_sites(config: &Config) -> anyhow::Result<Vec<(SocketAddr, signpost_admi
         sites.push((address, site));
     }
     Ok(sites)
+}
+
+/// The DNS role's admin view: the server's, plus what its sources report.
+struct DnsRoleStatus {
+    dns: Arc<DnsStatus>,
+    sources: Arc<DiscoveryMetrics>,
+}
+
+impl Status for DnsRoleStatus {
+    fn ready(&self) -> bool {
+        self.dns.ready()
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.dns.render_metrics(out);
+        self.sources.render(out);
+    }
+
+    fn overview(&self) -> Overview {
+        self.dns.overview()
+    }
+
+    fn services(&self) -> BoxFuture<'_, ServiceList> {
+        self.dns.services()
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Option<Vec<EndpointReport>>> {
+        self.dns.endpoints()
+    }
+
+    fn geo(&self) -> GeoList {
+        self.dns.geo()
+    }
+
+    fn explain(&self, name: &str, client: &str) -> Result<Explanation, Refusal> {
+        self.dns.explain(name, client)
+    }
+
+    fn recursion(&self) -> RecursionList {
+        self.dns.recursion()
+    }
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {

@@ -53,7 +53,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                 ));
                 continue;
             }
-            state.services.push(object);
+            state.services.push(std::sync::Arc::new(object));
         }
         for Located { object, line } in output.endpoint_slices {
             // Slices written by hand may have no name; only named ones can collide.
@@ -76,7 +76,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                     continue;
                 }
             }
-            state.endpoint_slices.push(object);
+            state.endpoint_slices.push(std::sync::Arc::new(object));
         }
     }
 

@@ -33,6 +33,7 @@ mod hosts;
 mod kubernetes;
 mod loadbalance;
 mod log;
+mod loopdetect;
 mod reload;
 mod setup;
 
@@ -59,6 +60,7 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
     ("kubernetes", kubernetes::parse),
     ("loadbalance", loadbalance::parse),
     ("log", log::parse),
+    ("loop", loopdetect::parse),
     ("prometheus", health::parse_prometheus),
     ("ready", health::parse_ready),
     ("reload", reload::parse),
@@ -66,7 +68,6 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
 
 /// CoreDNS plugins signpost does not implement yet: named as such, not "unknown".
 const NOT_YET: &[&str] = &[
-    "loop",
     "rewrite",
     "template",
     "etcd",

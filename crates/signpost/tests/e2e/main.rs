@@ -6,11 +6,14 @@
 
 mod admin;
 mod differential;
+mod distributions;
 mod example;
 mod fixtures;
 mod geo;
 mod header;
 mod health;
+mod kubernetes;
+mod kubernetes_churn;
 mod malformed;
 mod negative;
 mod operations;
