@@ -240,3 +240,35 @@ fn etcd_errors_at_their_lines() {
     assert!(text.contains("unknown property 'colour'"), "{text}");
     assert!(!text.contains("s3cr3t"), "{text}");
 }
+
+/// Issue 17: `admin` is off unless written, defaults to loopback port 9154,
+/// takes `token_file` relative to the Corefile, and reports every mistake at
+/// its line: a bad address, an unknown option, two token files, and two
+/// blocks giving one address different token files.
+#[test]
+fn admin_directive_defaults_and_errors() {
+    let config = parse(".:53 {\n    health\n    ready\n}\n").unwrap();
+    assert!(config.process.admin.is_empty());
+    assert!(!config.admin_addresses().iter().any(|a| a.port() == 9154));
+
+    let config = parse(".:53 {\n    admin\n}\n.:54 {\n    admin 127.0.0.1:9999 {\n        token_file secrets/admin.token\n    }\n}\n").unwrap();
+    let admin = &config.process.admin;
+    assert_eq!(admin.len(), 2);
+    assert_eq!(admin[0].address, "127.0.0.1:9154".parse().unwrap());
+    assert_eq!(admin[0].token_file, None);
+    assert_eq!(
+        admin[1].token_file.as_deref(),
+        Some(Path::new("/etc/signpost/secrets/admin.token"))
+    );
+    assert!(config.admin_addresses().contains(&admin[1].address));
+
+    let errors = parse(
+        ".:53 {\n    admin nowhere\n    admin :9000 {\n        token_file a\n        token_file b\n        max_body 1\n        token_file\n    }\n}\n.:54 {\n    admin :9000 {\n        token_file c\n    }\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!(lines(&errors), [2, 5, 6, 7, 11], "{errors}");
+    assert!(
+        errors.to_string().contains("different token_file"),
+        "{errors}"
+    );
+}

@@ -20,6 +20,7 @@ use signpost_proto::Name;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+mod admin;
 mod bind;
 mod cache;
 mod errors;
@@ -47,6 +48,7 @@ pub(crate) type Parse = fn(&Directive, &Block<'_>, &mut Errors) -> Option<Box<dy
 
 /// Every directive signpost implements, by name.
 pub(crate) const REGISTRY: &[(&str, Parse)] = &[
+    ("admin", admin::parse),
     ("bind", bind::parse),
     ("cache", cache::parse),
     ("errors", errors::parse),

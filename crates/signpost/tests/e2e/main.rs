@@ -4,6 +4,7 @@
 //! One integration binary (ripgrep's `autotests = false` layout); each module
 //! covers one area. Every test starts its own server on free ports.
 
+mod admin;
 mod differential;
 mod distributions;
 mod etcd;
