@@ -14,6 +14,11 @@
 //! [`cluster::ClusterInput`] and [`translate`] turn them into the cluster
 //! model the DNS compiler needs, whichever source found them. The query-serving crates
 //! never depend on this one: the binary hands [`open`] to them.
+//!
+//! For `signpost health` and its replicas: [`verdicts`] publishes and follows
+//! verdict sets in a Kubernetes ConfigMap or an etcd key, and
+//! [`kubernetes::LeaseElector`] / [`etcd::EtcdElector`] elect the one
+//! process that publishes.
 
 pub mod catalog;
 pub mod cluster;
@@ -23,6 +28,7 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod objects;
 pub mod translate;
+pub mod verdicts;
 pub mod zonefile;
 
 use signpost_model::Source;
