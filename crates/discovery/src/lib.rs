@@ -32,8 +32,26 @@ pub mod verdicts;
 pub mod zonefile;
 
 use signpost_model::Source;
-use signpost_zone::{Input, SourceSpec};
+use signpost_zone::{Input, SourceSpec, VerdictStoreSpec};
 use std::sync::Arc;
+
+/// The verdict store `spec` names: a ConfigMap, or an etcd key under `spec.prefix`.
+pub fn verdict_store(spec: &VerdictStoreSpec) -> Arc<dyn verdicts::VerdictStore> {
+    match spec {
+        VerdictStoreSpec::Kubernetes {
+            connection,
+            namespace,
+            name,
+        } => Arc::new(kubernetes::ConfigMapVerdicts::new(
+            connection.clone(),
+            namespace,
+            name,
+        )),
+        VerdictStoreSpec::Etcd(etcd) => {
+            Arc::new(etcd::EtcdVerdictStore::new(etcd.clone(), &etcd.prefix))
+        }
+    }
+}
 
 /// Opens the source `spec` describes; the sources count into `metrics`.
 pub fn open(spec: &SourceSpec, metrics: &Arc<metrics::DiscoveryMetrics>) -> Box<dyn Source<Input>> {

@@ -6,9 +6,12 @@
 //!
 //! - `signpost dns --conf Corefile` serves DNS ([`dns_role`]);
 //! - `signpost check` / `signpost dns --validate` reports every problem of the
-//!   Corefile and the catalogs it names, each with its file and line.
+//!   Corefile and the catalogs it names, each with its file and line;
+//! - `signpost health --config FILE` runs the leader-elected health
+//!   controller shared by many DNS replicas ([`health_role`]).
 
 mod dns_role;
+mod health_role;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,12 +30,17 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve DNS as a Corefile describes.
     Dns(dns_role::DnsArgs),
     /// Check a Corefile and its catalogs (same as `dns --validate`).
     Check(dns_role::CheckArgs),
+    /// Run the health controller: probe annotated services' endpoints while
+    /// leading, and publish the verdicts every DNS replica follows.
+    Health(health_role::HealthArgs),
 }
 
 /// A configuration problem: exit code 64.
@@ -62,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dns(args) => dns_role::run(args),
         Command::Check(args) => dns_role::check(&args),
+        Command::Health(args) => health_role::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
