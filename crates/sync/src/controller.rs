@@ -1,0 +1,400 @@
+//! The controller: when to reconcile, and one reconciliation.
+//!
+//! Control plane, one task. [`Reconciler::run_once`] is external-dns v0.22's
+//! `RunOnce`: read the registry, plan against the desired endpoints, apply
+//! (or, with `--dry-run`, print the plan). [`Controller::run`] schedules it:
+//!
+//! ```text
+//! Source ──state──▶ latest objects ─┐
+//!                                   ├─ first run at once, then every --interval (start to start)
+//! --events: a new state ────────────┘  brings the next run to max(last start + --min-event-sync-interval,
+//!                                       min(now + 5 s, next run))
+//! Leadership: runs only while leading (no elector: always)
+//! ```
+//!
+//! Every failure is soft (external-dns terminates on some; signpost logs,
+//! counts and retries at the next interval), so a provider that is down or a
+//! wrong key never stops the process. `--once` runs one reconciliation and
+//! returns its result.
+
+use crate::endpoint::{Endpoint, RecordType};
+use crate::filter::{DomainFilter, ManagedTypes};
+use crate::metrics::{Invalid, SyncMetrics};
+use crate::plan::{Changes, Policy};
+use crate::provider::ProviderError;
+use crate::registry::Registry;
+use crate::source::common::{Problem, SourceConfig};
+use signpost_discovery::objects::ClusterObjects;
+use signpost_model::{Leadership, Source, Update};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How a run plans.
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    /// `--policy`.
+    pub policy: Policy,
+    /// The user's domain filter.
+    pub domain_filter: DomainFilter,
+    /// Managed record types.
+    pub managed: ManagedTypes,
+    /// `--migrate-from-txt-owner`.
+    pub old_owner_id: String,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The planned changes (applied unless dry run).
+    pub changes: Changes,
+    /// Whether nothing had to change.
+    pub no_op: bool,
+    /// Desired endpoints outside every domain filter.
+    pub filtered_out: Vec<Endpoint>,
+}
+
+/// One reconciliation at a time over a registry.
+pub struct Reconciler {
+    registry: Box<dyn Registry>,
+    settings: PlanSettings,
+    dry_run: bool,
+    metrics: Arc<SyncMetrics>,
+}
+
+// === impl Reconciler ===
+
+impl Reconciler {
+    /// A reconciler writing through `registry`.
+    pub fn new(
+        registry: Box<dyn Registry>,
+        settings: PlanSettings,
+        dry_run: bool,
+        metrics: Arc<SyncMetrics>,
+    ) -> Self {
+        Self {
+            registry,
+            settings,
+            dry_run,
+            metrics,
+        }
+    }
+
+    /// The provider's name.
+    pub fn provider_name(&self) -> &'static str {
+        self.registry.provider().name()
+    }
+
+    /// One reconciliation towards `desired`.
+    pub async fn run_once(&mut self, desired: Vec<Endpoint>) -> Result<Outcome, ProviderError> {
+        self.metrics.reconcile_started();
+        let current = match self.registry.records().await {
+            Ok(current) => current,
+            Err(error) => {
+                self.metrics.registry_failed(error.kind());
+                return Err(error);
+            }
+        };
+        self.metrics.registry_listed(&current);
+        let existing: HashSet<(String, RecordType)> = current
+            .iter()
+            .map(|r| (r.dns_name.to_ascii_lowercase(), r.record_type))
+            .collect();
+        let verified: Vec<RecordType> = desired
+            .iter()
+            .filter(|d| existing.contains(&(d.dns_name.to_ascii_lowercase(), d.record_type)))
+            .map(|d| d.record_type)
+            .collect();
+        self.metrics.source_listed(&desired, &verified);
+        let provider = self.registry.provider().clone();
+        let desired = provider.adjust_endpoints(desired);
+        let mut config = crate::plan::PlanConfig {
+            policy: self.settings.policy,
+            domain_filter: self.settings.domain_filter.clone(),
+            managed: self.settings.managed.clone(),
+            owner_id: self.registry.owner_id().to_owned(),
+            old_owner_id: self.settings.old_owner_id.clone(),
+        };
+        if let Some(zones) = provider.zone_filter() {
+            config.domain_filter = config.domain_filter.and(zones);
+        }
+        let plan = crate::plan::calculate(&current, &desired, &config);
+        self.metrics
+            .planned(&config.owner_id, &plan.owner_mismatches);
+        let changes = plan.changes;
+        let no_op = !changes.has_changes();
+        if no_op {
+            tracing::info!("All records are already up to date");
+        } else if self.dry_run {
+            log_changes(&changes, true);
+        } else {
+            log_changes(&changes, false);
+            if let Err(error) = self.registry.apply_changes(changes.clone()).await {
+                self.metrics.registry_failed(error.kind());
+                return Err(error);
+            }
+            self.metrics.applied(&changes);
+        }
+        self.metrics.succeeded(no_op);
+        Ok(Outcome {
+            changes,
+            no_op,
+            filtered_out: plan.filtered_out,
+        })
+    }
+}
+
+/// One info line per planned change: action, name, type, TTL, targets, set id.
+fn log_changes(changes: &Changes, dry_run: bool) {
+    let lines = changes
+        .create
+        .iter()
+        .map(|e| ("CREATE", e))
+        .chain(changes.update_new.iter().map(|e| ("UPDATE", e)))
+        .chain(changes.delete.iter().map(|e| ("DELETE", e)));
+    for (action, endpoint) in lines {
+        tracing::info!(
+            dry_run,
+            action,
+            name = %endpoint.dns_name,
+            record_type = %endpoint.record_type,
+            ttl = endpoint.ttl,
+            targets = %endpoint.targets.join(","),
+            set_identifier = %endpoint.set_identifier,
+            "{}change",
+            if dry_run { "planned " } else { "" }
+        );
+    }
+}
+
+/// When to run.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// `--interval`.
+    pub interval: Duration,
+    /// `--once`.
+    pub once: bool,
+    /// `--events`.
+    pub events: bool,
+    /// `--min-event-sync-interval`.
+    pub min_event_sync_interval: Duration,
+}
+
+/// The whole role: a source of objects, the endpoint derivation, a
+/// reconciler, a schedule, and optionally leadership.
+pub struct Controller {
+    /// Where Kubernetes objects come from.
+    pub input: Box<dyn Source<Arc<ClusterObjects>>>,
+    /// How objects become endpoints.
+    pub sources: SourceConfig,
+    /// `--min-ttl` in seconds.
+    pub min_ttl: u32,
+    /// The reconciler.
+    pub reconciler: Reconciler,
+    /// When to run.
+    pub schedule: Schedule,
+    /// Present when several replicas elect one writer.
+    pub leadership: Option<Leadership>,
+    /// Shared with the admin endpoints.
+    pub metrics: Arc<SyncMetrics>,
+}
+
+/// `--once` failed, or the source ended before delivering anything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The reconciliation failed.
+    #[error("failed to do run once")]
+    Run(#[source] ProviderError),
+    /// Cancelled or the source stopped before its first state.
+    #[error("the source of Kubernetes objects stopped before delivering a state")]
+    NoState,
+}
+
+/// The events' fixed debounce (external-dns's 5 s).
+const EVENT_DELAY: Duration = Duration::from_secs(5);
+
+// === impl Controller ===
+
+impl Controller {
+    /// Runs until `cancel` fires (or, with `--once`, for one reconciliation).
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), RunError> {
+        let (sender, mut states) = watch::channel::<Option<Arc<ClusterObjects>>>(None);
+        // Held here too, so the channel stays open if the source task ends.
+        let sender = Arc::new(sender);
+        let _keep_open = sender.clone();
+        let source_cancel = cancel.child_token();
+        let kind = self.input.kind();
+        let sink = signpost_model::Sink::new(move |update| match update {
+            Update::State(objects) => {
+                sender.send_replace(Some(objects));
+            }
+            Update::Problems(problems) => {
+                for problem in problems {
+                    tracing::warn!(source = kind, %problem, "source input is broken; keeping the last good state");
+                }
+            }
+        });
+        let input = std::mem::replace(&mut self.input, Box::new(Never));
+        let source_task = tokio::spawn(input.run(sink, source_cancel.clone()));
+        let _stop_source = source_cancel.drop_guard();
+
+        // Wait for the first complete state (external-dns waits for its caches).
+        let first = tokio::select! {
+            () = cancel.cancelled() => return Err(RunError::NoState),
+            changed = states.wait_for(Option::is_some) => changed.is_ok(),
+        };
+        if !first {
+            return Err(RunError::NoState);
+        }
+        let mut reported: BTreeSet<Problem> = BTreeSet::new();
+        if self.schedule.once {
+            let result = self.reconcile(&states, &mut reported).await;
+            source_task.abort();
+            return result.map(|_| ()).map_err(RunError::Run);
+        }
+
+        let mut leading = self.leadership.as_ref().map(Leadership::watch);
+        let mut next_run = Instant::now();
+        let mut last_start: Option<Instant> = None;
+        loop {
+            let is_leader = self.leadership.as_ref().is_none_or(Leadership::is_leading);
+            self.metrics.set_leader(is_leader);
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = tokio::time::sleep_until(next_run) => {
+                    next_run = Instant::now() + self.schedule.interval;
+                    if !is_leader {
+                        continue;
+                    }
+                    last_start = Some(Instant::now());
+                    if self.reconcile(&states, &mut reported).await.is_err() {
+                        let failed = self.metrics.failed();
+                        tracing::debug!(consecutive_soft_errors = failed, "run failed; retrying at the next interval");
+                    }
+                }
+                changed = states.changed() => {
+                    if changed.is_err() {
+                        return Ok(());
+                    }
+                    if self.schedule.events {
+                        let soon = (Instant::now() + EVENT_DELAY).min(next_run);
+                        let earliest = last_start.map_or(soon, |s| s + self.schedule.min_event_sync_interval);
+                        next_run = soon.max(earliest);
+                    }
+                }
+                Some(now_leading) = next_leadership(&mut leading) => {
+                    if now_leading {
+                        tracing::info!("became the leader; syncing now");
+                        next_run = Instant::now();
+                    } else {
+                        tracing::info!("lost leadership; not writing");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reconcile(
+        &mut self,
+        states: &watch::Receiver<Option<Arc<ClusterObjects>>>,
+        reported: &mut BTreeSet<Problem>,
+    ) -> Result<Outcome, ProviderError> {
+        let objects = states.borrow().clone().unwrap_or_default();
+        let output = crate::source::endpoints(
+            &objects,
+            &self.sources,
+            self.reconciler.provider_name(),
+            self.min_ttl,
+        );
+        // One log line per problem while it lasts, not one per run.
+        let current: BTreeSet<Problem> = output.problems.iter().cloned().collect();
+        for problem in current.difference(reported) {
+            tracing::warn!(source = problem.source_type, object = %problem.object, "skipping: {}", problem.message);
+        }
+        *reported = current;
+        let mut invalid: Vec<Invalid> = output
+            .problems
+            .iter()
+            .map(|p| Invalid {
+                record_type: p.record_type.clone(),
+                source_type: p.source_type,
+            })
+            .collect();
+        let result = self.reconciler.run_once(output.endpoints).await;
+        match &result {
+            Ok(outcome) => {
+                for endpoint in &outcome.filtered_out {
+                    let key = Problem {
+                        source_type: "domain-filter",
+                        object: endpoint
+                            .labels
+                            .get(crate::endpoint::RESOURCE_LABEL)
+                            .cloned()
+                            .unwrap_or_default(),
+                        record_type: endpoint.record_type.lower().to_owned(),
+                        message: format!(
+                            "{} is outside every domain filter and zone",
+                            endpoint.dns_name
+                        ),
+                    };
+                    if reported.insert(key.clone()) {
+                        tracing::warn!(object = %key.object, "skipping: {}", key.message);
+                    }
+                    invalid.push(Invalid {
+                        record_type: key.record_type,
+                        source_type: source_of(endpoint),
+                    });
+                }
+            }
+            Err(error) => {
+                let level_error = !error.is_retryable();
+                let failures = self.metrics.failed_count() + 1;
+                if level_error {
+                    tracing::error!(error = %error, consecutive_soft_errors = failures, "failed to do run once");
+                } else {
+                    tracing::warn!(error = %error, consecutive_soft_errors = failures, "failed to do run once");
+                }
+            }
+        }
+        self.metrics.source_rejected(&invalid, &output.duplicates);
+        result
+    }
+}
+
+fn source_of(endpoint: &Endpoint) -> &'static str {
+    match endpoint.labels.get(crate::endpoint::RESOURCE_LABEL) {
+        Some(resource) if resource.starts_with("ingress/") => "ingress",
+        _ => "service",
+    }
+}
+
+async fn next_leadership(watch: &mut Option<watch::Receiver<bool>>) -> Option<bool> {
+    match watch {
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => Some(*receiver.borrow_and_update()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// A placeholder source after the real one moved into its task.
+struct Never;
+
+impl Source<Arc<ClusterObjects>> for Never {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+
+    fn run(
+        self: Box<Self>,
+        _sink: signpost_model::Sink<Arc<ClusterObjects>>,
+        cancel: CancellationToken,
+    ) -> signpost_model::BoxFuture<'static, ()> {
+        Box::pin(async move { cancel.cancelled().await })
+    }
+}
