@@ -274,14 +274,16 @@ fn resolve_type_conflict(row: &mut Row) {
     let wanted: Vec<(RecordType, bool)> = row.slots.iter().map(|(t, s)| candidates(t, s)).collect();
     let cname = wanted.iter().any(|(t, c)| *c && *t == RecordType::Cname);
     let other = wanted.iter().any(|(t, c)| *c && *t != RecordType::Cname);
-    if cname && other
-        && let Some(slot) = row.slots.get_mut(&RecordType::Cname) {
-            tracing::warn!(
-                name = %slot.candidates[0].dns_name,
-                "domain contains conflicting record type candidates; discarding CNAME record"
-            );
-            slot.candidates.clear();
-        }
+    if cname
+        && other
+        && let Some(slot) = row.slots.get_mut(&RecordType::Cname)
+    {
+        tracing::warn!(
+            name = %slot.candidates[0].dns_name,
+            "domain contains conflicting record type candidates; discarding CNAME record"
+        );
+        slot.candidates.clear();
+    }
 }
 
 /// The candidate with the least targets (external-dns `ResolveCreate`).

@@ -50,9 +50,10 @@ impl InMemory {
         let mut zones = self.lock();
         for endpoint in endpoints {
             if let Some(zone) = zone_of(&zones, &endpoint.dns_name)
-                && let Some(map) = zones.get_mut(&zone) {
-                    map.insert(endpoint.key(), endpoint);
-                }
+                && let Some(map) = zones.get_mut(&zone)
+            {
+                map.insert(endpoint.key(), endpoint);
+            }
         }
     }
 
@@ -113,18 +114,20 @@ impl InMemory {
         }
         for e in changes.update_old.iter().chain(&changes.delete) {
             if let Some(zone) = zone_of(&zones, &e.dns_name)
-                && let Some(map) = zones.get_mut(&zone) {
-                    map.remove(&e.key());
-                }
+                && let Some(map) = zones.get_mut(&zone)
+            {
+                map.remove(&e.key());
+            }
         }
         for e in changes.create.iter().chain(&changes.update_new) {
             tracing::debug!(record = %e, "inmemory: stored");
             if let Some(zone) = zone_of(&zones, &e.dns_name)
-                && let Some(map) = zones.get_mut(&zone) {
-                    let mut stored = e.clone();
-                    stored.labels.clear();
-                    map.insert(stored.key(), stored);
-                }
+                && let Some(map) = zones.get_mut(&zone)
+            {
+                let mut stored = e.clone();
+                stored.labels.clear();
+                map.insert(stored.key(), stored);
+            }
         }
         Ok(())
     }

@@ -168,12 +168,13 @@ impl TxtNames {
 /// Splits `<type>-rest` into the type and the rest; any other text is legacy.
 fn split_type(text: &str) -> Mapped {
     if let Some((head, rest)) = text.split_once('-')
-        && let Some(record_type) = RecordType::ALL.into_iter().find(|t| t.lower() == head) {
-            return Mapped {
-                name: rest.to_owned(),
-                record_type: Some(record_type),
-            };
-        }
+        && let Some(record_type) = RecordType::ALL.into_iter().find(|t| t.lower() == head)
+    {
+        return Mapped {
+            name: rest.to_owned(),
+            record_type: Some(record_type),
+        };
+    }
     Mapped {
         name: text.to_owned(),
         record_type: None,

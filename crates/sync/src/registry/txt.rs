@@ -91,11 +91,12 @@ impl TxtRegistry {
     fn parse_value(&self, value: &str) -> Option<BTreeMap<String, String>> {
         let text = labels::unquote(value);
         if let Some(key) = &self.config.key
-            && let Ok((plain, nonce)) = key.decrypt(text) {
-                let mut parsed = labels::parse(&plain).ok()?;
-                parsed.insert(NONCE_LABEL.to_owned(), nonce);
-                return Some(parsed);
-            }
+            && let Ok((plain, nonce)) = key.decrypt(text)
+        {
+            let mut parsed = labels::parse(&plain).ok()?;
+            parsed.insert(NONCE_LABEL.to_owned(), nonce);
+            return Some(parsed);
+        }
         labels::parse(text).ok()
     }
 
@@ -103,9 +104,10 @@ impl TxtRegistry {
         self.existing.clear();
         if !self.config.cache_interval.is_zero()
             && let Some((at, records)) = &self.cache
-                && at.elapsed() < self.config.cache_interval {
-                    return Ok(records.clone());
-                }
+            && at.elapsed() < self.config.cache_interval
+        {
+            return Ok(records.clone());
+        }
         self.raw.clear();
         let all = self.provider.records().await?;
         let mut owners: HashMap<LabelKey, BTreeMap<String, String>> = HashMap::new();
@@ -144,9 +146,10 @@ impl TxtRegistry {
             let mut name = record.dns_name.to_ascii_lowercase();
             let wildcard = self.config.names.wildcard();
             if !wildcard.is_empty()
-                && let Some(rest) = name.strip_prefix("*.") {
-                    name = format!("{wildcard}.{rest}");
-                }
+                && let Some(rest) = name.strip_prefix("*.")
+            {
+                name = format!("{wildcard}.{rest}");
+            }
             let set = record.set_identifier.clone();
             let found = owners
                 .get(&(name.clone(), Some(record.record_type), set.clone()))

@@ -83,12 +83,13 @@ pub(crate) fn endpoints(
             found.extend(context.endpoints_for(name.trim_end_matches('.'), &targets));
         }
         if let Some(template) = &config.fqdn_template
-            && (found.is_empty() || config.combine_fqdn_annotation) {
-                let value = template_value(ingress, "Ingress", "networking.k8s.io/v1");
-                for name in template.hostnames(&value) {
-                    found.extend(context.endpoints_for(&name, &targets));
-                }
+            && (found.is_empty() || config.combine_fqdn_annotation)
+        {
+            let value = template_value(ingress, "Ingress", "networking.k8s.io/v1");
+            for name in template.hostnames(&value) {
+                found.extend(context.endpoints_for(&name, &targets));
             }
+        }
         all.extend(found);
     }
     all

@@ -105,20 +105,21 @@ fn service_endpoints(
         }
     }
     if let Some(template) = &config.fqdn_template
-        && (found.is_empty() || config.combine_fqdn_annotation) {
-            let value = template_value(service, "Service", "v1");
-            for host in template.hostnames(&value) {
-                found.extend(generate(
-                    service,
-                    spec_type,
-                    &host,
-                    Kind::Normal,
-                    objects,
-                    config,
-                    context,
-                ));
-            }
+        && (found.is_empty() || config.combine_fqdn_annotation)
+    {
+        let value = template_value(service, "Service", "v1");
+        for host in template.hostnames(&value) {
+            found.extend(generate(
+                service,
+                spec_type,
+                &host,
+                Kind::Normal,
+                objects,
+                config,
+                context,
+            ));
         }
+    }
     found
 }
 
