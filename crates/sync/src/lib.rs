@@ -12,6 +12,7 @@
 //! Invariant I5: the syncer never changes a record it does not own (the
 //! planner and the TXT registry both check the owner label).
 
+pub mod config;
 pub mod controller;
 pub mod duration;
 pub mod endpoint;

@@ -23,8 +23,14 @@
 //!
 //! This file holds only what the providers share; it names none of them.
 
+#[cfg(feature = "coredns")]
+pub mod coredns;
 #[cfg(feature = "inmemory")]
 pub mod inmemory;
+#[cfg(feature = "pdns")]
+pub mod pdns;
+#[cfg(feature = "rfc2136")]
+pub mod rfc2136;
 
 use crate::endpoint::Endpoint;
 use crate::filter::DomainFilter;
