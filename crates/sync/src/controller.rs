@@ -310,12 +310,7 @@ impl Controller {
             self.reconciler.provider_name(),
             self.min_ttl,
         );
-        // One log line per problem while it lasts, not one per run.
-        let current: BTreeSet<Problem> = output.problems.iter().cloned().collect();
-        for problem in current.difference(reported) {
-            tracing::warn!(source = problem.source_type, object = %problem.object, "skipping: {}", problem.message);
-        }
-        *reported = current;
+        let mut current: BTreeSet<Problem> = output.problems.iter().cloned().collect();
         let mut invalid: Vec<Invalid> = output
             .problems
             .iter()
@@ -328,8 +323,9 @@ impl Controller {
         match &result {
             Ok(outcome) => {
                 for endpoint in &outcome.filtered_out {
-                    let key = Problem {
-                        source_type: "domain-filter",
+                    let source_type = source_of(endpoint);
+                    current.insert(Problem {
+                        source_type,
                         object: endpoint
                             .labels
                             .get(crate::endpoint::RESOURCE_LABEL)
@@ -340,26 +336,34 @@ impl Controller {
                             "{} is outside every domain filter and zone",
                             endpoint.dns_name
                         ),
-                    };
-                    if reported.insert(key.clone()) {
-                        tracing::warn!(object = %key.object, "skipping: {}", key.message);
-                    }
+                    });
                     invalid.push(Invalid {
-                        record_type: key.record_type,
-                        source_type: source_of(endpoint),
+                        record_type: endpoint.record_type.lower().to_owned(),
+                        source_type,
                     });
                 }
             }
             Err(error) => {
-                let level_error = !error.is_retryable();
                 let failures = self.metrics.failed_count() + 1;
-                if level_error {
-                    tracing::error!(error = %error, consecutive_soft_errors = failures, "failed to do run once");
-                } else {
+                if error.is_retryable() {
                     tracing::warn!(error = %error, consecutive_soft_errors = failures, "failed to do run once");
+                } else {
+                    tracing::error!(error = %error, consecutive_soft_errors = failures, "failed to do run once");
                 }
+                // The filter problems of the last good run still hold.
+                current.extend(
+                    reported
+                        .iter()
+                        .filter(|p| p.message.ends_with("outside every domain filter and zone"))
+                        .cloned(),
+                );
             }
         }
+        // One log line per problem while it lasts, not one per run.
+        for problem in current.difference(reported) {
+            tracing::warn!(source = problem.source_type, object = %problem.object, "skipping: {}", problem.message);
+        }
+        *reported = current;
         self.metrics.source_rejected(&invalid, &output.duplicates);
         result
     }

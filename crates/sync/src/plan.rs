@@ -91,8 +91,11 @@ impl Changes {
     }
 }
 
-/// A current record that kept a create from happening (another owner's, or
-/// nobody's), for `registry_skipped_records_owner_mismatch_per_sync`.
+/// A current record that kept a create or an update from happening (another
+/// owner's, or nobody's), for `registry_skipped_records_owner_mismatch_per_sync`.
+/// external-dns counts only blocked creates; a wanted name held by a record
+/// of the same type that is not ours is counted here too, so an operator sees
+/// every name sync wants and may not take.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OwnerMismatch {
     /// Lower-case record type.
@@ -220,14 +223,7 @@ pub fn calculate(current: &[Endpoint], desired: &[Endpoint], config: &PlanConfig
         } else {
             for record in foreign {
                 tracing::debug!(record = %record, owner = record.owner(), "create skipped: a record at this name is not ours");
-                plan.owner_mismatches.push(OwnerMismatch {
-                    record_type: record.record_type,
-                    foreign_owner: match record.labels.get(OWNER_LABEL) {
-                        Some(owner) => owner.to_ascii_lowercase(),
-                        None => record.set_identifier.to_ascii_lowercase(),
-                    },
-                    domain: mismatch_domain(&record.dns_name),
-                });
+                plan.owner_mismatches.push(mismatch(record));
             }
         }
     }
@@ -245,12 +241,23 @@ pub fn calculate(current: &[Endpoint], desired: &[Endpoint], config: &PlanConfig
     if !config.owner_id.is_empty() {
         let ours = |e: &Endpoint| e.is_owned_by(&config.owner_id);
         changes.delete.retain(ours);
-        let (old, new): (Vec<Endpoint>, Vec<Endpoint>) = changes
+        let mut old = Vec::new();
+        let mut new = Vec::new();
+        for (current, desired) in changes
             .update_old
             .drain(..)
             .zip(changes.update_new.drain(..))
-            .filter(|(old, new)| ours(old) && ours(new))
-            .unzip();
+        {
+            if ours(&current) && ours(&desired) {
+                old.push(current);
+                new.push(desired);
+            } else {
+                // A record of another owner (or nobody's) where we want one:
+                // counted like a blocked create (external-dns counts only those).
+                tracing::debug!(record = %current, owner = current.owner(), "update skipped: the record is not ours");
+                plan.owner_mismatches.push(mismatch(&current));
+            }
+        }
         changes.update_old = old;
         changes.update_new = new;
         let mut seen: BTreeSet<EndpointKey> = BTreeSet::new();
@@ -334,6 +341,18 @@ fn should_update(current: &Endpoint, desired: &Endpoint, old_owner_id: &str) -> 
         return true;
     }
     !old_owner_id.is_empty() && current.owner() != old_owner_id
+}
+
+/// The owner-mismatch report for a record that is not ours.
+fn mismatch(record: &Endpoint) -> OwnerMismatch {
+    OwnerMismatch {
+        record_type: record.record_type,
+        foreign_owner: match record.labels.get(OWNER_LABEL) {
+            Some(owner) => owner.to_ascii_lowercase(),
+            None => record.set_identifier.to_ascii_lowercase(),
+        },
+        domain: mismatch_domain(&record.dns_name),
+    }
 }
 
 fn mismatch_domain(name: &str) -> String {

@@ -146,6 +146,13 @@ impl CoreDns {
                             detail,
                         }
                     }
+                    grpc_code::UNAVAILABLE | grpc_code::DEADLINE_EXCEEDED => {
+                        ProviderError::Unreachable {
+                            provider: PROVIDER,
+                            endpoint,
+                            detail,
+                        }
+                    }
                     grpc_code::INVALID_ARGUMENT | grpc_code::FAILED_PRECONDITION => {
                         ProviderError::Rejected {
                             provider: PROVIDER,
@@ -440,8 +447,10 @@ impl CoreDns {
 /// gRPC status codes (grpc/doc/statuscodes.md).
 mod grpc_code {
     pub(super) const INVALID_ARGUMENT: i32 = 3;
+    pub(super) const DEADLINE_EXCEEDED: i32 = 4;
     pub(super) const PERMISSION_DENIED: i32 = 7;
     pub(super) const FAILED_PRECONDITION: i32 = 9;
+    pub(super) const UNAVAILABLE: i32 = 14;
     pub(super) const UNAUTHENTICATED: i32 = 16;
 }
 
