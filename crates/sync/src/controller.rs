@@ -402,3 +402,92 @@ impl Source<Arc<ClusterObjects>> for Never {
         Box::pin(async move { cancel.cancelled().await })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::inmemory::InMemory;
+    use crate::registry::noop::NoopRegistry;
+    use signpost_model::{BoxFuture, Sink};
+
+    /// A source that delivers one state and then waits.
+    struct Fixed(Arc<ClusterObjects>);
+
+    impl Source<Arc<ClusterObjects>> for Fixed {
+        fn kind(&self) -> &'static str {
+            "fixed"
+        }
+
+        fn run(
+            self: Box<Self>,
+            sink: Sink<Arc<ClusterObjects>>,
+            cancel: CancellationToken,
+        ) -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                sink.state(self.0);
+                cancel.cancelled().await;
+            })
+        }
+    }
+
+    fn objects() -> Arc<ClusterObjects> {
+        let service = serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default",
+                         "annotations": {"external-dns.kubernetes.io/hostname": "web.example.com"}},
+            "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}
+        });
+        Arc::new(ClusterObjects {
+            services: vec![serde_json::from_value(service).unwrap()],
+            ..ClusterObjects::default()
+        })
+    }
+
+    /// Issue 13 point 6's controller side: a replica writes only while it
+    /// leads, and syncs at once when it becomes the leader.
+    #[tokio::test(start_paused = true)]
+    async fn writes_only_while_leading() {
+        let provider = Arc::new(InMemory::new(&[]));
+        let metrics = Arc::new(SyncMetrics::default());
+        let settings = PlanSettings {
+            policy: Policy::Sync,
+            domain_filter: DomainFilter::default(),
+            managed: ManagedTypes::default(),
+            old_owner_id: String::new(),
+        };
+        let reconciler = Reconciler::new(
+            Box::new(NoopRegistry::new(provider.clone())),
+            settings,
+            false,
+            metrics.clone(),
+        );
+        let leadership = Leadership::new();
+        let controller = Controller {
+            input: Box::new(Fixed(objects())),
+            sources: SourceConfig::default(),
+            min_ttl: 0,
+            reconciler,
+            schedule: Schedule {
+                interval: Duration::from_secs(30),
+                once: false,
+                events: false,
+                min_event_sync_interval: Duration::from_secs(5),
+            },
+            leadership: Some(leadership.clone()),
+            metrics,
+        };
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(controller.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(95)).await;
+        assert!(provider.snapshot().is_empty(), "a follower wrote");
+        leadership.set(true);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            provider.snapshot().len(),
+            1,
+            "the new leader did not sync at once"
+        );
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+    }
+}
