@@ -443,6 +443,88 @@ mod tests {
         })
     }
 
+    /// A source whose states the test sends.
+    struct Channel(tokio::sync::mpsc::UnboundedReceiver<Arc<ClusterObjects>>);
+
+    impl Source<Arc<ClusterObjects>> for Channel {
+        fn kind(&self) -> &'static str {
+            "channel"
+        }
+
+        fn run(
+            mut self: Box<Self>,
+            sink: Sink<Arc<ClusterObjects>>,
+            cancel: CancellationToken,
+        ) -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        Some(state) = self.0.recv() => sink.state(state),
+                    }
+                }
+            })
+        }
+    }
+
+    /// external-dns's scheduling with `--events`: a change brings the next
+    /// run to within 5 s, never sooner than --min-event-sync-interval after
+    /// the last run started; without events it waits for the interval.
+    #[tokio::test(start_paused = true)]
+    async fn events_bring_the_next_run_forward() {
+        for events in [true, false] {
+            let provider = Arc::new(InMemory::new(&[]));
+            let metrics = Arc::new(SyncMetrics::default());
+            let settings = PlanSettings {
+                policy: Policy::Sync,
+                domain_filter: DomainFilter::default(),
+                managed: ManagedTypes::default(),
+                old_owner_id: String::new(),
+            };
+            let registry = Box::new(NoopRegistry::new(provider.clone()));
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            sender.send(Arc::new(ClusterObjects::default())).unwrap();
+            let controller = Controller {
+                input: Box::new(Channel(receiver)),
+                sources: SourceConfig::default(),
+                min_ttl: 0,
+                reconciler: Reconciler::new(registry, settings, false, metrics.clone()),
+                schedule: Schedule {
+                    interval: Duration::from_secs(60),
+                    once: false,
+                    events,
+                    min_event_sync_interval: Duration::from_secs(10),
+                },
+                leadership: None,
+                metrics,
+            };
+            let cancel = CancellationToken::new();
+            let task = tokio::spawn(controller.run(cancel.clone()));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sender.send(objects()).unwrap();
+            // The minimum (10 s after the first run) wins over now + 5 s.
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            assert!(
+                provider.snapshot().is_empty(),
+                "events={events}: ran before the minimum"
+            );
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(
+                provider.snapshot().len(),
+                usize::from(events),
+                "events={events} at 11 s"
+            );
+            tokio::time::sleep(Duration::from_secs(50)).await;
+            assert_eq!(
+                provider.snapshot().len(),
+                1,
+                "events={events}: the interval run"
+            );
+            cancel.cancel();
+            task.await.unwrap().unwrap();
+        }
+    }
+
     /// Issue 13 point 6's controller side: a replica writes only while it
     /// leads, and syncs at once when it becomes the leader.
     #[tokio::test(start_paused = true)]

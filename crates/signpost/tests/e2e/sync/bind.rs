@@ -13,11 +13,13 @@ const ALGORITHMS: [&str; 5] = [
     "hmac-sha512",
 ];
 /// The zones of the shared server, one per test.
-const ZONES: [&str; 4] = [
+const ZONES: [&str; 6] = [
     "bind-sync.test",
     "bind-upsert.test",
     "bind-algorithms.test",
     "bind-cli.test",
+    "bind-partial.test",
+    "bind-readonly.test",
 ];
 
 /// A running `named`.
@@ -81,8 +83,14 @@ impl Bind {
                 )
                 .unwrap();
             }
+            // Zones named `*readonly*` refuse updates (the partial-failure test).
+            let update = if zone.contains("readonly") {
+                "none; ".to_owned()
+            } else {
+                key_list.clone()
+            };
             conf.push_str(&format!(
-                "zone \"{zone}\" {{ type primary; file \"{}\"; allow-update {{ {key_list}}}; allow-transfer {{ {key_list}}}; }};\n",
+                "zone \"{zone}\" {{ type primary; file \"{}\"; allow-update {{ {update}}}; allow-transfer {{ {key_list}}}; }};\n",
                 file.display()
             ));
         }
@@ -429,4 +437,72 @@ fn bind_wrong_key_and_server_down() {
     }
     assert!(log.contains("--rfc2136-tsig-secret=******"), "{log}");
     back.daemon.stop();
+}
+
+/// Issue 13, bad input and failures: a provider error in the middle of a
+/// change set (one zone's UPDATE refused, the other's accepted) is counted,
+/// retried at the next interval, and the registry never claims a record that
+/// was not written: the accepted zone holds each record with its TXT, the
+/// refused zone holds neither.
+#[test]
+fn bind_refused_batch_claims_nothing() {
+    let bind = Bind::shared();
+    let zone = BindZone {
+        bind,
+        zone: "bind-partial.test",
+        key: 2,
+        secret_override: None,
+    };
+    let catalog = Catalog::new();
+    catalog.service("ok", "ok.bind-partial.test", "192.0.2.80", "");
+    catalog.service("refused", "refused.bind-readonly.test", "192.0.2.81", "");
+    let mut args = sync_args(&zone, "sync");
+    args.retain(|a| !a.starts_with("--domain-filter"));
+    args.push("--rfc2136-zone=bind-readonly.test".to_owned());
+    args.push("--rfc2136-batch-change-size=1".to_owned());
+    let sync = SyncProcess::start(&catalog, &args, &[]);
+    // The first run writes one zone and fails the other (a partial
+    // failure); later runs retry only what is missing.
+    let retried = wait_until(INTERVAL * 3 + MARGIN, || {
+        sync.metric("signpost_sync_provider_errors_total{kind=\"partial\"}") == Some(1.0)
+            && sync
+                .metric("external_dns_registry_errors_total")
+                .is_some_and(|v| v >= 2.0)
+    });
+    assert!(
+        retried,
+        "partial failure not counted and retried:\n{}\n{}",
+        sync.scrape(),
+        sync.log()
+    );
+    let accepted = zone.records();
+    assert!(
+        has(&accepted, "ok.bind-partial.test", "A", "192.0.2.80"),
+        "{accepted:?}"
+    );
+    assert!(
+        has(
+            &accepted,
+            "a-ok.bind-partial.test",
+            "TXT",
+            &ownership("default", "service/default/ok")
+        ),
+        "{accepted:?}"
+    );
+    let refused = bind
+        .try_axfr("bind-readonly.test", 2)
+        .expect("AXFR of the read-only zone");
+    assert!(
+        rows_at(&refused, "refused.bind-readonly.test").is_empty(),
+        "{refused:?}"
+    );
+    assert!(
+        rows_at(&refused, "a-refused.bind-readonly.test").is_empty(),
+        "{refused:?}"
+    );
+    assert!(
+        sync.metric("external_dns_registry_errors_total")
+            .is_some_and(|v| v >= 2.0)
+    );
+    assert!(sync.log().contains("REFUSED"), "{}", sync.log());
 }
