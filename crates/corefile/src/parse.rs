@@ -807,12 +807,21 @@ fn resolve_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         ));
     }
     let directory = base.join(parent);
-    let entries = std::fs::read_dir(&directory).map_err(|error| {
-        format!(
-            "import '{pattern}': cannot read directory '{}': {error}",
-            directory.display()
-        )
-    })?;
+    let entries = match std::fs::read_dir(&directory) {
+        Ok(entries) => entries,
+        // A glob over a directory that does not exist matches nothing, as in
+        // CoreDNS (k3s imports /etc/coredns/custom/*.server from an optional mount).
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(pattern, "No files matching import glob pattern");
+            return Ok(Vec::new());
+        }
+        Err(error) => {
+            return Err(format!(
+                "import '{pattern}': cannot read directory '{}': {error}",
+                directory.display()
+            ));
+        }
+    };
     let name: Vec<char> = name.chars().collect();
     let mut paths: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -824,6 +833,9 @@ fn resolve_files(base: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         .map(|entry| entry.path())
         .collect();
     paths.sort();
+    if paths.is_empty() {
+        tracing::warn!(pattern, "No files matching import glob pattern");
+    }
     Ok(paths)
 }
 

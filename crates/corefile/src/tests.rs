@@ -686,17 +686,11 @@ fn glob_import_in_order() {
         "Corefile",
         ". {\n}\nimport zones/*.server\nimport none/*.x\n",
     );
-    let result = parse_file(&main, &no_env);
-    // `none/` does not exist: reading the directory fails.
-    let Err(Errors(errors)) = result else {
-        panic!("expected an error for the missing directory");
-    };
-    assert_eq!(errors.len(), 1);
-    assert!(
-        errors[0]
-            .message
-            .starts_with("import 'none/*.x': cannot read directory")
-    );
+    // `none/` does not exist: like Go's filepath.Glob (which CoreDNS's import
+    // uses and which ignores such errors), the glob matches nothing; k3s's
+    // Corefile imports /etc/coredns/custom/*.server from an optional mount.
+    let corefile = parse_file(&main, &no_env).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(corefile.blocks.len(), 3);
 
     let main = dir.write(
         "Corefile",

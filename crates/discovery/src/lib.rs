@@ -17,19 +17,30 @@
 pub mod catalog;
 pub mod cluster;
 pub mod hosts;
+pub mod kubernetes;
+pub mod metrics;
 pub mod objects;
 pub mod translate;
 pub mod zonefile;
 
 use signpost_model::Source;
 use signpost_zone::{Input, SourceSpec};
+use std::sync::Arc;
 
-/// Opens the source `spec` describes.
-pub fn open(spec: &SourceSpec) -> Box<dyn Source<Input>> {
+/// Opens the source `spec` describes; the sources count into `metrics`.
+pub fn open(spec: &SourceSpec, metrics: &Arc<metrics::DiscoveryMetrics>) -> Box<dyn Source<Input>> {
     match spec {
-        SourceSpec::Catalog { paths, poll } => Box::new(cluster::ClusterInput(Box::new(
-            catalog::CatalogSource::new(paths.clone(), *poll),
-        ))),
+        SourceSpec::Kubernetes(api) => Box::new(cluster::ClusterInput::new(
+            Box::new(kubernetes::KubernetesSource::new(
+                api.clone(),
+                metrics.clone(),
+            )),
+            metrics.clone(),
+        )),
+        SourceSpec::Catalog { paths, poll } => Box::new(cluster::ClusterInput::new(
+            Box::new(catalog::CatalogSource::new(paths.clone(), *poll)),
+            metrics.clone(),
+        )),
         SourceSpec::ZoneFile {
             path,
             apex,

@@ -10,20 +10,23 @@
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
+use std::sync::Arc;
 
-/// Every object of the kinds signpost reads, from one source.
+/// Every object of the kinds signpost reads, from one source. Objects are
+/// shared (`Arc`), so a source that keeps its own store hands out a new state
+/// without copying every object.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClusterObjects {
     /// Services, in load order.
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     /// EndpointSlices (discovery.k8s.io/v1), in load order.
-    pub endpoint_slices: Vec<EndpointSlice>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     /// Ingresses (networking.k8s.io/v1), read by record sync.
-    pub ingresses: Vec<Ingress>,
+    pub ingresses: Vec<Arc<Ingress>>,
     /// Nodes (for NodePort services' addresses in record sync).
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Arc<Node>>,
     /// Pods (`pods verified`, headless records in record sync, readiness gates).
-    pub pods: Vec<Pod>,
+    pub pods: Vec<Arc<Pod>>,
     /// Namespaces (`namespace_labels`).
-    pub namespaces: Vec<Namespace>,
+    pub namespaces: Vec<Arc<Namespace>>,
 }

@@ -2,18 +2,20 @@
 //!
 //! Control plane. EndpointSlices join their Service by the
 //! `kubernetes.io/service-name` label within the same namespace (as the
-//! EndpointSlice controller sets it). Slices of the FQDN address type and
-//! addresses that do not parse are skipped; the loader has already reported
-//! invalid ones.
+//! EndpointSlice controller sets it). What the cluster zone cannot serve is
+//! skipped and reported by [`skipped_objects`], never fatal for the rest: a
+//! slice without that label, a slice of another address type than IPv4 or
+//! IPv6 (FQDN slices are deprecated and never written by the controller),
+//! addresses that do not parse, and a Service whose cluster IP is malformed.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use signpost_model::annotations::{
     EXTERNAL_DNS_HOSTNAME, GEO_HOSTNAME, GEO_PRIORITY, GEO_REGION, HEALTH_CHECK_ENABLED,
     HEALTH_CHECK_PATH, HEALTH_CHECK_PORT, HEALTH_CHECK_PROTOCOL, SERVICE_NAME_LABEL,
 };
 use signpost_model::{
-    CheckProtocol, ClusterEndpoint, ClusterService, GeoSpec, HealthCheckSpec, Protocol,
+    CheckProtocol, ClusterEndpoint, ClusterPod, ClusterService, GeoSpec, HealthCheckSpec, Protocol,
     ServiceKind, ServicePort,
 };
 use std::collections::HashMap;
@@ -42,6 +44,7 @@ pub fn cluster_services<'a>(
     }
     services
         .into_iter()
+        .filter(|service| malformed_cluster_ip(service).is_none())
         .filter_map(|service| {
             let namespace = service.metadata.namespace.as_deref().unwrap_or("default");
             let name = service.metadata.name.as_deref()?;
@@ -52,6 +55,126 @@ pub fn cluster_services<'a>(
             Some(convert(namespace, name, service, own))
         })
         .collect()
+}
+
+/// Running pods' addresses, for `pods verified`. A pod being deleted is left
+/// out, as CoreDNS does.
+pub fn cluster_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> Vec<ClusterPod> {
+    pods.into_iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+        .filter_map(|pod| {
+            let status = pod.status.as_ref()?;
+            let mut addresses: Vec<IpAddr> = status
+                .pod_ips
+                .iter()
+                .flatten()
+                .filter_map(|ip| ip.ip.parse().ok())
+                .collect();
+            if addresses.is_empty() {
+                addresses.extend(
+                    status
+                        .pod_ip
+                        .as_deref()
+                        .and_then(|ip| ip.parse::<IpAddr>().ok()),
+                );
+            }
+            Some(ClusterPod {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                addresses,
+            })
+        })
+        .filter(|pod| !pod.addresses.is_empty())
+        .collect()
+}
+
+/// An object (or part of one) the cluster zone leaves out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Skipped {
+    /// `Service` or `EndpointSlice`.
+    pub kind: &'static str,
+    /// `namespace/name`.
+    pub object: String,
+    /// Closed set, for the metric label: `no-service-name-label`,
+    /// `address-type`, `address`, `cluster-ip`.
+    pub reason: &'static str,
+    /// What exactly, for the log line.
+    pub detail: String,
+}
+
+/// Everything [`cluster_services`] leaves out of the same objects.
+pub fn skipped_objects<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    endpoint_slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> Vec<Skipped> {
+    let qualified = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or("")
+        )
+    };
+    let mut skipped = Vec::new();
+    for service in services {
+        if let Some(address) = malformed_cluster_ip(service) {
+            skipped.push(Skipped {
+                kind: "Service",
+                object: qualified(&service.metadata),
+                reason: "cluster-ip",
+                detail: format!("cluster IP {address:?} is not an IP address"),
+            });
+        }
+    }
+    for slice in endpoint_slices {
+        let object = qualified(&slice.metadata);
+        let labelled = slice
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(SERVICE_NAME_LABEL));
+        if !labelled {
+            skipped.push(Skipped {
+                kind: "EndpointSlice",
+                object,
+                reason: "no-service-name-label",
+                detail: format!("no {SERVICE_NAME_LABEL} label, so no Service to join"),
+            });
+            continue;
+        }
+        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            skipped.push(Skipped {
+                kind: "EndpointSlice",
+                object,
+                reason: "address-type",
+                detail: format!("address type {:?} is not IPv4 or IPv6", slice.address_type),
+            });
+            continue;
+        }
+        for address in slice.endpoints.iter().flat_map(|e| &e.addresses) {
+            if address.parse::<IpAddr>().is_err() {
+                skipped.push(Skipped {
+                    kind: "EndpointSlice",
+                    object: object.clone(),
+                    reason: "address",
+                    detail: format!("endpoint address {address:?} is not an IP address"),
+                });
+            }
+        }
+    }
+    skipped
+}
+
+/// A cluster IP that is set, not `None`, and not an address.
+fn malformed_cluster_ip(service: &Service) -> Option<&str> {
+    let spec = service.spec.as_ref()?;
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return None;
+    }
+    spec.cluster_ip
+        .iter()
+        .chain(spec.cluster_ips.iter().flatten())
+        .map(String::as_str)
+        .find(|ip| !ip.is_empty() && *ip != "None" && ip.parse::<IpAddr>().is_err())
 }
 
 fn convert(

@@ -34,6 +34,7 @@ pub struct Responder {
     /// Metric shards: one per UDP worker, then one for TCP.
     shards: Vec<Arc<Shard>>,
     geo: Option<Arc<GeoRouting>>,
+    loop_guard: Option<Arc<crate::loopcheck::LoopGuard>>,
 }
 
 /// The `geo` plugin as the answer path uses it.
@@ -90,6 +91,7 @@ impl Responder {
             loadbalance: false,
             shards: Vec::new(),
             geo: None,
+            loop_guard: None,
         }
     }
 
@@ -115,6 +117,17 @@ impl Responder {
     pub fn with_geo(mut self, geo: Arc<GeoRouting>) -> Self {
         self.geo = Some(geo);
         self
+    }
+
+    /// Counts the `loop` plugin's probe on its way to the forwarder.
+    pub fn with_loop_guard(mut self, guard: Arc<crate::loopcheck::LoopGuard>) -> Self {
+        self.loop_guard = Some(guard);
+        self
+    }
+
+    /// The `loop` plugin's guard, if any.
+    pub fn loop_guard(&self) -> Option<&Arc<crate::loopcheck::LoopGuard>> {
+        self.loop_guard.as_ref()
     }
 
     /// The `geo` plugin, if any.
@@ -242,6 +255,9 @@ impl Responder {
             // Names no zone holds (or that fall through): the cache, then the forwarder.
             Lookup::Fallthrough | Lookup::NotAuthoritative => {
                 drop(snapshot);
+                if let Some(guard) = &self.loop_guard {
+                    guard.saw(query.qname_lower(), query.qtype, client);
+                }
                 let Some(recursion) = &self.recursion else {
                     return Some((
                         write_error(query, rcode::REFUSED, out),

@@ -43,6 +43,9 @@ pub struct ProcessConfig {
     /// The health checker's settings (one checker serves every listener),
     /// with where they were written.
     pub healthcheck: Option<(HealthcheckConfig, Location)>,
+    /// `health { lameduck DURATION }`: after SIGTERM, keep answering this
+    /// long (with `/ready` failing) before stopping.
+    pub lameduck: Option<Duration>,
 }
 
 /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked.
@@ -76,6 +79,8 @@ pub struct ListenerConfig {
     pub loadbalance: bool,
     /// The `geo` plugin.
     pub geo: Option<GeoConfig>,
+    /// `loop`: the zone whose forwarding is probed for a loop at start.
+    pub loop_zone: Option<Name>,
 }
 
 /// One source of authoritative data and how its input becomes records.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod exchange;
 pub mod forward;
 pub mod geoapi;
+pub mod loopcheck;
 pub mod metrics;
 pub(crate) mod plugins;
 pub mod querylog;

@@ -97,6 +97,8 @@ pub struct Server {
 pub struct DnsStatus {
     compilers: Arc<CompilerStatus>,
     ready: AtomicBool,
+    /// Shutting down: `/ready` stays false whatever the listeners say.
+    lameduck: AtomicBool,
     responders: ArcSwap<Vec<Arc<Responder>>>,
     servers: ArcSwap<Vec<Arc<ServerMetrics>>>,
     caches: ArcSwap<Vec<Arc<Cache>>>,
@@ -162,6 +164,7 @@ impl Server {
         let status = Arc::new(DnsStatus {
             compilers: Arc::new(CompilerStatus::default()),
             ready: AtomicBool::new(false),
+            lameduck: AtomicBool::new(false),
             responders: ArcSwap::default(),
             servers: ArcSwap::default(),
             caches: ArcSwap::default(),
@@ -229,6 +232,13 @@ impl Server {
                 }
             });
             if signalled {
+                if let Some(lameduck) = self.config.process.lameduck {
+                    // CoreDNS's lameduck: keep answering, fail /ready, then stop.
+                    tracing::info!(duration = ?lameduck, "going into lameduck mode");
+                    self.status.ready.store(false, Ordering::Release);
+                    self.status.lameduck.store(true, Ordering::Release);
+                    std::thread::sleep(lameduck);
+                }
                 break;
             }
             let Some((_, path)) = &reload else { continue };
@@ -325,6 +335,10 @@ impl Server {
                 .unwrap_or_default();
             responder = responder.with_geo(Arc::new(GeoRouting { geo, zone, answers }));
         }
+        if let Some(zone) = &listener.loop_zone {
+            responder =
+                responder.with_loop_guard(Arc::new(crate::loopcheck::LoopGuard::new(zone.clone())));
+        }
         let responder = Arc::new(
             responder
                 .with_loadbalance(listener.loadbalance)
@@ -401,6 +415,19 @@ impl Server {
             tracing::info!(addresses = ?listener.addresses, "listener removed by reload");
             stop_listener(listener);
         }
+        // `loop`: each new generation probes its listener once it serves.
+        for listener in &self.listeners {
+            if let (Some(guard), Some(&address)) = (
+                listener.generation.responder.loop_guard(),
+                listener.bound.first(),
+            ) {
+                self.runtime.spawn(
+                    guard
+                        .clone()
+                        .probe(address, listener.generation.cancel.clone()),
+                );
+            }
+        }
         let status = &self.status;
         status.servers.store(Arc::new(
             self.listeners
@@ -440,7 +467,9 @@ impl Server {
                     while !built.iter().all(|b| b.load(Ordering::Acquire) > 0) {
                         std::thread::sleep(Duration::from_millis(20));
                     }
-                    status.ready.store(true, Ordering::Release);
+                    status
+                        .ready
+                        .store(!status.lameduck.load(Ordering::Acquire), Ordering::Release);
                 })
                 .map_err(RunError::Runtime)?;
         }

@@ -171,3 +171,23 @@ pub enum AllUnhealthy {
     /// Serve none: the name answers NXDOMAIN like a service without endpoints.
     NxDomain,
 }
+
+/// A running Pod's addresses (`pods verified` answers only these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPod {
+    /// The namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// `status.podIPs` (or `status.podIP`).
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Everything the cluster zone is built from, from one source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterState {
+    /// Services with their endpoints.
+    pub services: Vec<ClusterService>,
+    /// Running pods (empty unless the source watches them for `pods verified`).
+    pub pods: Vec<ClusterPod>,
+}

@@ -2,7 +2,9 @@
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
-use signpost_dns::{Config, RunOptions, Server, SourceFactory};
+use signpost_discovery::metrics::DiscoveryMetrics;
+use signpost_dns::{Config, DnsStatus, RunOptions, Server, SourceFactory};
+use signpost_model::{BoxFuture, Reply, Status};
 use signpost_zone::SourceSpec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,10 +51,17 @@ pub(crate) fn check(args: &CheckArgs) -> anyhow::Result<()> {
 
 /// Runs the DNS role with its admin endpoints until SIGTERM or SIGINT.
 fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()> {
-    let factory: SourceFactory = Arc::new(signpost_discovery::open);
+    let metrics = Arc::new(DiscoveryMetrics::default());
+    let factory: SourceFactory = {
+        let metrics = metrics.clone();
+        Arc::new(move |spec: &SourceSpec| signpost_discovery::open(spec, &metrics))
+    };
     let admin = config.admin_addresses();
     let server = Server::start(config, factory, options).context("serving DNS")?;
-    let status: Arc<dyn signpost_model::Status> = server.status();
+    let status: Arc<dyn Status> = Arc::new(DnsRoleStatus {
+        dns: server.status(),
+        sources: metrics,
+    });
     for address in admin {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
             .context("serving DNS")?;
@@ -66,6 +75,27 @@ fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()>
     }
     server.run_until_signal(Some(conf));
     Ok(())
+}
+
+/// The DNS role's admin view: the server's, plus what its sources report.
+struct DnsRoleStatus {
+    dns: Arc<DnsStatus>,
+    sources: Arc<DiscoveryMetrics>,
+}
+
+impl Status for DnsRoleStatus {
+    fn ready(&self) -> bool {
+        self.dns.ready()
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.dns.render_metrics(out);
+        self.sources.render(out);
+    }
+
+    fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
+        self.dns.route(target)
+    }
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {

@@ -438,7 +438,7 @@ mod tests {
             "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}
         });
         Arc::new(ClusterObjects {
-            services: vec![serde_json::from_value(service).unwrap()],
+            services: vec![Arc::new(serde_json::from_value(service).unwrap())],
             ..ClusterObjects::default()
         })
     }

@@ -237,6 +237,41 @@ pub fn compile_with_health(
     problems
 }
 
+/// `pods verified`: an A or AAAA record at `<dashed-ip>.<namespace>.pod.<zone>`
+/// for each address of each running pod, in every forward zone (CoreDNS
+/// answers only addresses a pod in that namespace has).
+pub fn compile_pods(
+    builder: &mut SnapshotBuilder,
+    pods: &[signpost_model::ClusterPod],
+    options: &ClusterOptions,
+    problems: &mut Vec<String>,
+) {
+    let forward: Vec<&Name> = options
+        .zones
+        .iter()
+        .filter(|z| !is_reverse_zone(z))
+        .collect();
+    for zone in forward {
+        for pod in pods {
+            for &address in &pod.addresses {
+                let name =
+                    Name::from_ascii(&format!("{}.{}.pod.{zone}", dashed(address), pod.namespace));
+                let Ok(name) = name else {
+                    problems.push(format!("pod {}/{}: name too long", pod.namespace, pod.name));
+                    continue;
+                };
+                let (rr_type, data) = match address {
+                    IpAddr::V4(v4) => (rtype::A, rdata::a(v4)),
+                    IpAddr::V6(v6) => (rtype::AAAA, rdata::aaaa(v6)),
+                };
+                if let Err(error) = builder.add_record(name, rr_type, options.ttl, data) {
+                    problems.push(error.to_string());
+                }
+            }
+        }
+    }
+}
+
 /// A named port of a headless service and its (port, target) pairs.
 struct SrvSet(String, Protocol, Vec<(u16, Name)>);
 
@@ -286,7 +321,7 @@ impl Compiler<'_> {
         if let Some(version) = self.name(zone, &["dns-version"]) {
             self.add(&version, rtype::TXT, rdata::txt(&[SCHEMA_VERSION]));
         }
-        if self.options.pods == PodMode::Insecure
+        if self.options.pods != PodMode::Disabled
             && let Some(pod) = self.name(zone, &["pod"])
         {
             self.empty(pod);

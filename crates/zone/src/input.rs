@@ -15,7 +15,7 @@ use crate::cluster::{self, ClusterOptions, GeoOptions};
 use crate::hosts::{HostsEntry, HostsOptions, add_hosts};
 use crate::snapshot::Snapshot;
 use crate::zonefile::ZoneFile;
-use signpost_model::{AllUnhealthy, ClusterService, EndpointHealth};
+use signpost_model::{AllUnhealthy, ClusterService, ClusterState, EndpointHealth};
 use signpost_proto::Name;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +46,9 @@ pub enum SourceSpec {
         /// Retry interval until the first good load.
         retry: Duration,
     },
+    /// Services and EndpointSlices (and Namespaces, Pods when asked) watched
+    /// on a Kubernetes API server.
+    Kubernetes(KubernetesApi),
     /// A hosts file plus inline entries, re-read every `reload` when its
     /// modification time changed; `reload` zero reads once.
     Hosts {
@@ -58,11 +61,54 @@ pub enum SourceSpec {
     },
 }
 
+/// What the `kubernetes` plugin watches on an API server, and how it connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesApi {
+    /// How to reach and authenticate to the API server.
+    pub connection: KubeConnection,
+    /// Only these namespaces are served (`namespaces`); empty serves all.
+    pub namespaces: Vec<String>,
+    /// Label selector for Services, EndpointSlices and Pods (`labels`).
+    pub labels: Option<String>,
+    /// Label selector for Namespaces (`namespace_labels`): only matching
+    /// namespaces are served.
+    pub namespace_labels: Option<String>,
+    /// Watch EndpointSlices (off with `noendpoints`).
+    pub endpoints: bool,
+    /// Watch Pods (`pods verified`).
+    pub pods: bool,
+}
+
+/// How the `kubernetes` plugin reaches its API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeConnection {
+    /// In a cluster: the pod's service account (`KUBERNETES_SERVICE_HOST`,
+    /// `KUBERNETES_SERVICE_PORT`, the token and CA under
+    /// `/var/run/secrets/kubernetes.io/serviceaccount/`). Outside one, the
+    /// kubeconfig named by `$KUBECONFIG` when that is set.
+    InCluster,
+    /// `kubeconfig PATH [CONTEXT]`: that file only, and its current context
+    /// unless one is named.
+    Kubeconfig {
+        /// The kubeconfig file.
+        path: PathBuf,
+        /// The context to use.
+        context: Option<String>,
+    },
+    /// `endpoint URL` with an optional `tls CERT KEY CACERT`.
+    Endpoint {
+        /// The API server's URL (`https://` or `http://`).
+        url: String,
+        /// Client certificate, key and CA.
+        tls: Option<[PathBuf; 3]>,
+    },
+}
+
 /// A source's complete state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Input {
-    /// Services with their endpoints.
-    Cluster(Arc<Vec<ClusterService>>),
+    /// Services with their endpoints (and pods, for `pods verified`).
+    Cluster(Arc<ClusterState>),
     /// A zone from a master file.
     Zone(Arc<ZoneFile>),
     /// Hosts entries: the file's, then the inline ones.
@@ -110,10 +156,18 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
                 };
                 problems.extend(cluster::compile_with_health(
                     &mut builder,
-                    services,
+                    &services.services,
                     &cluster_options,
                     options.health,
                 ));
+                if cluster_options.pods == crate::PodMode::Verified {
+                    cluster::compile_pods(
+                        &mut builder,
+                        &services.pods,
+                        &cluster_options,
+                        &mut problems,
+                    );
+                }
             }
             (Recipe::ZoneFile, Input::Zone(zone)) => {
                 builder.add_file_zone(zone.apex.clone(), Vec::new());
@@ -147,7 +201,7 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
         let services: Vec<ClusterService> = parts
             .iter()
             .filter_map(|(_, input)| match input {
-                Input::Cluster(services) => Some(services.iter().cloned()),
+                Input::Cluster(state) => Some(state.services.iter().cloned()),
                 Input::Zone(_) | Input::Hosts(_) => None,
             })
             .flatten()
@@ -167,7 +221,7 @@ impl Input {
     /// Services, when this is a cluster input.
     pub fn services(&self) -> &[ClusterService] {
         match self {
-            Self::Cluster(services) => services,
+            Self::Cluster(state) => &state.services,
             Self::Zone(_) | Self::Hosts(_) => &[],
         }
     }

@@ -25,7 +25,7 @@ mod snapshot;
 pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
-pub use input::{BuildOptions, Input, Recipe, SourceSpec, build};
+pub use input::{BuildOptions, Input, KubeConnection, KubernetesApi, Recipe, SourceSpec, build};
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]

@@ -99,6 +99,9 @@ pub enum PodMode {
     Disabled,
     /// Answer any well-formed dashed address without checking that a pod has it.
     Insecure,
+    /// Answer only the addresses of running pods in that namespace (their
+    /// records are compiled in, not synthesized per query).
+    Verified,
 }
 
 /// The result of a lookup.

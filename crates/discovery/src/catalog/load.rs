@@ -5,6 +5,7 @@ use super::state::{CatalogState, LoadError, LoadErrors};
 use super::walk;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
@@ -58,7 +59,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                 ));
                 continue;
             }
-            state.services.push(object);
+            state.services.push(std::sync::Arc::new(object));
         }
         for Located { object, line } in output.endpoint_slices {
             // Slices written by hand may have no name; only named ones can collide.
@@ -81,7 +82,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                     continue;
                 }
             }
-            state.endpoint_slices.push(object);
+            state.endpoint_slices.push(std::sync::Arc::new(object));
         }
         let files = &walked.files;
         for Located { object, line } in output.ingresses {
@@ -96,7 +97,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                 index,
             ) {
                 Some(error) => errors.push(error),
-                None => state.ingresses.push(object),
+                None => state.ingresses.push(Arc::new(object)),
             }
         }
         for Located { object, line } in output.nodes {
@@ -110,7 +111,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                 index,
             ) {
                 Some(error) => errors.push(error),
-                None => state.nodes.push(object),
+                None => state.nodes.push(Arc::new(object)),
             }
         }
         for Located { object, line } in output.pods {
@@ -124,7 +125,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
                 index,
             ) {
                 Some(error) => errors.push(error),
-                None => state.pods.push(object),
+                None => state.pods.push(Arc::new(object)),
             }
         }
     }

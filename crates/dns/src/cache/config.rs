@@ -40,6 +40,10 @@ pub struct CacheConfig {
     pub serve_stale: Option<ServeStaleConfig>,
     /// Serve the stored TTL instead of aging it (`keepttl`).
     pub keep_ttl: bool,
+    /// `disable success ZONES...`: positive answers under these zones are not kept.
+    pub disable_success: Vec<Name>,
+    /// `disable denial ZONES...`: negative answers under these zones are not kept.
+    pub disable_denial: Vec<Name>,
     /// Where the directive is.
     pub location: Location,
 }
@@ -112,6 +116,8 @@ impl CacheConfig {
             prefetch: None,
             serve_stale: None,
             keep_ttl: false,
+            disable_success: Vec::new(),
+            disable_denial: Vec::new(),
             location,
         }
     }

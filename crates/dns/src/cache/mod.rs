@@ -345,6 +345,17 @@ impl Cache {
             Err(_) => return None,
         };
         let kind = answer.kind();
+        // `disable success|denial ZONES`: answers of that kind under those zones are not kept.
+        let disabled = match kind {
+            Kind::Success => &self.config.disable_success,
+            Kind::Denial => &self.config.disable_denial,
+        };
+        if disabled
+            .iter()
+            .any(|zone| is_within_wire(query.qname_lower(), zone.as_wire()))
+        {
+            return None;
+        }
         let key: Arc<[u8]> = Arc::from(Key::of(query).as_bytes());
         let entry = Arc::new(Entry {
             answer,

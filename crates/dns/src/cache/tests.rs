@@ -447,6 +447,45 @@ fn only_the_cached_zones_are_covered() {
     assert!(!cache.covers(&parse_query(&axfr).unwrap()));
 }
 
+/// CoreDNS `cache { disable success ZONE; disable denial ZONE }` (the kubeadm
+/// Corefile since Kubernetes 1.32): answers of that kind under the zones are
+/// passed on uncached; the other kind and other names are still cached.
+#[test]
+fn disabled_kinds_are_not_kept() {
+    let config = parse_directive(
+        ".:53 {\n    cache 30 {\n        disable success example.org\n        disable denial example.net\n    }\n}\n",
+    )
+    .expect("parses");
+    let cache = cache_with(config);
+    let now = Instant::now();
+    let try_insert = |qname: &'static str, reply: Vec<u8>| {
+        let packet = query_bytes(1, qname, RecordType::A, Asked::default());
+        cache
+            .insert(&parse_query(&packet).unwrap(), &reply, now)
+            .is_some()
+    };
+    assert!(!try_insert(
+        "www.example.org.",
+        success_reply("www.example.org.", 60)
+    ));
+    assert!(try_insert(
+        "gone.example.org.",
+        nxdomain_reply("gone.example.org.", 60, 60)
+    ));
+    assert!(try_insert(
+        "www.example.net.",
+        success_reply("www.example.net.", 60)
+    ));
+    assert!(!try_insert(
+        "gone.example.net.",
+        nxdomain_reply("gone.example.net.", 60, 60)
+    ));
+    assert!(try_insert(
+        "www.example.com.",
+        success_reply("www.example.com.", 60)
+    ));
+}
+
 // === capacity and eviction ===
 
 /// Each cache holds at most its capacity; every eviction is counted by type.

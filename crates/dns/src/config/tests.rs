@@ -60,15 +60,50 @@ fn kubernetes_defaults_and_options() {
 #[test]
 fn every_error_at_once() {
     let errors = parse(
-        ".:53 {\n    kubernetes {\n        ttl 99999\n        pods verified\n        kubeconfig /x\n    }\n    loop\n    nonsense\n    bind 1.2.3\n}\n",
+        ".:53 {\n    kubernetes {\n        ttl 99999\n        pods sometimes\n        tls a b\n        namespaces a\n        namespace_labels x=y\n    }\n    rewrite name a b\n    nonsense\n    bind 1.2.3\n}\n",
     )
     .unwrap_err();
-    assert_eq!(lines(&errors), [3, 4, 5, 2, 7, 8, 9], "{errors}");
+    assert_eq!(lines(&errors), [3, 4, 5, 2, 9, 10, 11], "{errors}");
     assert!(
         errors
             .to_string()
-            .contains("/etc/signpost/Corefile:7: directive `loop` is a CoreDNS plugin")
+            .contains("/etc/signpost/Corefile:9: directive `rewrite` is a CoreDNS plugin"),
+        "{errors}"
     );
+}
+
+/// Without `catalog` the plugin watches an API server: in the pod's cluster
+/// by default, or as `kubeconfig`/`endpoint` say (CoreDNS's precedence:
+/// kubeconfig, then endpoint), with its filters.
+#[test]
+fn kubernetes_api_source() {
+    let config = parse(
+        ".:53 {\n    kubernetes cluster.local {\n        endpoint https://10.0.0.1:6443\n        kubeconfig kube.yaml ctx\n        namespaces a b\n        labels app=dns\n        noendpoints\n        pods verified\n    }\n}\n",
+    )
+    .unwrap();
+    let plan = &config.listeners[0].sources[0];
+    let SourceSpec::Kubernetes(api) = &plan.spec else {
+        panic!("expected an API source, got {:?}", plan.spec);
+    };
+    assert_eq!(
+        api.connection,
+        signpost_zone::KubeConnection::Kubeconfig {
+            path: PathBuf::from("/etc/signpost/kube.yaml"),
+            context: Some("ctx".to_owned())
+        }
+    );
+    assert_eq!(api.namespaces, ["a", "b"]);
+    assert_eq!(api.labels.as_deref(), Some("app=dns"));
+    assert!(!api.endpoints && api.pods);
+    let Recipe::Cluster(options) = &plan.recipe else {
+        panic!("expected the cluster recipe");
+    };
+    assert_eq!(options.pods, PodMode::Verified);
+    let in_cluster = parse(".:53 {\n    kubernetes cluster.local\n}\n").unwrap();
+    assert!(matches!(
+        &in_cluster.listeners[0].sources[0].spec,
+        SourceSpec::Kubernetes(api) if api.connection == signpost_zone::KubeConnection::InCluster
+    ));
 }
 
 /// Blocks on one port share a listener; `bind` sets the addresses.

@@ -60,14 +60,19 @@ pub(crate) fn parse_cache(directive: &Directive, errors: &mut Errors) -> Option<
         }
     }
 
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for option in &directive.block {
         let name = option.name.as_str();
         let here = &option.location;
-        if seen.contains(&name) {
-            push(here, format!("`cache` option `{name}` given twice"));
+        // `disable` appears once per kind (success, denial).
+        let once = match (name, option.args.first()) {
+            ("disable", Some(kind)) => format!("disable {kind}"),
+            _ => name.to_owned(),
+        };
+        if seen.contains(&once) {
+            push(here, format!("`cache` option `{once}` given twice"));
         }
-        seen.push(name);
+        seen.push(once);
         let args: Vec<&str> = option.args.iter().map(String::as_str).collect();
         if !option.block.is_empty() {
             push(here, format!("`{name}` takes no block"));
@@ -210,7 +215,41 @@ pub(crate) fn parse_cache(directive: &Directive, errors: &mut Errors) -> Option<
                 }
                 config.keep_ttl = true;
             }
-            "servfail" | "disable" => push(
+            "disable" => {
+                // CoreDNS: `disable success|denial [ZONES...]`, zones default to the cache's.
+                let Some((kind, zones)) = args.split_first() else {
+                    push(
+                        here,
+                        "`disable` expects `success` or `denial` and optional zones".to_owned(),
+                    );
+                    continue;
+                };
+                let mut names = Vec::new();
+                for zone in zones {
+                    match Name::from_ascii(zone) {
+                        Ok(name) => names.push(name),
+                        Err(error) => {
+                            push(here, format!("`disable`: invalid zone {zone:?}: {error}"))
+                        }
+                    }
+                }
+                if names.is_empty() {
+                    names = if config.zones.is_empty() {
+                        vec![Name::root()]
+                    } else {
+                        config.zones.clone()
+                    };
+                }
+                match *kind {
+                    "success" => config.disable_success = names,
+                    "denial" => config.disable_denial = names,
+                    other => push(
+                        here,
+                        format!("`disable` expects `success` or `denial`, found {other:?}"),
+                    ),
+                }
+            }
+            "servfail" => push(
                 here,
                 format!("`cache` option `{name}` is not implemented by signpost yet"),
             ),

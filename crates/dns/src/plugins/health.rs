@@ -1,4 +1,5 @@
-//! `health [ADDRESS] { lameduck DURATION }`, `ready [ADDRESS]` and
+//! `health [ADDRESS] { lameduck DURATION }` (after SIGTERM, keep answering
+//! DURATION with `/ready` failing, then stop), `ready [ADDRESS]` and
 //! `prometheus [ADDRESS]`: where the admin endpoints listen.
 //!
 //! Addresses are `:PORT`, `HOST:PORT` or `[V6]:PORT`. Defaults as CoreDNS's:
@@ -18,7 +19,7 @@ enum Endpoint {
 }
 
 #[derive(Debug)]
-struct Admin(Endpoint, SocketAddr);
+struct Admin(Endpoint, SocketAddr, Option<std::time::Duration>);
 
 pub(super) fn parse_health(
     directive: &Directive,
@@ -50,9 +51,12 @@ fn parse(
     endpoint: Endpoint,
     default_port: u16,
 ) -> Option<Box<dyn Plugin>> {
-    // CoreDNS's `health { lameduck DURATION }` is accepted; the drain on SIGTERM covers it.
+    // `health { lameduck DURATION }`: keep answering that long after SIGTERM.
+    let mut lameduck = None;
     for inner in &directive.block {
-        if !(directive.name == "health" && inner.name == "lameduck") {
+        if directive.name == "health" && inner.name == "lameduck" {
+            lameduck = errors.duration(inner);
+        } else {
             errors.push(
                 &inner.location,
                 format!("`{}` does not take `{}`", directive.name, inner.name),
@@ -85,7 +89,7 @@ fn parse(
             }
         },
     };
-    Some(Box::new(Admin(endpoint, address)))
+    Some(Box::new(Admin(endpoint, address, lameduck)))
 }
 
 impl Plugin for Admin {
@@ -97,6 +101,10 @@ impl Plugin for Admin {
         };
         if !addresses.contains(&self.1) {
             addresses.push(self.1);
+        }
+        if let Some(lameduck) = self.2 {
+            let longest = setup.process.lameduck.map_or(lameduck, |d| d.max(lameduck));
+            setup.process.lameduck = Some(longest);
         }
     }
 }

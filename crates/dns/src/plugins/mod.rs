@@ -32,6 +32,7 @@ mod hosts;
 mod kubernetes;
 mod loadbalance;
 mod log;
+mod loopdetect;
 mod reload;
 mod setup;
 
@@ -57,6 +58,7 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
     ("kubernetes", kubernetes::parse),
     ("loadbalance", loadbalance::parse),
     ("log", log::parse),
+    ("loop", loopdetect::parse),
     ("prometheus", health::parse_prometheus),
     ("ready", health::parse_ready),
     ("reload", reload::parse),
@@ -64,7 +66,6 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
 
 /// CoreDNS plugins signpost does not implement yet: named as such, not "unknown".
 const NOT_YET: &[&str] = &[
-    "loop",
     "rewrite",
     "template",
     "etcd",

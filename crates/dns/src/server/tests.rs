@@ -6,7 +6,7 @@ use crate::config::{ListenerConfig, SourcePlan};
 use crate::testing::{query, udp_ask_within};
 use hickory_proto::rr::RecordType;
 use signpost_corefile::Location;
-use signpost_model::{AllUnhealthy, ClusterService, ServiceKind};
+use signpost_model::{AllUnhealthy, ClusterService, ClusterState, ServiceKind};
 use signpost_proto::Name;
 use signpost_zone::cluster::ClusterOptions;
 use signpost_zone::{PodMode, Recipe};
@@ -34,7 +34,7 @@ impl Source<Input> for PushedSource {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     services = receiver.recv() => match services {
-                        Some(services) => sink.state(Input::Cluster(Arc::new(services))),
+                        Some(services) => sink.state(Input::Cluster(Arc::new(ClusterState { services, pods: Vec::new() }))),
                         None => return,
                     },
                 }

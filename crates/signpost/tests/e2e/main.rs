@@ -5,11 +5,14 @@
 //! covers one area. Every test starts its own server on free ports.
 
 mod differential;
+mod distributions;
 mod example;
 mod fixtures;
 mod geo;
 mod header;
 mod health;
+mod kubernetes;
+mod kubernetes_churn;
 mod malformed;
 mod negative;
 mod operations;

@@ -85,7 +85,7 @@ pub(crate) fn endpoints(
         if let Some(template) = &config.fqdn_template
             && (found.is_empty() || config.combine_fqdn_annotation)
         {
-            let value = template_value(ingress, "Ingress", "networking.k8s.io/v1");
+            let value = template_value(ingress.as_ref(), "Ingress", "networking.k8s.io/v1");
             for name in template.hostnames(&value) {
                 found.extend(context.endpoints_for(&name, &targets));
             }

@@ -208,6 +208,7 @@ fn selected_pods<'a>(service: &Service, objects: &'a ClusterObjects) -> Vec<&'a 
                 .iter()
                 .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
         })
+        .map(AsRef::as_ref)
         .collect()
 }
 
@@ -316,6 +317,7 @@ fn node_of<'a>(pod: &Pod, objects: &'a ClusterObjects) -> Option<&'a Node> {
         .nodes
         .iter()
         .find(|n| n.metadata.name.as_deref() == Some(node))
+        .map(AsRef::as_ref)
 }
 
 /// A node's addresses of one kind; with `with_ipv6_internal`, its IPv6
@@ -382,9 +384,10 @@ fn node_port(
                     .as_ref()
                     .is_some_and(|name| ranked.get(name) == Some(&best))
             })
+            .map(AsRef::as_ref)
             .collect()
     } else {
-        objects.nodes.iter().collect()
+        objects.nodes.iter().map(AsRef::as_ref).collect()
     };
     let nodes: Vec<&Node> = nodes
         .into_iter()

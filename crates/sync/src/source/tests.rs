@@ -6,6 +6,7 @@ use super::selector::Selector;
 use super::template::Template;
 use super::*;
 use serde_json::json;
+use std::sync::Arc;
 
 fn objects(items: serde_json::Value) -> ClusterObjects {
     let mut objects = ClusterObjects::default();
@@ -13,19 +14,19 @@ fn objects(items: serde_json::Value) -> ClusterObjects {
         match item["kind"].as_str().unwrap() {
             "Service" => objects
                 .services
-                .push(serde_json::from_value(item.clone()).unwrap()),
+                .push(Arc::new(serde_json::from_value(item.clone()).unwrap())),
             "Ingress" => objects
                 .ingresses
-                .push(serde_json::from_value(item.clone()).unwrap()),
+                .push(Arc::new(serde_json::from_value(item.clone()).unwrap())),
             "Pod" => objects
                 .pods
-                .push(serde_json::from_value(item.clone()).unwrap()),
+                .push(Arc::new(serde_json::from_value(item.clone()).unwrap())),
             "Node" => objects
                 .nodes
-                .push(serde_json::from_value(item.clone()).unwrap()),
+                .push(Arc::new(serde_json::from_value(item.clone()).unwrap())),
             "EndpointSlice" => objects
                 .endpoint_slices
-                .push(serde_json::from_value(item.clone()).unwrap()),
+                .push(Arc::new(serde_json::from_value(item.clone()).unwrap())),
             other => panic!("{other}"),
         }
     }

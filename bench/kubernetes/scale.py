@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Scale benchmark of the kubernetes plugin against the fake API server.
+
+Starts signpost-fake-apiserver seeded with SERVICES services (ENDPOINTS ready
+endpoints each, 10 % headless), then `signpost dns` watching it; reports the
+time from start to /ready, RSS at ready, and for CHANGES endpoint changes
+(one address of a headless service replaced through the API) the time from
+the API accepting the change to the new answer, and signpost's CPU per
+change. Everything on loopback; every wait has a deadline.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def rss_kib(pid, field="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def query_a(port, name, timeout=1.0):
+    """A records of `name` as a sorted list of strings (None when no reply)."""
+    qid = random.randrange(65536)
+    question = b"".join(bytes([len(l)]) + l.encode() for l in name.rstrip(".").split(".")) + b"\0"
+    packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + question + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, ("127.0.0.1", port))
+        try:
+            data, _ = s.recvfrom(65535)
+        except socket.timeout:
+            return None
+    count = struct.unpack(">H", data[6:8])[0]
+    at = 12 + len(question) + 4
+    out = []
+    for _ in range(count):
+        while data[at] != 0 and data[at] < 0xC0:
+            at += data[at] + 1
+        at += 2 if data[at] >= 0xC0 else 1
+        rtype, _, _, length = struct.unpack(">HHIH", data[at : at + 10])
+        at += 10
+        if rtype == 1:
+            out.append(".".join(str(b) for b in data[at : at + length]))
+        at += length
+    return sorted(out)
+
+
+def main():
+    services = int(os.environ.get("SERVICES", "100000"))
+    endpoints = int(os.environ.get("ENDPOINTS", "10"))
+    changes = int(os.environ.get("CHANGES", "100"))
+    fake_bin, signpost_bin = sys.argv[1], sys.argv[2]
+    work = tempfile.mkdtemp(prefix="signpost-k8s-scale.")
+    fake_log = open(os.path.join(work, "fake.log"), "w")
+    started = time.monotonic()
+    fake = subprocess.Popen(
+        [fake_bin, "--dir", work, "--seed-services", str(services), "--seed-endpoints", str(endpoints)],
+        stdout=subprocess.PIPE, stderr=fake_log, text=True,
+    )
+    try:
+        url = fake.stdout.readline().split()[1]
+        kubeconfig = fake.stdout.readline().split()[1]
+        seeded = time.monotonic() - started
+        dns_port, admin_port = free_port(), free_port()
+        corefile = os.path.join(work, "Corefile")
+        with open(corefile, "w") as f:
+            f.write(
+                f"cluster.local:{dns_port} {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n"
+                f"        kubeconfig {kubeconfig}\n    }}\n    ready 127.0.0.1:{admin_port}\n}}\n"
+            )
+        log = open(os.path.join(work, "signpost.log"), "w")
+        t0 = time.monotonic()
+        server = subprocess.Popen(
+            [signpost_bin, "dns", "--conf", corefile, "--workers", "1"],
+            stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"},
+        )
+        try:
+            deadline = t0 + 600
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except Exception:
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("signpost did not become ready (see " + work + ")")
+                time.sleep(0.05)
+            ready = time.monotonic() - t0
+            rss_ready, hwm_ready = rss_kib(server.pid), rss_kib(server.pid, "VmHWM")
+
+            context = ssl.create_default_context(cafile=os.path.join(work, "ca.crt"))
+            cpu_before = cpu_seconds(server.pid)
+            latencies = []
+            headless = [i for i in range(services) if i % 10 == 0]
+            random.seed(7)
+            for change in range(changes):
+                index = random.choice(headless)
+                ns, name = f"ns-{index // 100}", f"svc-{index % 100}"
+                address = f"10.200.{change // 250}.{change % 250 + 1}"
+                patch = {"endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}
+                request = urllib.request.Request(
+                    f"{url}/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}-1",
+                    data=json.dumps(patch).encode(), method="PATCH",
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+                with urllib.request.urlopen(request, context=context, timeout=10) as r:
+                    assert r.status == 200, r.status
+                accepted = time.monotonic()
+                fqdn = f"{name}.{ns}.svc.cluster.local"
+                while query_a(dns_port, fqdn) != [address]:
+                    if time.monotonic() - accepted > 60:
+                        raise SystemExit(f"change {change} never reached answers")
+                    time.sleep(0.001)
+                latencies.append(time.monotonic() - accepted)
+            cpu_per_change = (cpu_seconds(server.pid) - cpu_before) / changes
+            rss_after = rss_kib(server.pid)
+            latencies.sort()
+            p = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
+            print(json.dumps({
+                "services": services, "endpoints": services * endpoints,
+                "fake_seed_seconds": round(seeded, 2),
+                "start_to_ready_seconds": round(ready, 2),
+                "rss_at_ready_mib": round(rss_ready / 1024, 1),
+                "peak_rss_at_ready_mib": round(hwm_ready / 1024, 1),
+                "changes": changes,
+                "change_to_answer_ms": {"p50": round(p(0.5), 1), "p99": round(p(0.99), 1), "max": round(latencies[-1] * 1000, 1)},
+                "signpost_cpu_per_change_ms": round(cpu_per_change * 1000, 1),
+                "rss_after_changes_mib": round(rss_after / 1024, 1),
+            }, indent=2))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    finally:
+        fake.send_signal(signal.SIGTERM)
+        fake.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()

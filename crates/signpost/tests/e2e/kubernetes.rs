@@ -1,0 +1,480 @@
+//! The `kubernetes` plugin against an API server: the fake in `crates/fakes`,
+//! which follows the documented list/watch behaviour (no real kube-apiserver
+//! runs here). Issue 11: watch semantics, filters, bad objects, outages.
+
+#![allow(dead_code, unreachable_pub)]
+
+use crate::support::TestServer;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use serde_json::{Value, json};
+use signpost_fakes::{FakeApiServer, ServerOptions};
+use std::time::{Duration, SystemTime};
+
+/// A fake API server on its own runtime, for synchronous tests.
+pub struct FakeCluster {
+    pub server: FakeApiServer,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl FakeCluster {
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    pub fn start_with(options: ServerOptions) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let server = runtime
+            .block_on(FakeApiServer::start(options))
+            .expect("fake API server starts");
+        Self { server, runtime }
+    }
+
+    pub fn kubeconfig(&self) -> String {
+        self.server.kubeconfig_path().display().to_string()
+    }
+
+    pub fn create(&self, object: Value) -> Value {
+        self.server
+            .create(object.clone())
+            .unwrap_or_else(|e| panic!("create {object}: {e:?}"))
+    }
+
+    pub fn update(&self, object: Value) -> Value {
+        self.server
+            .update(object.clone())
+            .unwrap_or_else(|e| panic!("update {object}: {e:?}"))
+    }
+
+    pub fn delete(&self, resource: &str, namespace: &str, name: &str) {
+        self.server
+            .delete(resource, Some(namespace), name)
+            .unwrap_or_else(|e| panic!("delete {resource} {namespace}/{name}: {e:?}"));
+    }
+
+    pub fn crash(&self) {
+        self.server.crash();
+    }
+
+    pub fn restart(&self) {
+        self.runtime
+            .block_on(self.server.restart())
+            .expect("fake restarts");
+    }
+}
+
+/// A ClusterIP Service.
+pub fn service(namespace: &str, name: &str, cluster_ip: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"clusterIP": cluster_ip, "clusterIPs": [cluster_ip],
+                 "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+    })
+}
+
+/// A headless Service.
+pub fn headless(namespace: &str, name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"clusterIP": "None", "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
+    })
+}
+
+/// An IPv4 EndpointSlice for `service` with ready endpoints at `addresses`.
+pub fn slice(namespace: &str, name: &str, service: &str, addresses: &[&str]) -> Value {
+    let endpoints: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({"addresses": [a], "conditions": {"ready": true}}))
+        .collect();
+    json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]
+    })
+}
+
+pub fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}})
+}
+
+/// A Corefile whose `kubernetes` plugin reads `kubeconfig`, with extra options.
+pub fn corefile(kubeconfig: &str, options: &str) -> String {
+    format!(
+        "cluster.local:{{PORT}} in-addr.arpa:{{PORT}} {{\n    bind 127.0.0.1\n    kubernetes cluster.local in-addr.arpa {{\n        kubeconfig {kubeconfig}\n{options}\n    }}\n    ready 127.0.0.1:{{ADMIN}}\n    prometheus 127.0.0.1:{{ADMIN}}\n}}\n"
+    )
+}
+
+/// Sorted answer data of `name`/`qtype`, with the rcode.
+pub fn answers(server: &TestServer, name: &str, qtype: RecordType) -> (ResponseCode, Vec<String>) {
+    let reply = server.query(name, qtype);
+    let mut data: Vec<String> = reply.answers.iter().map(|r| r.data.to_string()).collect();
+    data.sort();
+    (reply.metadata.response_code, data)
+}
+
+/// Waits until `name`'s answer is `expected` (generous deadline); panics with the log.
+pub fn await_answer(server: &TestServer, name: &str, qtype: RecordType, expected: &[&str]) {
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    loop {
+        let (_, data) = answers(server, name, qtype);
+        if data == expected {
+            return;
+        }
+        assert!(
+            SystemTime::now() < deadline,
+            "{name} {qtype}: still {data:?}, expected {expected:?}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until `name` is NXDOMAIN.
+pub fn await_nxdomain(server: &TestServer, name: &str) {
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    loop {
+        let (code, _) = answers(server, name, RecordType::A);
+        if code == ResponseCode::NXDomain {
+            return;
+        }
+        assert!(
+            SystemTime::now() < deadline,
+            "{name} still answers {code:?}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Objects that exist before signpost starts are served once the initial
+/// lists complete (and `/ready` says so only then); watch events then reach
+/// answers: an endpoint added, a service deleted (issue 11: watch the API
+/// server; CoreDNS semantics for ClusterIP and headless names).
+#[test]
+fn serves_the_cluster_and_follows_watch_events() {
+    let cluster = FakeCluster::start();
+    cluster.create(service("default", "web", "10.96.0.10"));
+    cluster.create(headless("default", "db"));
+    cluster.create(slice("default", "db-1", "db", &["10.1.0.1", "10.1.0.2"]));
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    assert_eq!(
+        answers(&server, "web.default.svc.cluster.local", RecordType::A),
+        (ResponseCode::NoError, vec!["10.96.0.10".to_owned()])
+    );
+    assert_eq!(
+        answers(&server, "db.default.svc.cluster.local", RecordType::A).1,
+        ["10.1.0.1", "10.1.0.2"]
+    );
+    // A watch event: one more endpoint.
+    let mut grown = slice(
+        "default",
+        "db-1",
+        "db",
+        &["10.1.0.1", "10.1.0.2", "10.1.0.3"],
+    );
+    grown["metadata"]["resourceVersion"] = cluster
+        .server
+        .get("endpointslices", Some("default"), "db-1")
+        .expect("slice exists")["metadata"]["resourceVersion"]
+        .clone();
+    cluster.update(grown);
+    await_answer(
+        &server,
+        "db.default.svc.cluster.local",
+        RecordType::A,
+        &["10.1.0.1", "10.1.0.2", "10.1.0.3"],
+    );
+    cluster.delete("services", "default", "web");
+    await_nxdomain(&server, "web.default.svc.cluster.local");
+    // PTR for a cluster IP of a service that exists.
+    assert_eq!(
+        answers(&server, "3.0.1.10.in-addr.arpa", RecordType::PTR).1,
+        ["10-1-0-3.db.default.svc.cluster.local."]
+    );
+}
+
+/// The value of a metric series in `/metrics` (0 when absent).
+pub fn metric(server: &TestServer, series: &str) -> f64 {
+    let (_, body) = server.http_get("/metrics").expect("metrics answer");
+    body.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().expect("a number"))
+}
+
+/// Waits until `check` holds (generous deadline), else panics with the log.
+pub fn await_true(server: &TestServer, what: &str, check: impl Fn() -> bool) {
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(
+            SystemTime::now() < deadline,
+            "timed out waiting for {what}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CoreDNS's filters: `namespace_labels` serves only namespaces whose labels
+/// match, and follows a namespace relabelled later; `labels` serves only
+/// matching Services; `namespaces` serves only those listed. A filtered name
+/// is NXDOMAIN, never REFUSED.
+#[test]
+fn namespace_and_label_filters() {
+    let cluster = FakeCluster::start();
+    cluster.create(namespace("team-a", json!({"dns": "on"})));
+    cluster.create(namespace("team-b", json!({})));
+    cluster.create(service("team-a", "api", "10.96.1.1"));
+    cluster.create(service("team-b", "api", "10.96.2.1"));
+    let mut labelled = service("team-a", "labelled", "10.96.1.2");
+    labelled["metadata"]["labels"] = json!({"app": "dns"});
+    cluster.create(labelled);
+    let server = TestServer::start_with(
+        &corefile(&cluster.kubeconfig(), "        namespace_labels dns=on"),
+        &[],
+        true,
+    );
+    await_answer(
+        &server,
+        "api.team-a.svc.cluster.local",
+        RecordType::A,
+        &["10.96.1.1"],
+    );
+    assert_eq!(
+        answers(&server, "api.team-b.svc.cluster.local", RecordType::A).0,
+        ResponseCode::NXDomain
+    );
+    let mut relabelled = namespace("team-b", json!({"dns": "on"}));
+    relabelled["metadata"]["resourceVersion"] =
+        cluster.server.get("namespaces", None, "team-b").unwrap()["metadata"]["resourceVersion"]
+            .clone();
+    cluster.update(relabelled);
+    await_answer(
+        &server,
+        "api.team-b.svc.cluster.local",
+        RecordType::A,
+        &["10.96.2.1"],
+    );
+    drop(server);
+
+    let server = TestServer::start_with(
+        &corefile(
+            &cluster.kubeconfig(),
+            "        labels app=dns\n        namespaces team-a",
+        ),
+        &[],
+        true,
+    );
+    await_answer(
+        &server,
+        "labelled.team-a.svc.cluster.local",
+        RecordType::A,
+        &["10.96.1.2"],
+    );
+    for hidden in [
+        "api.team-a.svc.cluster.local",
+        "api.team-b.svc.cluster.local",
+    ] {
+        assert_eq!(
+            answers(&server, hidden, RecordType::A).0,
+            ResponseCode::NXDomain,
+            "{hidden}"
+        );
+    }
+}
+
+/// `pods verified` answers a dashed address only when a running pod in that
+/// namespace has it (CoreDNS's `pods verified`); `pods insecure` would answer
+/// any address.
+#[test]
+fn pods_verified_answers_only_real_pods() {
+    let cluster = FakeCluster::start();
+    cluster.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "default"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+    }));
+    let mut pod = cluster
+        .server
+        .get("pods", Some("default"), "web-0")
+        .unwrap();
+    pod["status"] =
+        json!({"phase": "Running", "podIP": "10.2.0.7", "podIPs": [{"ip": "10.2.0.7"}]});
+    cluster.server.update_status(pod).expect("pod status set");
+    let server = TestServer::start_with(
+        &corefile(&cluster.kubeconfig(), "        pods verified"),
+        &[],
+        true,
+    );
+    await_answer(
+        &server,
+        "10-2-0-7.default.pod.cluster.local",
+        RecordType::A,
+        &["10.2.0.7"],
+    );
+    assert_eq!(
+        answers(&server, "10-2-0-8.default.pod.cluster.local", RecordType::A).0,
+        ResponseCode::NXDomain
+    );
+    cluster.delete("pods", "default", "web-0");
+    await_nxdomain(&server, "10-2-0-7.default.pod.cluster.local");
+}
+
+/// Objects the API would not accept today (an EndpointSlice without the
+/// service-name label or with an unknown address type, a Service with a
+/// malformed clusterIP, a Service that does not decode) are left out with one
+/// log line each and a metric; everything else keeps serving (issue 11, bad
+/// input).
+#[test]
+fn bad_objects_are_skipped_not_fatal() {
+    let cluster = FakeCluster::start();
+    cluster.create(headless("default", "good"));
+    cluster.create(slice("default", "good-1", "good", &["10.3.0.1"]));
+    let mut unlabelled = slice("default", "orphan-1", "good", &["10.3.0.9"]);
+    unlabelled["metadata"]["labels"] = json!({});
+    let mut fqdn = slice("default", "good-2", "good", &["10.3.0.8"]);
+    fqdn["addressType"] = json!("FQDN");
+    fqdn["endpoints"] = json!([{"addresses": ["example.com"]}]);
+    let mut bad_ip = service("default", "broken", "10.96.0.1");
+    bad_ip["spec"]["clusterIP"] = json!("10.96.0.999");
+    bad_ip["spec"]["clusterIPs"] = json!(["10.96.0.999"]);
+    let mut undecodable = service("default", "garbled", "10.96.0.2");
+    undecodable["spec"]["ports"] = json!([{"name": "http", "port": "eighty"}]);
+    for object in [unlabelled, fqdn, bad_ip, undecodable] {
+        cluster
+            .server
+            .create_unvalidated(object.clone())
+            .unwrap_or_else(|e| panic!("store {object}: {e:?}"));
+    }
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    await_answer(
+        &server,
+        "good.default.svc.cluster.local",
+        RecordType::A,
+        &["10.3.0.1"],
+    );
+    for gone in [
+        "broken.default.svc.cluster.local",
+        "garbled.default.svc.cluster.local",
+    ] {
+        assert_eq!(
+            answers(&server, gone, RecordType::A).0,
+            ResponseCode::NXDomain,
+            "{gone}"
+        );
+    }
+    for reason in [
+        "no-service-name-label",
+        "address-type",
+        "cluster-ip",
+        "undecodable",
+    ] {
+        let series = format!("signpost_source_skipped_objects_total{{reason=\"{reason}\"}}");
+        await_true(&server, &series, || metric(&server, &series) == 1.0);
+    }
+    let log = server.log();
+    for object in [
+        "default/orphan-1",
+        "default/good-2",
+        "default/broken",
+        "name=garbled",
+    ] {
+        assert_eq!(
+            log.matches(object).count(),
+            1,
+            "one line for {object}:\n{log}"
+        );
+    }
+    // A later event re-delivers the state; the skipped objects are not logged again.
+    cluster.create(service("default", "late", "10.96.0.3"));
+    await_answer(
+        &server,
+        "late.default.svc.cluster.local",
+        RecordType::A,
+        &["10.96.0.3"],
+    );
+    assert_eq!(server.log().matches("default/broken").count(), 1);
+}
+
+/// When the API server goes away the last state keeps serving (each watch
+/// logs once that it failed and once that it resumed, and the up gauge says
+/// so); after a restart the watch resumes and new changes arrive. A dropped
+/// watch with the history compacted (`410 Gone` on resume) leads to a full
+/// relist swapped in at once.
+#[test]
+fn outage_and_410_keep_serving_then_converge() {
+    // The API server keeps its objects across a restart (they live in etcd).
+    let state = tempfile::tempdir().expect("tempdir");
+    let cluster = FakeCluster::start_with(ServerOptions {
+        state_file: Some(state.path().join("state.json")),
+        ..ServerOptions::default()
+    });
+    cluster.create(service("default", "steady", "10.96.3.1"));
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    await_answer(
+        &server,
+        "steady.default.svc.cluster.local",
+        RecordType::A,
+        &["10.96.3.1"],
+    );
+    let up = "signpost_kubernetes_watch_up{resource=\"services\"}";
+    await_true(&server, up, || metric(&server, up) == 1.0);
+
+    cluster.crash();
+    await_true(&server, "the watch to notice the outage", || {
+        metric(&server, up) == 0.0
+    });
+    for _ in 0..20 {
+        assert_eq!(
+            answers(&server, "steady.default.svc.cluster.local", RecordType::A),
+            (ResponseCode::NoError, vec!["10.96.3.1".to_owned()])
+        );
+    }
+    cluster.restart();
+    await_true(&server, "the watch to resume", || {
+        metric(&server, up) == 1.0
+    });
+    cluster.create(service("default", "after", "10.96.3.2"));
+    await_answer(
+        &server,
+        "after.default.svc.cluster.local",
+        RecordType::A,
+        &["10.96.3.2"],
+    );
+
+    // Watches that resume from a compacted resourceVersion get 410 and relist.
+    let relists = || -> f64 {
+        ["services", "endpointslices", "namespaces"]
+            .iter()
+            .map(|r| {
+                metric(
+                    &server,
+                    &format!(
+                        "signpost_kubernetes_events_total{{resource=\"{r}\",type=\"relist\"}}"
+                    ),
+                )
+            })
+            .sum()
+    };
+    let before = relists();
+    cluster.server.compact();
+    cluster.server.drop_watches();
+    cluster.delete("services", "default", "after");
+    await_nxdomain(&server, "after.default.svc.cluster.local");
+    await_true(&server, "a relist after 410", || relists() > before);
+    assert!(server.log().contains("watch expired (410 Gone); relisting"));
+    let log = server.log();
+    assert_eq!(
+        log.matches("kubernetes: watch failed").count(),
+        log.matches("kubernetes: watch resumed").count(),
+        "every failure logged once and matched by a resume:\n{log}"
+    );
+}
