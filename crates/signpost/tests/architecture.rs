@@ -258,6 +258,11 @@ fn references(
     module: &[String],
     modules: &BTreeSet<Vec<String>>,
 ) -> BTreeSet<Vec<String>> {
+    // An inline test module (at the bottom, by the house style) is test code,
+    // and its `super::` means the file's own module.
+    let text = text
+        .find("#[cfg(test)]\nmod tests {")
+        .map_or(text, |at| &text[..at]);
     let code: String = text
         .lines()
         .map(|line| line.split("//").next().unwrap_or_default())

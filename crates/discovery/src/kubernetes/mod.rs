@@ -4,9 +4,10 @@
 //! Control plane. One watcher task per resource (kube-runtime's `watcher`:
 //! paginated list, then a watch from the list's resourceVersion with
 //! bookmarks, resumed from the last resourceVersion after a dropped
-//! connection, a full relist after `410 Gone`, exponential backoff with
-//! jitter on errors); one task owns the stores and delivers a complete state
-//! after every batch of events.
+//! connection, a full relist after `410 Gone`; exponential backoff with
+//! jitter on errors, quick when the server is unreachable and patient when it
+//! answers with an error); one task owns the stores and delivers a complete
+//! state after every batch of events.
 //!
 //! ```text
 //! watcher(services) ──┐
@@ -33,8 +34,6 @@ use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::WatchStreamExt as _;
-use kube::runtime::utils::Backoff;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use signpost_model::{BoxFuture, Sink, Source, SourceProblem};
@@ -375,9 +374,8 @@ async fn watch<K: Watched>(
     cancel: CancellationToken,
 ) {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
-    let mut stream = watcher::watcher(api, config)
-        .backoff(RetryDelays::new())
-        .boxed();
+    let mut stream = watcher::watcher(api, config).boxed();
+    let mut delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
     let mut up: Option<bool> = None;
     let mut undecodable: HashSet<Key> = HashSet::new();
@@ -403,6 +401,7 @@ async fn watch<K: Watched>(
             // `Init` comes before the list request; only what follows proves the API answers.
             Ok(event) if matches!(event, Event::Init) => event,
             Ok(event) => {
+                delays.reset();
                 if up != Some(true) {
                     if up == Some(false) {
                         tracing::info!(resource = name, "kubernetes: watch resumed");
@@ -419,10 +418,15 @@ async fn watch<K: Watched>(
             }
             Err(error) => {
                 metrics.watch_error(resource);
+                let delay = delays.after(&error);
                 if up != Some(false) {
-                    tracing::warn!(resource = name, %error, "kubernetes: watch failed; retrying with backoff, the last state keeps serving");
+                    tracing::warn!(resource = name, %error, retry_in = ?delay, "kubernetes: watch failed; retrying with backoff, the last state keeps serving");
                     up = Some(false);
                     metrics.set_up(resource, false);
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
                 }
                 continue;
             }
@@ -470,49 +474,63 @@ async fn watch<K: Watched>(
     }
 }
 
-/// How long a failed watch waits before it retries: from 100 ms, doubling, up
-/// to 5 s, each delay drawn between half and all of its value (jitter, so
-/// replicas do not retry in step); back to 100 ms after a success. client-go
-/// starts at 800 ms; a DNS server wants its answers current again soon after
-/// an API server restart, and a handful of watches per replica retrying every
-/// few seconds is little load.
+/// How long a failed watch waits before it retries. A connection that could
+/// not be made (the API server restarting, its address not answering) costs
+/// the server nothing: retried from 100 ms, doubling, up to 1 s, so answers
+/// are current again within about a second of its return. An API server that
+/// answers with an error (overloaded: 429, 5xx; or forbidding) is given room:
+/// from 800 ms, doubling, up to 30 s, client-go's reflector schedule. Each
+/// delay is drawn between half and all of its value (jitter, so replicas do
+/// not retry in step); both schedules start over after a success.
 struct RetryDelays {
-    next: Duration,
+    unreachable: Duration,
+    answered: Duration,
     state: u64,
 }
 
 impl RetryDelays {
-    const FIRST: Duration = Duration::from_millis(100);
-    const LONGEST: Duration = Duration::from_secs(5);
+    const UNREACHABLE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+    const ANSWERED: (Duration, Duration) = (Duration::from_millis(800), Duration::from_secs(30));
 
     fn new() -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.subsec_nanos() as u64 | 1);
         Self {
-            next: Self::FIRST,
+            unreachable: Self::UNREACHABLE.0,
+            answered: Self::ANSWERED.0,
             state: seed,
         }
     }
-}
 
-impl Iterator for RetryDelays {
-    type Item = Duration;
+    fn reset(&mut self) {
+        self.unreachable = Self::UNREACHABLE.0;
+        self.answered = Self::ANSWERED.0;
+    }
 
-    fn next(&mut self) -> Option<Duration> {
+    /// The delay before retrying after `error`.
+    fn after(&mut self, error: &watcher::Error) -> Duration {
+        let client_error = match error {
+            watcher::Error::InitialListFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::WatchFailed(e) => Some(e),
+            watcher::Error::WatchError(_) | watcher::Error::NoResourceVersion => None,
+        };
+        let answered = !matches!(
+            client_error,
+            Some(kube::Error::HyperError(_) | kube::Error::Service(_))
+        );
+        let (slot, longest) = if answered {
+            (&mut self.answered, Self::ANSWERED.1)
+        } else {
+            (&mut self.unreachable, Self::UNREACHABLE.1)
+        };
+        let full = *slot;
+        *slot = (*slot * 2).min(longest);
         // xorshift64: jitter needs no more than this.
         self.state ^= self.state << 13;
         self.state ^= self.state >> 7;
         self.state ^= self.state << 17;
-        let full = self.next;
-        self.next = (self.next * 2).min(Self::LONGEST);
-        let fraction = 0.5 + (self.state % 1000) as f64 / 2000.0;
-        Some(full.mul_f64(fraction))
-    }
-}
-
-impl Backoff for RetryDelays {
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
+        full.mul_f64(0.5 + (self.state % 1000) as f64 / 2000.0)
     }
 }
