@@ -1,85 +1,113 @@
-//! The admin HTTP endpoints: `/health`, `/ready`, `/metrics` and a role's JSON APIs.
+//! signpost's HTTP surface: `/health`, `/ready`, `/metrics`, and on the
+//! `admin` address the JSON APIs and the status page.
 //!
-//! Admin plane, on the async runtime, never on a query worker. Only GET (and
-//! HEAD) is served; each connection carries one request and is closed, with a
-//! deadline so a slow client cannot hold it. What the endpoints show comes
-//! from the role's [`Status`], so every role serves the same way.
+//! Admin plane, on the control runtime, never on a query worker. Each
+//! address serves only what its directives ask for ([`Surface`]): the
+//! liveness port answers `/health` and nothing else, so the cluster's
+//! topology is never readable through it. What the pages show comes from
+//! the role's [`Status`], so every role serves the same way.
+//!
+//! ```text
+//! accept ─▶ permit? ── no ──▶ close (signpost_admin_connections_rejected_total)
+//!              │ yes
+//!              ▼
+//!  hyper HTTP/1.1 (header timeout, header count, head size, lifetime)
+//!              ▼
+//!  read_only (GET/HEAD, no body) ─▶ require_token (admin paths) ─▶ handler ─▶ Status
+//! ```
+//!
+//! Invariants: every endpoint is read-only; connections are bounded by
+//! [`Limits::max_connections`] and each is closed after
+//! [`Limits::connection_lifetime`] or when its client stalls longer than
+//! [`Limits::header_read_timeout`]; the token never reaches a log line, a
+//! metric or a response.
 
+mod page;
+mod routes;
+mod site;
+
+pub use site::{AdminMetrics, Limits, Site, Surface, Token, TokenError};
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use signpost_model::Status;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-const MAX_REQUEST: usize = 8192;
+/// How long a connection past its lifetime (or at shutdown) may take to
+/// finish the request in hand.
+const DRAIN: Duration = Duration::from_secs(1);
 
-/// Serves `status` on `listener` until `cancel` fires.
-pub async fn serve(listener: TcpListener, status: Arc<dyn Status>, cancel: CancellationToken) {
+/// Serves `status` on `listener` as `site` says until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    status: Arc<dyn Status>,
+    site: Site,
+    cancel: CancellationToken,
+) {
+    let router = routes::router(status, &site);
+    let permits = Arc::new(Semaphore::new(site.limits.max_connections.max(1)));
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::debug!(%error, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            site.metrics.rejected.fetch_add(1, Relaxed);
+            drop(stream);
             continue;
         };
-        let status = status.clone();
+        site.metrics.accepted.fetch_add(1, Relaxed);
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let limits = site.limits;
+        let metrics = site.metrics.clone();
+        let cancel = cancel.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_DEADLINE, handle(stream, status.as_ref())).await;
+            let _permit = permit;
+            metrics.open.fetch_add(1, Relaxed);
+            let _open = OpenGuard(&metrics);
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_headers(limits.max_headers)
+                .max_buf_size(limits.max_request_bytes.max(8192))
+                .keep_alive(true);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = tokio::time::sleep(limits.connection_lifetime) => {}
+                () = cancel.cancelled() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN, connection).await;
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, status: &dyn Status) -> std::io::Result<()> {
-    let mut request = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 || request.len() + read > MAX_REQUEST {
-            return Ok(());
-        }
-        request.extend_from_slice(&chunk[..read]);
+/// Counts a connection as open while it lives.
+struct OpenGuard<'a>(&'a AdminMetrics);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
     }
-    let line = request.split(|&b| b == b'\r').next().unwrap_or_default();
-    let mut parts = line.split(|&b| b == b' ');
-    let method = parts.next().unwrap_or_default();
-    let target = std::str::from_utf8(parts.next().unwrap_or_default()).unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default();
-    let (code, content_type, body) = if method != b"GET" && method != b"HEAD" {
-        (
-            "405 Method Not Allowed",
-            "text/plain",
-            "method not allowed\n".to_owned(),
-        )
-    } else if let Some(reply) = status.route(target).await {
-        (reply.status, "application/json", reply.body)
-    } else {
-        match path {
-            "/health" => ("200 OK", "text/plain", "OK".to_owned()),
-            "/ready" if status.ready() => ("200 OK", "text/plain", "OK".to_owned()),
-            "/ready" => (
-                "503 Service Unavailable",
-                "text/plain",
-                "not ready: no complete snapshot yet\n".to_owned(),
-            ),
-            "/metrics" => {
-                let mut body = String::with_capacity(16 * 1024);
-                status.render_metrics(&mut body);
-                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
-            }
-            _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),
-        }
-    };
-    let head = format!(
-        "HTTP/1.1 {code}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    if method != b"HEAD" {
-        stream.write_all(body.as_bytes()).await?;
-    }
-    stream.shutdown().await
 }
+
+#[cfg(test)]
+mod tests;

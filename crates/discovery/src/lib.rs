@@ -6,7 +6,8 @@
 //! ```text
 //! SourceSpec ──open──▶ catalog  (files; polls metadata, reloads on change)  ─┐
 //!                      file     (master file; reloads on a new serial)       ├─▶ Input ─▶ Sink ─▶ compiler
-//!                      hosts    (hosts file + inline entries)               ─┘
+//!                      hosts    (hosts file + inline entries)                │
+//!                      etcd     (SkyDNS keys; range read, then a watch)     ─┘
 //! ```
 //!
 //! Sources of Kubernetes objects deliver [`objects::ClusterObjects`];
@@ -16,6 +17,7 @@
 
 pub mod catalog;
 pub mod cluster;
+pub mod etcd;
 pub mod hosts;
 pub mod kubernetes;
 pub mod metrics;
@@ -61,5 +63,6 @@ pub fn open(spec: &SourceSpec, metrics: &Arc<metrics::DiscoveryMetrics>) -> Box<
             inline: inline.clone(),
             reload: *reload,
         }),
+        SourceSpec::Etcd(spec) => Box::new(etcd::EtcdSource::new(spec.clone())),
     }
 }

@@ -20,7 +20,7 @@ use crate::checking::HealthLink;
 use crate::config::{ListenerConfig, SourcePlan};
 use arc_swap::ArcSwap;
 use signpost_model::metrics::{Exposition, Kind};
-use signpost_model::{AllUnhealthy, SourceProblem, Update, Verdicts};
+use signpost_model::{AllUnhealthy, ClusterState, SourceProblem, Update, Verdicts};
 use signpost_zone::cluster::GeoOptions;
 use signpost_zone::{BuildOptions, Input, Recipe, Snapshot};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,18 +63,33 @@ pub(crate) struct Compiler {
     /// The generation serving, 0 until the first complete snapshot.
     pub(crate) built: Arc<AtomicU64>,
     pub(crate) health: Option<HealthLink>,
+    /// What the admin endpoints read of this listener's builds.
+    pub(crate) shown: Arc<Shown>,
+}
+
+/// What one listener's compiler shows the admin endpoints: when the serving
+/// snapshot was built and the services it was built from. Written once per
+/// build, read per admin request; never touched by queries.
+#[derive(Debug, Default)]
+pub(crate) struct Shown {
+    /// Unix time of the serving snapshot's build, milliseconds (0: none yet).
+    pub(crate) built_unix_ms: AtomicU64,
+    /// The cluster services of the serving snapshot (every cluster source's).
+    pub(crate) services: ArcSwap<Vec<Arc<ClusterState>>>,
 }
 
 // === impl Compiler ===
 
 impl Compiler {
     /// Sources in the order their records are added: the cluster zone, then
-    /// zone files, then hosts files (a name two of them hold keeps the first).
+    /// zone files, then hosts files, then etcd (a name two of them hold keeps
+    /// the first).
     pub(crate) fn order(mut plans: Vec<SourcePlan>) -> Vec<SourcePlan> {
         plans.sort_by_key(|plan| match plan.recipe {
             Recipe::Cluster(_) => 0,
             Recipe::ZoneFile => 1,
             Recipe::Hosts(_) => 2,
+            Recipe::Etcd(_) => 3,
         });
         plans
     }
@@ -128,6 +143,20 @@ impl Compiler {
             generation += 1;
             let snapshot = self.build(generation, &states, &verdicts);
             retired = Some(self.snapshot.swap(Arc::new(snapshot)));
+            self.shown.services.store(Arc::new(
+                states
+                    .iter()
+                    .flatten()
+                    .filter_map(|state| match state {
+                        Input::Cluster(services) => Some(services.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+            ));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            self.shown.built_unix_ms.store(now, Ordering::Release);
             self.built.store(generation, Ordering::Release);
         }
     }
@@ -238,6 +267,14 @@ fn apply(
 // === impl CompilerStatus ===
 
 impl CompilerStatus {
+    /// The current problems of every source.
+    pub(crate) fn problems(&self) -> Vec<SourceProblem> {
+        self.problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The catalog and snapshot families, plus CoreDNS's build info.
     pub(crate) fn render(&self, out: &mut Exposition<'_>) {
         out.family(

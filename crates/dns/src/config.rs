@@ -12,6 +12,7 @@ use signpost_health::HealthcheckConfig;
 use signpost_proto::Name;
 use signpost_zone::{Recipe, SourceSpec};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The port a server block listens on when its key names none (CoreDNS: 53).
@@ -38,6 +39,8 @@ pub struct ProcessConfig {
     pub ready: Vec<SocketAddr>,
     /// Addresses serving `/metrics`.
     pub prometheus: Vec<SocketAddr>,
+    /// Addresses serving the JSON APIs and the status page (`admin`).
+    pub admin: Vec<AdminConfig>,
     /// The `reload` directive: re-read the Corefile and apply changes.
     pub reload: Option<ReloadSettings>,
     /// The health checker's settings (one checker serves every listener),
@@ -46,6 +49,17 @@ pub struct ProcessConfig {
     /// `health { lameduck DURATION }`: after SIGTERM, keep answering this
     /// long (with `/ready` failing) before stopping.
     pub lameduck: Option<Duration>,
+}
+
+/// `admin [ADDRESS] { token_file PATH }`: one address serving the APIs and the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where to listen.
+    pub address: SocketAddr,
+    /// The file holding the bearer token requests must carry, if any.
+    pub token_file: Option<PathBuf>,
+    /// Where the directive is.
+    pub location: Location,
 }
 
 /// `reload [INTERVAL [JITTER]]`: how often the Corefile is checked.
@@ -108,7 +122,7 @@ pub struct GeoConfig {
 // === impl Config ===
 
 impl Config {
-    /// Every admin address (`health`, `ready`, `prometheus`), each once.
+    /// Every HTTP address (`health`, `ready`, `prometheus`, `admin`), each once.
     pub fn admin_addresses(&self) -> Vec<SocketAddr> {
         let mut addresses: Vec<SocketAddr> = Vec::new();
         for address in self
@@ -117,6 +131,7 @@ impl Config {
             .iter()
             .chain(&self.process.ready)
             .chain(&self.process.prometheus)
+            .chain(self.process.admin.iter().map(|a| &a.address))
         {
             if !addresses.contains(address) {
                 addresses.push(*address);

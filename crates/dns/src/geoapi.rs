@@ -5,9 +5,11 @@
 //! touches the query path.
 
 use crate::answer::Responder;
-use serde_json::json;
-use signpost_model::Reply;
+use signpost_model::Refusal;
 use signpost_model::metrics::{Exposition, Kind};
+use signpost_model::status::{
+    Candidate, Explanation, GeoList, GeoNameStatus, GeoRegionStatus, Location,
+};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -60,71 +62,62 @@ pub fn render_metrics(responders: &[Arc<Responder>], out: &mut String) {
     }
 }
 
-/// Serves `/api/v1/geo` and `/api/v1/geo/explain?name=NAME&client=ADDRESS[/PREFIX]`.
-pub fn route(responders: &[Arc<Responder>], target: &str) -> Option<Reply> {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    match path {
-        "/api/v1/geo" => Some(Reply {
-            status: "200 OK",
-            body: overview(responders),
-        }),
-        "/api/v1/geo/explain" => {
-            let (status, body) = explain(responders, query);
-            Some(Reply { status, body })
-        }
-        _ => None,
-    }
-}
-
-fn overview(responders: &[Arc<Responder>]) -> String {
+/// Every geographic name of every listener (`/api/v1/geo`).
+pub fn list(responders: &[Arc<Responder>]) -> GeoList {
     let mut names = Vec::new();
     for responder in responders {
         let Some(geo) = responder.geo() else { continue };
         let regions = &geo.geo.settings().regions;
         let snapshot = responder.snapshot.load();
         for name in snapshot.geo_names() {
-            let entries: Vec<_> = name
+            let entries = name
                 .regions
                 .iter()
-                .map(|r| {
-                    json!({
-                        "region": regions.get(r.region).map(|x| x.name.clone()),
-                        "priority": r.priority,
-                        "healthy": r.healthy,
-                        "addresses": r.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    })
+                .map(|r| GeoRegionStatus {
+                    region: regions.get(r.region).map(|x| x.name.clone()),
+                    priority: r.priority,
+                    healthy: r.healthy,
+                    addresses: r.addresses.iter().map(ToString::to_string).collect(),
                 })
                 .collect();
-            names.push(
-                json!({ "name": name.name.to_string(), "zone": geo.zone, "regions": entries }),
-            );
+            names.push(GeoNameStatus {
+                name: name.name.to_string(),
+                zone: geo.zone.clone(),
+                regions: entries,
+            });
         }
     }
-    serde_json::to_string_pretty(&json!({ "names": names })).unwrap_or_default()
+    GeoList { names }
 }
 
-fn explain(responders: &[Arc<Responder>], query: &str) -> (&'static str, String) {
-    let parameter = |key: &str| {
-        query.split('&').find_map(|pair| {
-            pair.split_once('=')
-                .filter(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_owned())
-        })
-    };
-    let error = |message: &str| ("400 Bad Request", json!({ "error": message }).to_string());
-    let (Some(name), Some(client)) = (parameter("name"), parameter("client")) else {
-        return error("expected ?name=NAME&client=ADDRESS[/PREFIX]");
-    };
-    let client = client.replace("%2F", "/").replace("%2f", "/");
+/// Which region `client` (`ADDRESS[/PREFIX]`) gets for `name`, and why
+/// (`/api/v1/geo/explain`).
+pub fn explain(
+    responders: &[Arc<Responder>],
+    name: &str,
+    client: &str,
+) -> Result<Explanation, Refusal> {
     let (address, prefix) = match client.split_once('/') {
-        Some((address, prefix)) => (address.to_owned(), prefix.parse::<u8>().ok()),
-        None => (client.clone(), None),
+        Some((address, prefix)) => {
+            let Ok(prefix) = prefix.parse::<u8>() else {
+                return Err(Refusal::BadRequest(
+                    "client prefix is not a number".to_owned(),
+                ));
+            };
+            (address, Some(prefix))
+        }
+        None => (client, None),
     };
     let Ok(address) = address.parse::<IpAddr>() else {
-        return error("client is not an IP address");
+        return Err(Refusal::BadRequest(
+            "client is not an IP address".to_owned(),
+        ));
     };
-    let Ok(wanted) = signpost_proto::Name::from_ascii(&name) else {
-        return error("name is not a domain name");
+    // A prefix longer than the address is the whole address.
+    let limit = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = prefix.map(|p| p.min(limit));
+    let Ok(wanted) = signpost_proto::Name::from_ascii(name) else {
+        return Err(Refusal::BadRequest("name is not a domain name".to_owned()));
     };
     for responder in responders {
         let Some(geo) = responder.geo() else { continue };
@@ -136,16 +129,14 @@ fn explain(responders: &[Arc<Responder>], query: &str) -> (&'static str, String)
         let location = geo.geo.locate(address, prefix);
         let (choice, reason) = geo.geo.choose(&location, &found.candidates);
         let region_name = |index: usize| regions.get(index).map(|r| r.name.clone());
-        let candidates: Vec<_> = found
+        let candidates = found
             .candidates
             .iter()
-            .map(|c| {
-                json!({
-                    "region": region_name(c.region),
-                    "priority": c.priority,
-                    "healthy": c.healthy,
-                    "expected_latency_ms": geo.geo.cost(&location, c.region),
-                })
+            .map(|c| Candidate {
+                region: region_name(c.region),
+                priority: c.priority,
+                healthy: c.healthy,
+                expected_latency_ms: geo.geo.cost(&location, c.region),
             })
             .collect();
         let chosen = choice
@@ -167,27 +158,22 @@ fn explain(responders: &[Arc<Responder>], query: &str) -> (&'static str, String)
             signpost_geo::LocationSource::Database => "database",
             signpost_geo::LocationSource::Unknown => "unknown",
         };
-        let body = json!({
-            "name": found.name.to_string(),
-            "client": client,
-            "location": {
-                "source": source,
-                "home": location.home.and_then(region_name),
-                "coordinates": location.coordinates.map(|(lat, lon)| [lat, lon]),
-                "scope": location.scope,
+        return Ok(Explanation {
+            name: found.name.to_string(),
+            client: client.to_owned(),
+            location: Location {
+                source: source.to_owned(),
+                home: location.home.and_then(region_name),
+                coordinates: location.coordinates.map(|(lat, lon)| [lat, lon]),
+                scope: location.scope,
             },
-            "policy": format!("{:?}", geo.geo.settings().policy).to_lowercase(),
-            "chosen": chosen.unwrap_or_else(|| "all".to_owned()),
-            "reason": reason,
-            "candidates": candidates,
+            policy: format!("{:?}", geo.geo.settings().policy).to_lowercase(),
+            chosen: chosen.unwrap_or_else(|| "all".to_owned()),
+            reason,
+            candidates,
         });
-        return (
-            "200 OK",
-            serde_json::to_string_pretty(&body).unwrap_or_default(),
-        );
     }
-    (
-        "404 Not Found",
-        json!({ "error": format!("{name} is not a geographic name") }).to_string(),
-    )
+    Err(Refusal::NotFound(format!(
+        "{name} is not a geographic name"
+    )))
 }

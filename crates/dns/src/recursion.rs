@@ -63,6 +63,11 @@ impl Recursion {
         self.cache.as_ref()
     }
 
+    /// The forwarders, in Corefile order (admin endpoints).
+    pub fn forwarders(&self) -> &[Forwarder] {
+        &self.forwarders
+    }
+
     /// The forwarder for a lower-case wire name (the first that handles it).
     fn forwarder_for(&self, qname: &[u8]) -> Option<&Forwarder> {
         self.forwarders.iter().find(|f| f.handles(qname))

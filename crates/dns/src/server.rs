@@ -22,7 +22,7 @@
 use crate::answer::{GeoRouting, Responder};
 use crate::cache::Cache;
 use crate::checking::{Health, HealthLink};
-use crate::compiler::{Compiler, CompilerStatus, Event};
+use crate::compiler::{Compiler, CompilerStatus, Event, Shown};
 use crate::config::{Config, ConfigErrors, ListenerConfig};
 use crate::forward::{ForwardMetrics, Forwarder};
 use crate::metrics::{ServerMetrics, Shard};
@@ -31,7 +31,14 @@ use crate::tcp::{self, TcpLimits};
 use crate::udp;
 use arc_swap::ArcSwap;
 use signpost_model::metrics::{Exposition, Kind};
-use signpost_model::{BoxFuture, Reply, Sink, Source, Status, SubscribeVerdicts};
+use signpost_model::status::{
+    CacheStatus, EndpointReport, ForwarderStatus, GeoList, HealthSummary, ListenerStatus, Overview,
+    RecursionList, RecursionStatus, ReloadStatus, ServiceEndpoint, ServiceList, ServiceStatus,
+    SnapshotStatus, SourceProblemStatus, UpstreamStatus,
+};
+use signpost_model::{
+    BoxFuture, ClusterService, Refusal, ServiceKind, Sink, Source, Status, SubscribeVerdicts,
+};
 use signpost_zone::{Input, Snapshot, SourceSpec};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -97,15 +104,44 @@ pub struct Server {
 pub struct DnsStatus {
     compilers: Arc<CompilerStatus>,
     ready: AtomicBool,
+    started_unix: f64,
     /// Shutting down: `/ready` stays false whatever the listeners say.
     lameduck: AtomicBool,
     responders: ArcSwap<Vec<Arc<Responder>>>,
+    views: ArcSwap<Vec<ListenerView>>,
+    reload: ReloadState,
     servers: ArcSwap<Vec<Arc<ServerMetrics>>>,
     caches: ArcSwap<Vec<Arc<Cache>>>,
     forwards: ArcSwap<Vec<Arc<ForwardMetrics>>>,
-    reload_failures: AtomicU64,
     health_metrics: Option<Arc<signpost_health::HealthMetrics>>,
     reports: Option<tokio::sync::mpsc::Sender<signpost_health::ReportRequest>>,
+}
+
+/// One listener as the admin endpoints see it.
+struct ListenerView {
+    bound: Vec<SocketAddr>,
+    zones: Vec<String>,
+    plugins: Vec<String>,
+    responder: Arc<Responder>,
+    shown: Arc<Shown>,
+}
+
+/// The `reload` directive's state (admin plane only).
+#[derive(Default)]
+struct ReloadState {
+    /// The interval in milliseconds; 0 without a `reload` directive.
+    interval_ms: AtomicU64,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    // Written by the reload loop, read by admin requests; never on the query path.
+    last: std::sync::Mutex<LastReload>,
+}
+
+#[derive(Default, Clone)]
+struct LastReload {
+    success_unix: Option<f64>,
+    failure_unix: Option<f64>,
+    error: Option<String>,
 }
 
 /// Sockets and workers of one set of addresses; they outlive reloads.
@@ -129,6 +165,7 @@ struct Generation {
     cache: Option<Arc<Cache>>,
     forward_metrics: Option<Arc<ForwardMetrics>>,
     built: Arc<AtomicU64>,
+    shown: Arc<Shown>,
     cancel: CancellationToken,
     compiler: Option<std::thread::JoinHandle<()>>,
 }
@@ -164,12 +201,14 @@ impl Server {
         let status = Arc::new(DnsStatus {
             compilers: Arc::new(CompilerStatus::default()),
             ready: AtomicBool::new(false),
+            started_unix: unix_now(),
             lameduck: AtomicBool::new(false),
             responders: ArcSwap::default(),
+            views: ArcSwap::default(),
+            reload: ReloadState::default(),
             servers: ArcSwap::default(),
             caches: ArcSwap::default(),
             forwards: ArcSwap::default(),
-            reload_failures: AtomicU64::new(0),
             health_metrics: health.as_ref().map(|h| h.metrics.clone()),
             reports: health.as_ref().map(|h| h.reports.clone()),
         });
@@ -185,6 +224,7 @@ impl Server {
         };
         let generations = server.prepare(&config)?;
         server.commit(generations)?;
+        server.set_reload_interval(&config);
         Ok(server)
     }
 
@@ -369,6 +409,7 @@ impl Server {
         });
         drop(events);
         let built = Arc::new(AtomicU64::new(0));
+        let shown = Arc::new(Shown::default());
         let compiler = Compiler {
             listener: listener.clone(),
             plans,
@@ -377,6 +418,7 @@ impl Server {
             status: self.status.compilers.clone(),
             built: built.clone(),
             health,
+            shown: shown.clone(),
         };
         let compiler_cancel = cancel.clone();
         let thread = std::thread::Builder::new()
@@ -389,6 +431,7 @@ impl Server {
             cache,
             forward_metrics,
             built,
+            shown,
             cancel,
             compiler: Some(thread),
         })
@@ -399,7 +442,13 @@ impl Server {
     /// addresses are bound, listeners no longer configured stop.
     fn commit(&mut self, prepared: Vec<(ListenerConfig, Generation)>) -> Result<(), RunError> {
         let mut old: Vec<Listener> = std::mem::take(&mut self.listeners);
+        let mut views = Vec::new();
         for (config, generation) in prepared {
+            views.push((
+                config.zones.clone(),
+                plugins(&config),
+                generation.shown.clone(),
+            ));
             if let Some(position) = old.iter().position(|l| l.addresses == config.addresses) {
                 let mut listener = old.remove(position);
                 listener.current.store(generation.responder.clone());
@@ -429,6 +478,19 @@ impl Server {
             }
         }
         let status = &self.status;
+        status.views.store(Arc::new(
+            self.listeners
+                .iter()
+                .zip(views)
+                .map(|(l, (zones, plugins, shown))| ListenerView {
+                    bound: l.bound.clone(),
+                    zones: zones.iter().map(ToString::to_string).collect(),
+                    plugins,
+                    responder: l.generation.responder.clone(),
+                    shown,
+                })
+                .collect(),
+        ));
         status.servers.store(Arc::new(
             self.listeners
                 .iter()
@@ -572,7 +634,10 @@ impl Server {
         }
         match self.commit(prepared) {
             Ok(()) => {
+                self.set_reload_interval(&config);
                 self.config = config;
+                self.status.reload.successes.fetch_add(1, Ordering::Relaxed);
+                self.status.reload.lock().success_unix = Some(unix_now());
                 tracing::info!("reload complete");
             }
             Err(error) => self.reload_failed(&error.to_string()),
@@ -580,8 +645,22 @@ impl Server {
     }
 
     fn reload_failed(&self, why: &str) {
-        self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
+        self.status.reload.failures.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut last = self.status.reload.lock();
+            last.failure_unix = Some(unix_now());
+            last.error = Some(why.to_owned());
+        }
         tracing::error!(error = %why, "reload failed; the running configuration stays");
+    }
+
+    fn set_reload_interval(&self, config: &Config) {
+        let ms = config.process.reload.map_or(0, |r| {
+            u64::try_from(r.interval.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        });
+        self.status.reload.interval_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Stops accepting, lets in-flight queries finish, and stops every task.
@@ -594,6 +673,29 @@ impl Server {
         self.runtime.shutdown_timeout(Duration::from_secs(5));
         tracing::info!("stopped");
     }
+}
+
+/// The plugins that shape a listener's answers beyond authoritative data.
+fn plugins(config: &ListenerConfig) -> Vec<String> {
+    let mut plugins = Vec::new();
+    let mut add = |on: bool, name: &str| {
+        if on {
+            plugins.push(name.to_owned());
+        }
+    };
+    add(config.cache.is_some(), "cache");
+    add(!config.forward.is_empty(), "forward");
+    add(config.geo.is_some(), "geo");
+    add(config.healthcheck.is_some(), "healthcheck");
+    add(config.loadbalance, "loadbalance");
+    add(config.log, "log");
+    plugins
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Stops a generation that no longer serves: its compiler, sources and forwarders.
@@ -686,7 +788,7 @@ impl Status for DnsStatus {
         exposition.sample(
             "coredns_reload_failed_total",
             &[],
-            self.reload_failures.load(Ordering::Relaxed),
+            self.reload.failures.load(Ordering::Relaxed),
         );
         let caches = self.caches.load();
         if !caches.is_empty() {
@@ -702,36 +804,233 @@ impl Status for DnsStatus {
         crate::geoapi::render_metrics(&self.responders.load(), out);
     }
 
-    fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
-        let target = target.to_owned();
-        Box::pin(async move {
-            if let Some(reply) = crate::geoapi::route(&self.responders.load(), &target) {
-                return Some(reply);
-            }
-            let path = target.split('?').next().unwrap_or_default();
-            (path == "/api/v1/endpoints").then_some(())?;
-            Some(match self.endpoint_reports().await {
-                Some(body) => Reply {
-                    status: "200 OK",
-                    body,
-                },
-                None => Reply {
-                    status: "404 Not Found",
-                    body: serde_json::json!({ "error": "health checks are off: no `healthcheck` plugin" })
-                        .to_string(),
-                },
+    fn overview(&self) -> Overview {
+        let now = unix_now();
+        let listeners = self
+            .views
+            .load()
+            .iter()
+            .map(|view| {
+                let snapshot = view.responder.snapshot.load();
+                let built_ms = view.shown.built_unix_ms.load(Ordering::Acquire);
+                #[allow(clippy::cast_precision_loss)]
+                let built_unix = built_ms as f64 / 1000.0;
+                ListenerStatus {
+                    addresses: view.bound.iter().map(ToString::to_string).collect(),
+                    zones: view.zones.clone(),
+                    snapshot: (built_ms > 0).then(|| SnapshotStatus {
+                        generation: snapshot.generation(),
+                        built_unix,
+                        age_seconds: (now - built_unix).max(0.0),
+                        names: snapshot.name_count() as u64,
+                        records: snapshot.record_count() as u64,
+                    }),
+                    plugins: view.plugins.clone(),
+                }
             })
+            .collect();
+        let interval_ms = self.reload.interval_ms.load(Ordering::Relaxed);
+        let reload = (interval_ms > 0).then(|| {
+            let last = self.reload.lock().clone();
+            #[allow(clippy::cast_precision_loss)]
+            let interval_seconds = interval_ms as f64 / 1000.0;
+            ReloadStatus {
+                interval_seconds,
+                successes: self.reload.successes.load(Ordering::Relaxed),
+                failures: self.reload.failures.load(Ordering::Relaxed),
+                last_success_unix: last.success_unix,
+                last_failure_unix: last.failure_unix,
+                last_error: last.error,
+            }
+        });
+        let problems = self
+            .compilers
+            .problems()
+            .into_iter()
+            .map(|p| SourceProblemStatus {
+                file: p.file,
+                line: p.line,
+                message: p.message,
+            })
+            .collect();
+        let health = self.health_metrics.as_ref().map(|metrics| {
+            let (serving, unhealthy) = metrics.counts();
+            HealthSummary {
+                endpoints: serving + unhealthy,
+                serving,
+                unhealthy,
+            }
+        });
+        Overview {
+            role: "dns".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ready: self.ready(),
+            started_unix: self.started_unix,
+            listeners,
+            reload,
+            problems,
+            health,
+            sync: None,
+            publisher: None,
+        }
+    }
+
+    fn services(&self) -> BoxFuture<'_, ServiceList> {
+        Box::pin(async move {
+            let reports = self.endpoint_reports().await.unwrap_or_default();
+            let mut services: Vec<ServiceStatus> = Vec::new();
+            for view in self.views.load().iter() {
+                for state in view.shown.services.load().iter() {
+                    for service in &state.services {
+                        let known = services
+                            .iter()
+                            .any(|s| s.namespace == service.namespace && s.name == service.name);
+                        if !known {
+                            services.push(service_status(service, &reports));
+                        }
+                    }
+                }
+            }
+            services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            ServiceList { services }
         })
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Option<Vec<EndpointReport>>> {
+        Box::pin(self.endpoint_reports())
+    }
+
+    fn geo(&self) -> GeoList {
+        crate::geoapi::list(&self.responders.load())
+    }
+
+    fn explain(
+        &self,
+        name: &str,
+        client: &str,
+    ) -> Result<signpost_model::status::Explanation, Refusal> {
+        crate::geoapi::explain(&self.responders.load(), name, client)
+    }
+
+    fn recursion(&self) -> RecursionList {
+        let mut listeners = Vec::new();
+        for view in self.views.load().iter() {
+            let Some(recursion) = view.responder.recursion() else {
+                continue;
+            };
+            let cache = recursion.cache().map(|cache| {
+                let (hits, misses, served_stale) = cache.metrics().summary();
+                CacheStatus {
+                    entries: cache.len() as u64,
+                    success_capacity: cache.config().success.capacity as u64,
+                    denial_capacity: cache.config().denial.capacity as u64,
+                    hits,
+                    misses,
+                    served_stale,
+                }
+            });
+            let forwarders = recursion
+                .forwarders()
+                .iter()
+                .map(|forwarder| ForwarderStatus {
+                    from: forwarder.config().from.to_string(),
+                    upstreams: forwarder
+                        .config()
+                        .upstreams
+                        .iter()
+                        .map(|&upstream| UpstreamStatus {
+                            address: upstream.to_string(),
+                            down: forwarder.is_down(upstream).unwrap_or(false),
+                        })
+                        .collect(),
+                })
+                .collect();
+            listeners.push(RecursionStatus {
+                server: format!(
+                    "dns://{}",
+                    view.bound
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                ),
+                cache,
+                forwarders,
+            });
+        }
+        RecursionList { listeners }
     }
 }
 
 impl DnsStatus {
-    /// Every checked endpoint as JSON: `{"endpoints": [...]}`.
-    async fn endpoint_reports(&self) -> Option<String> {
+    /// Every checked endpoint, or `None` without a `healthcheck` plugin.
+    async fn endpoint_reports(&self) -> Option<Vec<EndpointReport>> {
         let requests = self.reports.as_ref()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         requests.send(reply).await.ok()?;
-        let endpoints = answer.await.ok()?;
-        serde_json::to_string_pretty(&serde_json::json!({ "endpoints": endpoints })).ok()
+        answer.await.ok()
+    }
+}
+
+/// A cluster service with its endpoints and their health reports.
+fn service_status(service: &ClusterService, reports: &[EndpointReport]) -> ServiceStatus {
+    let (kind, addresses) = match &service.kind {
+        ServiceKind::ClusterIp(ips) => {
+            ("cluster_ip", ips.iter().map(ToString::to_string).collect())
+        }
+        ServiceKind::Headless => ("headless", Vec::new()),
+        ServiceKind::ExternalName(name) => ("external_name", vec![name.clone()]),
+    };
+    let ports = service
+        .ports
+        .iter()
+        .map(|p| {
+            let protocol = match p.protocol {
+                signpost_model::Protocol::Tcp => "tcp",
+                signpost_model::Protocol::Udp => "udp",
+                signpost_model::Protocol::Sctp => "sctp",
+            };
+            format!("{}/{}/{protocol}", p.name, p.port)
+        })
+        .collect();
+    let mut endpoints = Vec::new();
+    for endpoint in &service.endpoints {
+        for address in &endpoint.addresses {
+            let text = address.to_string();
+            let health = reports
+                .iter()
+                .find(|r| {
+                    r.namespace == service.namespace
+                        && r.service == service.name
+                        && r.address == text
+                })
+                .cloned();
+            let healthy = health.as_ref().is_none_or(|h| h.state != "unhealthy");
+            endpoints.push(ServiceEndpoint {
+                address: text,
+                hostname: endpoint.hostname.clone(),
+                ready: endpoint.ready,
+                serving: (endpoint.ready || service.publish_not_ready) && healthy,
+                health,
+            });
+        }
+    }
+    ServiceStatus {
+        namespace: service.namespace.clone(),
+        name: service.name.clone(),
+        kind: kind.to_owned(),
+        addresses,
+        ports,
+        region: service.geo.as_ref().map(|g| g.region.clone()),
+        endpoints,
+    }
+}
+
+// === impl ReloadState ===
+
+impl ReloadState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LastReload> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

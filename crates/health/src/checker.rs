@@ -13,9 +13,10 @@ use crate::state::{Change, EndpointState, HealthPolicy, Phase};
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
+use signpost_model::status::Transition;
 use signpost_model::{EndpointKey, PublishVerdicts, Verdicts};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashSet, VecDeque};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -86,29 +87,12 @@ impl Default for CheckerOptions {
 }
 
 /// The state of one checked endpoint, as `/api/v1/endpoints` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct EndpointReport {
-    /// Namespace.
-    pub namespace: String,
-    /// Service.
-    pub service: String,
-    /// Address.
-    pub address: String,
-    /// Port checked.
-    pub port: u16,
-    /// Check kind.
-    pub kind: CheckKind,
-    /// `healthy`, `failing` or `unhealthy`.
-    pub state: &'static str,
-    /// Failures in a row.
-    pub consecutive_failures: u32,
-    /// Passes in a row.
-    pub consecutive_successes: u32,
-    /// Unix time of the last finished check, seconds.
-    pub last_check_unix: Option<f64>,
-    /// The last failure's reason.
-    pub last_error: Option<String>,
-}
+pub use signpost_model::status::EndpointReport;
+
+/// State changes kept per endpoint for `/api/v1/endpoints` and the status
+/// page: the newest [`HISTORY`] are kept, older ones dropped, so memory per
+/// endpoint is bounded however often it flaps.
+pub const HISTORY: usize = 16;
 
 struct Entry {
     target: Target,
@@ -119,6 +103,8 @@ struct Entry {
     successes: u32,
     last_check: Option<SystemTime>,
     last_error: Option<String>,
+    /// The newest state changes, oldest first, at most [`HISTORY`].
+    history: VecDeque<Transition>,
 }
 
 struct Outcome {
@@ -239,6 +225,7 @@ impl Checker {
                     successes: 0,
                     last_check: None,
                     last_error: None,
+                    history: VecDeque::new(),
                 },
             );
             changed = true;
@@ -334,7 +321,17 @@ impl Checker {
             tracing::debug!(endpoint = %outcome.key, %error, "health check failed");
             entry.last_error = Some(error.clone());
         }
+        let before = phase_name(entry.state.phase);
         let change = entry.state.record(passed, now, &policy);
+        let after = phase_name(entry.state.phase);
+        if before != after {
+            let error = if passed {
+                None
+            } else {
+                entry.last_error.clone()
+            };
+            remember(&mut entry.history, before, after, error);
+        }
         if let Some(deadline) = entry.state.deadline(&policy) {
             self.queue.push(Reverse((deadline, outcome.key.clone())));
         }
@@ -350,7 +347,13 @@ impl Checker {
             return false;
         };
         let change = if change == Change::None {
-            entry.state.evaluate(now, &policy)
+            let before = phase_name(entry.state.phase);
+            let change = entry.state.evaluate(now, &policy);
+            let after = phase_name(entry.state.phase);
+            if before != after {
+                remember(&mut entry.history, before, after, None);
+            }
+            change
         } else {
             change
         };
@@ -399,12 +402,8 @@ impl Checker {
                 service: entry.target.key.service.clone(),
                 address: entry.target.key.address.to_string(),
                 port: entry.target.port,
-                kind: entry.target.kind.clone(),
-                state: match entry.state.phase {
-                    Phase::Healthy => "healthy",
-                    Phase::Failing { .. } => "failing",
-                    Phase::Unhealthy { .. } => "unhealthy",
-                },
+                kind: entry.target.kind.as_str().to_owned(),
+                state: phase_name(entry.state.phase).to_owned(),
                 consecutive_failures: entry.failures,
                 consecutive_successes: entry.successes,
                 last_check_unix: entry
@@ -412,7 +411,36 @@ impl Checker {
                     .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                     .map(|d| d.as_secs_f64()),
                 last_error: entry.last_error.clone(),
+                history: entry.history.iter().cloned().collect(),
             })
             .collect()
     }
+}
+
+/// The name `/api/v1/endpoints` gives a phase.
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Healthy => "healthy",
+        Phase::Failing { .. } => "failing",
+        Phase::Unhealthy { .. } => "unhealthy",
+    }
+}
+
+/// Appends a state change, dropping the oldest beyond [`HISTORY`].
+fn remember(history: &mut VecDeque<Transition>, from: &str, to: &str, error: Option<String>) {
+    if history.len() == HISTORY {
+        history.pop_front();
+    }
+    history.push_back(Transition {
+        unix: unix_now(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+        error,
+    });
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

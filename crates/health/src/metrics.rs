@@ -53,6 +53,11 @@ impl HealthMetrics {
         self.unhealthy.store(unhealthy as u64, Relaxed);
     }
 
+    /// The endpoint gauges: (serving, unhealthy).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.healthy.load(Relaxed), self.unhealthy.load(Relaxed))
+    }
+
     /// Renders the Prometheus text exposition.
     pub fn render(&self, out: &mut String) {
         let out = &mut Exposition::new(out);

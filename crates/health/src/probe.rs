@@ -25,6 +25,17 @@ pub enum CheckKind {
     Tcp,
 }
 
+impl CheckKind {
+    /// `http`, `https` or `tcp`, as the annotation writes it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+            Self::Tcp => "tcp",
+        }
+    }
+}
+
 /// Why a check failed. Counted by kind in metrics-friendly form.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

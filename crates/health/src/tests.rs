@@ -239,3 +239,56 @@ async fn scheduler_publishes_removal_and_recovery_on_time() {
     cancel.cancel();
     handle.await.unwrap();
 }
+
+/// Issue 17: each endpoint's report carries its recent state changes, oldest
+/// first, with the failure that caused them, and keeps at most
+/// `checker::HISTORY` however often the endpoint flaps.
+#[tokio::test(start_paused = true)]
+async fn reports_keep_a_bounded_history_of_changes() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let bus = Arc::new(LocalVerdicts::default());
+    let (_targets_tx, targets_rx) = tokio::sync::watch::channel(Arc::new(vec![target("10.0.0.1")]));
+    let (reports_tx, reports_rx) = tokio::sync::mpsc::channel(1);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let parts = checker::CheckerParts {
+        policy: seed(),
+        options: CheckerOptions::default(),
+        probe: Arc::new(Switch(healthy.clone())),
+        publisher: bus,
+        metrics: Arc::new(HealthMetrics::default()),
+    };
+    let handle = checker::spawn(parts, targets_rx, reports_rx, cancel.clone());
+    let report = || async {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        reports_tx.send(reply).await.unwrap();
+        answer.await.unwrap().remove(0)
+    };
+    tokio::time::sleep(secs(11)).await;
+    assert!(report().await.history.is_empty());
+    // One failure: healthy → failing, with the probe's error.
+    healthy.store(false, Ordering::SeqCst);
+    tokio::time::sleep(secs(10)).await;
+    let first = report().await;
+    assert_eq!(first.state, "failing");
+    assert_eq!(first.history.len(), 1, "{:?}", first.history);
+    assert_eq!(first.history[0].from, "healthy");
+    assert_eq!(first.history[0].to, "failing");
+    assert_eq!(first.history[0].error.as_deref(), Some("switched off"));
+    // Flap for a long time: the history stays bounded and ends with the newest change.
+    for _ in 0..40 {
+        healthy.store(true, Ordering::SeqCst);
+        tokio::time::sleep(secs(10)).await;
+        healthy.store(false, Ordering::SeqCst);
+        tokio::time::sleep(secs(10)).await;
+    }
+    let last = report().await;
+    assert_eq!(last.history.len(), checker::HISTORY, "{:?}", last.history);
+    assert_eq!(last.history.last().map(|t| t.to.as_str()), Some("failing"));
+    assert!(
+        last.history
+            .windows(2)
+            .all(|w| w[0].to == w[1].from && w[0].unix <= w[1].unix)
+    );
+    cancel.cancel();
+    handle.await.unwrap();
+}

@@ -27,5 +27,5 @@ pub use cluster::{
 };
 pub use leader::{Elector, Leadership};
 pub use source::{BoxFuture, Sink, Source, SourceProblem, Update};
-pub use status::{Reply, Status};
+pub use status::{Refusal, Status};
 pub use verdict::{EndpointKey, LocalVerdicts, PublishVerdicts, SubscribeVerdicts, Verdicts};

@@ -4,8 +4,12 @@ use crate::InvalidConfig;
 use anyhow::Context as _;
 use signpost_discovery::metrics::DiscoveryMetrics;
 use signpost_dns::{Config, DnsStatus, RunOptions, Server, SourceFactory};
-use signpost_model::{BoxFuture, Reply, Status};
+use signpost_model::status::{
+    EndpointReport, Explanation, GeoList, Overview, RecursionList, ServiceList,
+};
+use signpost_model::{BoxFuture, Refusal, Status};
 use signpost_zone::SourceSpec;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -56,25 +60,76 @@ fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()>
         let metrics = metrics.clone();
         Arc::new(move |spec: &SourceSpec| signpost_discovery::open(spec, &metrics))
     };
-    let admin = config.admin_addresses();
+    let sites = admin_sites(&config)?;
     let server = Server::start(config, factory, options).context("serving DNS")?;
     let status: Arc<dyn Status> = Arc::new(DnsRoleStatus {
         dns: server.status(),
         sources: metrics,
     });
-    for address in admin {
+    for (address, site) in sites {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
             .context("serving DNS")?;
         let bound = listener.local_addr().context("serving DNS")?;
-        tracing::info!(http = %bound, "admin endpoints listening");
+        let surface = site.surface;
+        tracing::info!(
+            http = %bound,
+            health = surface.health,
+            ready = surface.ready,
+            metrics = surface.metrics,
+            admin = surface.admin,
+            token = site.token.is_some(),
+            "HTTP endpoints listening"
+        );
+        if surface.admin && site.token.is_none() && !bound.ip().is_loopback() {
+            tracing::warn!(
+                http = %bound,
+                "the admin APIs listen beyond loopback without a token_file; anyone who reaches this address can read the cluster's topology"
+            );
+        }
         server.runtime().spawn(signpost_admin::serve(
             listener,
             status.clone(),
+            site,
             server.shutdown_token(),
         ));
     }
     server.run_until_signal(Some(conf));
     Ok(())
+}
+
+/// What each HTTP address serves: the paths of the directives that name it
+/// (`health` → `/health`, `ready` → `/ready`, `prometheus` → `/metrics`,
+/// `admin` → the APIs and the page), and the admin token read from its file.
+fn admin_sites(config: &Config) -> anyhow::Result<Vec<(SocketAddr, signpost_admin::Site)>> {
+    let metrics = Arc::new(signpost_admin::AdminMetrics::default());
+    let process = &config.process;
+    let mut sites = Vec::new();
+    for address in config.admin_addresses() {
+        let admin = process.admin.iter().find(|a| a.address == address);
+        let token = match admin.and_then(|a| Some((a.token_file.as_deref()?, &a.location))) {
+            Some((path, location)) => {
+                Some(signpost_admin::Token::from_file(path).map_err(|error| {
+                    InvalidConfig(format!("{location}: {:#}", anyhow::Error::from(error)))
+                })?)
+            }
+            None => None,
+        };
+        let surface = signpost_admin::Surface {
+            health: process.health.contains(&address),
+            ready: process.ready.contains(&address),
+            metrics: process.prometheus.contains(&address),
+            healthz: false,
+            admin: admin.is_some(),
+        };
+        let site = signpost_admin::Site {
+            surface,
+            token,
+            limits: signpost_admin::Limits::default(),
+            metrics: metrics.clone(),
+        };
+        sites.push((address, site));
+    }
+    Ok(sites)
 }
 
 /// The DNS role's admin view: the server's, plus what its sources report.
@@ -91,10 +146,31 @@ impl Status for DnsRoleStatus {
     fn render_metrics(&self, out: &mut String) {
         self.dns.render_metrics(out);
         self.sources.render(out);
+        signpost_discovery::etcd::render_metrics(out);
     }
 
-    fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
-        self.dns.route(target)
+    fn overview(&self) -> Overview {
+        self.dns.overview()
+    }
+
+    fn services(&self) -> BoxFuture<'_, ServiceList> {
+        self.dns.services()
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Option<Vec<EndpointReport>>> {
+        self.dns.endpoints()
+    }
+
+    fn geo(&self) -> GeoList {
+        self.dns.geo()
+    }
+
+    fn explain(&self, name: &str, client: &str) -> Result<Explanation, Refusal> {
+        self.dns.explain(name, client)
+    }
+
+    fn recursion(&self) -> RecursionList {
+        self.dns.recursion()
     }
 }
 

@@ -10,7 +10,11 @@
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
-use signpost_model::{BoxFuture, Reply, Status};
+use signpost_model::status::{
+    EndpointReport, Explanation, GeoList, Overview, PlannedChange, RecursionList, ServiceList,
+    SyncStatus as SyncSection,
+};
+use signpost_model::{BoxFuture, Refusal, Status};
 use signpost_sync::config::{self, Settings};
 use signpost_sync::controller::{Controller, Reconciler};
 use signpost_sync::flags::SyncArgs;
@@ -68,8 +72,28 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(http = %bound, "metrics and health endpoints listening");
     let status: Arc<dyn Status> = Arc::new(SyncStatus {
         metrics: metrics.clone(),
+        started_unix: unix_now(),
     });
-    tokio::spawn(signpost_admin::serve(listener, status, cancel.clone()));
+    // external-dns's surface on --metrics-address: /healthz and /metrics
+    // (plus signpost's /health and /ready).
+    let site = signpost_admin::Site {
+        surface: signpost_admin::Surface {
+            health: true,
+            ready: true,
+            metrics: true,
+            healthz: true,
+            admin: false,
+        },
+        token: None,
+        limits: signpost_admin::Limits::default(),
+        metrics: Arc::new(signpost_admin::AdminMetrics::default()),
+    };
+    tokio::spawn(signpost_admin::serve(
+        listener,
+        status,
+        site,
+        cancel.clone(),
+    ));
     let signals = cancel.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -108,10 +132,18 @@ async fn wait_for_signal() {
     }
 }
 
-/// The sync role on the admin endpoints: external-dns's `/healthz`,
-/// `/metrics`, and `/ready` once a reconciliation succeeded.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The sync role on the admin endpoints: external-dns's `/healthz` and
+/// `/metrics`, `/ready` once a reconciliation succeeded, and the `sync`
+/// section of the status document (last sync, last plan, last error).
 struct SyncStatus {
     metrics: Arc<SyncMetrics>,
+    started_unix: f64,
 }
 
 impl Status for SyncStatus {
@@ -123,12 +155,50 @@ impl Status for SyncStatus {
         self.metrics.render(out);
     }
 
-    fn route(&self, target: &str) -> BoxFuture<'_, Option<Reply>> {
-        let path = target.split('?').next().unwrap_or_default();
-        let reply = (path == "/healthz").then(|| Reply {
-            status: "200 OK",
-            body: "OK".to_owned(),
-        });
-        Box::pin(async move { reply })
+    fn overview(&self) -> Overview {
+        let last_sync = self.metrics.last_sync();
+        let (plan, error) = self.metrics.last_plan_and_error();
+        Overview {
+            role: "sync".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ready: self.ready(),
+            started_unix: self.started_unix,
+            sync: Some(SyncSection {
+                last_sync_unix: (last_sync > 0.0).then_some(last_sync),
+                last_plan: plan
+                    .into_iter()
+                    .map(|(action, name, record_type, targets)| PlannedChange {
+                        action: action.to_owned(),
+                        name,
+                        record_type: record_type.to_string(),
+                        targets,
+                    })
+                    .collect(),
+                errors: error.into_iter().collect(),
+            }),
+            ..Overview::default()
+        }
+    }
+
+    fn services(&self) -> BoxFuture<'_, ServiceList> {
+        Box::pin(async { ServiceList::default() })
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Option<Vec<EndpointReport>>> {
+        Box::pin(async { None })
+    }
+
+    fn geo(&self) -> GeoList {
+        GeoList::default()
+    }
+
+    fn explain(&self, _name: &str, _client: &str) -> Result<Explanation, Refusal> {
+        Err(Refusal::NotFound(
+            "signpost sync serves no geographic names".to_owned(),
+        ))
+    }
+
+    fn recursion(&self) -> RecursionList {
+        RecursionList::default()
     }
 }

@@ -125,6 +125,7 @@ impl Reconciler {
         self.metrics
             .planned(&config.owner_id, &plan.owner_mismatches);
         let changes = plan.changes;
+        self.metrics.plan(&changes);
         let no_op = !changes.has_changes();
         if no_op {
             tracing::info!("All records are already up to date");
@@ -320,6 +321,8 @@ impl Controller {
             })
             .collect();
         let result = self.reconciler.run_once(output.endpoints).await;
+        self.metrics
+            .set_error(result.as_ref().err().map(ToString::to_string));
         match &result {
             Ok(outcome) => {
                 for endpoint in &outcome.filtered_out {

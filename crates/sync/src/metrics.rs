@@ -48,7 +48,14 @@ struct State {
     provider_errors: BTreeMap<&'static str, u64>,
     changes: BTreeMap<&'static str, u64>,
     leader: bool,
+    /// The last plan, for the status API: (action, name, type, targets).
+    last_plan: Vec<PlannedRow>,
+    /// The last run's error, if it failed (never a secret: provider errors carry none).
+    last_error: Option<String>,
 }
+
+/// One planned change as the status API shows it: (action, name, type, targets).
+pub type PlannedRow = (&'static str, String, RecordType, Vec<String>);
 
 /// A problem with one desired endpoint, for `source_invalid_endpoints`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,6 +144,30 @@ impl SyncMetrics {
         for mismatch in mismatches {
             *state.owner_mismatch.entry(mismatch.clone()).or_insert(0) += 1;
         }
+    }
+
+    /// The plan of the last run (applied or, with `--dry-run`, printed).
+    pub fn plan(&self, changes: &Changes) {
+        let rows = changes
+            .create
+            .iter()
+            .map(|e| ("create", e))
+            .chain(changes.update_new.iter().map(|e| ("update", e)))
+            .chain(changes.delete.iter().map(|e| ("delete", e)))
+            .map(|(action, e)| (action, e.dns_name.clone(), e.record_type, e.targets.clone()))
+            .collect();
+        self.lock().last_plan = rows;
+    }
+
+    /// The last run's error (`None` after a success).
+    pub fn set_error(&self, error: Option<String>) {
+        self.lock().last_error = error;
+    }
+
+    /// The status API's view: the last plan and error.
+    pub fn last_plan_and_error(&self) -> (Vec<PlannedRow>, Option<String>) {
+        let state = self.lock();
+        (state.last_plan.clone(), state.last_error.clone())
     }
 
     /// Changes were written.

@@ -59,6 +59,17 @@ struct ZoneDef {
     ttl: u32,
     fallthrough: Vec<Name>,
     pods: PodMode,
+    /// The SOA (TTL, RDATA) of a zone whose answers arrive pre-rendered
+    /// ([`SnapshotBuilder::add_rendered_zone`]).
+    soa: Option<(u32, Box<[u8]>)>,
+}
+
+/// A name whose answers its compiler rendered whole.
+#[derive(Debug)]
+struct RenderedName {
+    owner: Name,
+    answers: Vec<(u16, Rendered)>,
+    otherwise: Option<Rendered>,
 }
 
 /// Collects zones and records, then renders every answer once.
@@ -68,6 +79,8 @@ pub struct SnapshotBuilder {
     geo_names: Vec<(Name, u32, Vec<GeoRegion>)>,
     zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
     records: BTreeMap<Name, BTreeMap<u16, RrSet>>,
+    rendered: Vec<RenderedName>,
+    rendered_records: usize,
     generation: u64,
 }
 
@@ -119,6 +132,7 @@ impl SnapshotBuilder {
             ttl,
             fallthrough: settings.fallthrough,
             pods: settings.pods,
+            soa: None,
         });
         self.insert(apex.clone(), rtype::SOA, ttl, soa);
         self.insert(apex, rtype::NS, ttl, ns);
@@ -131,7 +145,45 @@ impl SnapshotBuilder {
             ttl: 0,
             fallthrough,
             pods: PodMode::Disabled,
+            soa: None,
         });
+    }
+
+    /// Adds a zone whose every answer its compiler renders itself (the `etcd`
+    /// plugin's SkyDNS zones, [`crate::skydns`]): names added with
+    /// [`Self::add_rendered_name`]; a missing name gets NXDOMAIN, a type a
+    /// name has no answer for NODATA, both with this SOA (TTL, RDATA) in the
+    /// authority section (RFC 2308 §3); qnames with `*` or `any` labels are
+    /// looked up as SkyDNS wildcards.
+    pub fn add_rendered_zone(&mut self, apex: Name, soa: (u32, Vec<u8>), fallthrough: Vec<Name>) {
+        self.zones.push(ZoneDef {
+            apex,
+            ttl: soa.0,
+            fallthrough,
+            pods: PodMode::Disabled,
+            soa: Some((soa.0, soa.1.into_boxed_slice())),
+        });
+    }
+
+    /// Adds a name of a rendered zone with its answers by query type; other
+    /// types get `otherwise`, or the zone's NODATA when `None`. A name another
+    /// source already holds keeps that source's answers.
+    pub fn add_rendered_name(
+        &mut self,
+        owner: Name,
+        answers: Vec<(u16, Rendered)>,
+        otherwise: Option<Rendered>,
+    ) {
+        self.rendered.push(RenderedName {
+            owner,
+            answers,
+            otherwise,
+        });
+    }
+
+    /// Counts records a rendered zone serves (for `signpost_snapshot_records`).
+    pub fn count_rendered_records(&mut self, count: usize) {
+        self.rendered_records += count;
     }
 
     /// Adds a geographic name: its A and AAAA answers are chosen per query
@@ -296,6 +348,7 @@ impl SnapshotBuilder {
                     pods: zone.pods,
                     ttl: zone.ttl,
                     walk: has_wildcards_or_cuts,
+                    skydns: zone.soa.is_some(),
                 }
             })
             .collect();
@@ -332,6 +385,21 @@ impl SnapshotBuilder {
                 None => self.render_node(owner, sets, apex, &descendants, zone),
             };
             names.insert(owner.as_wire().into(), node);
+        }
+        record_count += self.rendered_records;
+        for rendered in std::mem::take(&mut self.rendered) {
+            let Some(zone) = self.zone_index(&rendered.owner) else {
+                continue;
+            };
+            names
+                .entry(rendered.owner.as_wire().into())
+                .or_insert_with(|| Node {
+                    zone: zone as u16,
+                    answers: rendered.answers.into_boxed_slice(),
+                    otherwise: rendered.otherwise,
+                    referral: false,
+                    geo: None,
+                });
         }
         let mut geo = Vec::with_capacity(self.geo_names.len());
         for (name, ttl, regions) in &self.geo_names {
@@ -448,6 +516,15 @@ impl SnapshotBuilder {
     /// The SOA for negative answers: TTL = min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
     fn negative_authority(&self, apex: &Name) -> RecordWriter {
         let mut authority = RecordWriter::new();
+        if let Some((ttl, soa)) = self
+            .zones
+            .iter()
+            .find(|z| &z.apex == apex)
+            .and_then(|z| z.soa.as_ref())
+        {
+            authority.record(Some(apex), rtype::SOA, *ttl, soa);
+            return authority;
+        }
         if let Some(set) = self.records.get(apex).and_then(|s| s.get(&rtype::SOA)) {
             for data in &set.rdatas {
                 let minimum = data

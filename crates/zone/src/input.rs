@@ -13,6 +13,7 @@
 use crate::builder::SnapshotBuilder;
 use crate::cluster::{self, ClusterOptions, GeoOptions};
 use crate::hosts::{HostsEntry, HostsOptions, add_hosts};
+use crate::skydns::{SkyOptions, SkyRecord};
 use crate::snapshot::Snapshot;
 use crate::zonefile::ZoneFile;
 use signpost_model::{AllUnhealthy, ClusterService, ClusterState, EndpointHealth};
@@ -59,6 +60,44 @@ pub enum SourceSpec {
         /// Check interval.
         reload: Duration,
     },
+    /// SkyDNS records under a path of an etcd cluster (the `etcd` plugin),
+    /// read once and then followed by a watch.
+    Etcd(EtcdSpec),
+}
+
+/// Where an `etcd` plugin's records are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSpec {
+    /// Client URLs (`http://127.0.0.1:2379`).
+    pub endpoints: Vec<String>,
+    /// The key prefix with a leading and a trailing slash (`/skydns/`).
+    pub prefix: String,
+    /// User name and password, if the cluster has authentication on.
+    pub credentials: Option<(String, Secret)>,
+    /// TLS towards the cluster, if any.
+    pub tls: Option<EtcdTls>,
+}
+
+/// TLS files for an etcd client (CoreDNS `tls [CERT [KEY [CACERT]]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// Client certificate (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA bundle to verify the servers (PEM); the system's roots when absent.
+    pub ca: Option<PathBuf>,
+}
+
+/// A secret string (a password): `Debug` never shows it, so it cannot reach
+/// a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// What the `kubernetes` plugin watches on an API server, and how it connects.
@@ -113,6 +152,8 @@ pub enum Input {
     Zone(Arc<ZoneFile>),
     /// Hosts entries: the file's, then the inline ones.
     Hosts(Arc<Vec<HostsEntry>>),
+    /// SkyDNS records read from etcd, in key order.
+    Sky(Arc<Vec<SkyRecord>>),
 }
 
 /// How one source's input becomes records.
@@ -124,6 +165,8 @@ pub enum Recipe {
     ZoneFile,
     /// A hosts plugin's records.
     Hosts(HostsOptions),
+    /// An `etcd` plugin's SkyDNS zones.
+    Etcd(SkyOptions),
 }
 
 /// What a build needs besides the inputs.
@@ -190,6 +233,9 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
             (Recipe::Hosts(hosts_options), Input::Hosts(entries)) => {
                 add_hosts(&mut builder, entries, hosts_options, &mut problems);
             }
+            (Recipe::Etcd(sky_options), Input::Sky(records)) => {
+                crate::skydns::compile(&mut builder, records, sky_options, serial);
+            }
             (recipe, input) => problems.push(format!(
                 "internal: a {} input reached a {} recipe",
                 input.kind(),
@@ -202,7 +248,7 @@ pub fn build(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (Snapsh
             .iter()
             .filter_map(|(_, input)| match input {
                 Input::Cluster(state) => Some(state.services.iter().cloned()),
-                Input::Zone(_) | Input::Hosts(_) => None,
+                Input::Zone(_) | Input::Hosts(_) | Input::Sky(_) => None,
             })
             .flatten()
             .collect();
@@ -222,7 +268,7 @@ impl Input {
     pub fn services(&self) -> &[ClusterService] {
         match self {
             Self::Cluster(state) => &state.services,
-            Self::Zone(_) | Self::Hosts(_) => &[],
+            Self::Zone(_) | Self::Hosts(_) | Self::Sky(_) => &[],
         }
     }
 
@@ -231,6 +277,7 @@ impl Input {
             Self::Cluster(_) => "cluster",
             Self::Zone(_) => "zone file",
             Self::Hosts(_) => "hosts",
+            Self::Sky(_) => "etcd",
         }
     }
 }
@@ -243,6 +290,7 @@ impl Recipe {
             Self::Cluster(_) => "cluster",
             Self::ZoneFile => "zone file",
             Self::Hosts(_) => "hosts",
+            Self::Etcd(_) => "etcd",
         }
     }
 }

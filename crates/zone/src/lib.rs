@@ -21,11 +21,15 @@ mod builder;
 pub mod cluster;
 pub mod hosts;
 pub mod input;
+pub mod skydns;
 mod snapshot;
 pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
-pub use input::{BuildOptions, Input, KubeConnection, KubernetesApi, Recipe, SourceSpec, build};
+pub use input::{
+    BuildOptions, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi, Recipe, Secret,
+    SourceSpec, build,
+};
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]

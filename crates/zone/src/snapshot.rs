@@ -75,6 +75,8 @@ pub(crate) struct ZoneEntry {
     /// The zone has wildcards or zone cuts, so a missing name needs the
     /// closest-encloser walk.
     pub(crate) walk: bool,
+    /// A SkyDNS zone (the `etcd` plugin): `*` and `any` labels are wildcards.
+    pub(crate) skydns: bool,
 }
 
 /// One owner name: its answers by type, and what other types get.
@@ -152,6 +154,11 @@ impl Snapshot {
         else {
             return Lookup::NotAuthoritative;
         };
+        if zone.skydns
+            && let Some(found) = self.skydns_wildcard(qname, zone, qtype)
+        {
+            return found;
+        }
         if zone.walk
             && let Some(found) = self.closest_encloser(qname, zone.apex.as_wire().len(), qtype)
         {
@@ -210,6 +217,48 @@ impl Snapshot {
             return Some(self.answer_at(node, qtype));
         }
         None
+    }
+
+    /// A SkyDNS wildcard query (CoreDNS `msg.PathWithWildcard`): a label that
+    /// is `*` or `any` matches any one key segment. Answers are pre-rendered
+    /// under the name spelled with `*` only, so `any` labels are rewritten on
+    /// the stack (no allocation) before the lookup. A pattern nothing matches
+    /// is NODATA when the name above its highest wildcard exists (CoreDNS
+    /// reads that subtree and filters it down to nothing), else `None`.
+    fn skydns_wildcard<'a>(
+        &'a self,
+        qname: &[u8],
+        zone: &'a ZoneEntry,
+        qtype: u16,
+    ) -> Option<Lookup<'a>> {
+        let relative = qname.len() - zone.apex.as_wire().len();
+        let mut canonical = [0u8; 256];
+        let (mut at, mut out) = (0, 0);
+        let mut above = None;
+        while at < relative {
+            let len = qname[at] as usize;
+            let label = qname.get(at + 1..at + 1 + len)?;
+            if label == b"*" || label == b"any" {
+                canonical[out..out + 2].copy_from_slice(&[1, b'*']);
+                out += 2;
+                above = Some(at + 1 + len);
+            } else {
+                canonical[out] = len as u8;
+                canonical[out + 1..out + 1 + len].copy_from_slice(label);
+                out += 1 + len;
+            }
+            at += 1 + len;
+        }
+        let above = above?;
+        let apex = &qname[relative..];
+        canonical[out..out + apex.len()].copy_from_slice(apex);
+        out += apex.len();
+        if let Some(node) = self.names.get(&canonical[..out]) {
+            return Some(self.answer_at(node, qtype));
+        }
+        self.names
+            .contains_key(&qname[above..])
+            .then(|| Lookup::Answer(zone.nodata.view()))
     }
 
     fn answer_at<'a>(&'a self, node: &'a Node, qtype: u16) -> Lookup<'a> {

@@ -38,6 +38,16 @@ impl CacheMetrics {
         }
     }
 
+    /// (hits, misses, stale answers served), for the admin endpoints.
+    pub fn summary(&self) -> (u64, u64, u64) {
+        let hits = self.hits.iter().map(|h| h.load(Relaxed)).sum();
+        (
+            hits,
+            self.misses.load(Relaxed),
+            self.served_stale.load(Relaxed),
+        )
+    }
+
     pub(super) fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
     }

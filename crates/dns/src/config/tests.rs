@@ -164,3 +164,111 @@ fn differing_healthcheck_blocks_are_rejected() {
         Some(std::time::Duration::from_millis(500))
     );
 }
+
+/// The `etcd` plugin with CoreDNS's defaults (path `/skydns`, endpoint
+/// `http://localhost:2379`, lease TTL bounds 30 s and 86400 s) and with every
+/// option of its README; a CIDR names its reverse zones.
+#[test]
+fn etcd_defaults_and_options() {
+    let etcd = |config: &Config| {
+        config.listeners[0]
+            .sources
+            .iter()
+            .find_map(|plan| match (&plan.spec, &plan.recipe) {
+                (SourceSpec::Etcd(spec), Recipe::Etcd(options)) => {
+                    Some((spec.clone(), options.clone()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    let (spec, options) = etcd(&parse("skydns.local {\n    etcd\n}\n").unwrap());
+    assert_eq!(spec.prefix, "/skydns/");
+    assert_eq!(spec.endpoints, ["http://localhost:2379"]);
+    assert_eq!(spec.credentials, None);
+    assert_eq!(
+        options.zones,
+        [signpost_proto::Name::from_ascii("skydns.local").unwrap()]
+    );
+    assert_eq!((options.min_lease_ttl, options.max_lease_ttl), (30, 86400));
+    let (spec, options) = etcd(
+        &parse(
+            ".:53 {\n    etcd skydns.local 10.0.0.0/24 {\n        path /dns\n        endpoint http://127.0.0.1:2379 http://127.0.0.1:4001\n        credentials root s3cr3t\n        tls cert.pem key.pem ca.pem\n        min-lease-ttl 60\n        max-lease-ttl 1h\n        fallthrough\n        stubzones\n    }\n}\n",
+        )
+        .unwrap(),
+    );
+    assert_eq!(spec.prefix, "/dns/");
+    assert_eq!(spec.endpoints.len(), 2);
+    assert!(
+        !format!("{spec:?}").contains("s3cr3t"),
+        "the password shows in Debug"
+    );
+    let tls = spec.tls.unwrap();
+    assert_eq!(tls.ca, Some(PathBuf::from("/etc/signpost/ca.pem")));
+    let zones: Vec<String> = options.zones.iter().map(ToString::to_string).collect();
+    assert_eq!(zones, ["skydns.local.", "0.0.10.in-addr.arpa."]);
+    assert_eq!((options.min_lease_ttl, options.max_lease_ttl), (60, 3600));
+    assert_eq!(options.fallthrough.len(), 2);
+}
+
+/// Every `etcd` mistake at its line, with CoreDNS's messages; a password
+/// given with the wrong argument count is not repeated.
+#[test]
+fn etcd_errors_at_their_lines() {
+    let errors = parse(
+        ".:53 {\n    etcd skydns.local {\n        path\n        endpoint\n        credentials root s3cr3t extra\n        tls a b c d\n        min-lease-ttl soon\n        max-lease-ttl -5\n        colour blue\n    }\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!(lines(&errors), [3, 4, 5, 6, 7, 8, 9], "{errors}");
+    let text = errors.to_string();
+    assert!(
+        text.contains("credentials requires 2 arguments, username and password"),
+        "{text}"
+    );
+    assert!(
+        text.contains("maximum of three arguments allowed for TLS config, found 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid min-lease-ttl value: invalid TTL format"),
+        "{text}"
+    );
+    assert!(
+        text.contains("invalid max-lease-ttl value: TTL must be non-negative"),
+        "{text}"
+    );
+    assert!(text.contains("unknown property 'colour'"), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+}
+
+/// Issue 17: `admin` is off unless written, defaults to loopback port 9154,
+/// takes `token_file` relative to the Corefile, and reports every mistake at
+/// its line: a bad address, an unknown option, two token files, and two
+/// blocks giving one address different token files.
+#[test]
+fn admin_directive_defaults_and_errors() {
+    let config = parse(".:53 {\n    health\n    ready\n}\n").unwrap();
+    assert!(config.process.admin.is_empty());
+    assert!(!config.admin_addresses().iter().any(|a| a.port() == 9154));
+
+    let config = parse(".:53 {\n    admin\n}\n.:54 {\n    admin 127.0.0.1:9999 {\n        token_file secrets/admin.token\n    }\n}\n").unwrap();
+    let admin = &config.process.admin;
+    assert_eq!(admin.len(), 2);
+    assert_eq!(admin[0].address, "127.0.0.1:9154".parse().unwrap());
+    assert_eq!(admin[0].token_file, None);
+    assert_eq!(
+        admin[1].token_file.as_deref(),
+        Some(Path::new("/etc/signpost/secrets/admin.token"))
+    );
+    assert!(config.admin_addresses().contains(&admin[1].address));
+
+    let errors = parse(
+        ".:53 {\n    admin nowhere\n    admin :9000 {\n        token_file a\n        token_file b\n        max_body 1\n        token_file\n    }\n}\n.:54 {\n    admin :9000 {\n        token_file c\n    }\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!(lines(&errors), [2, 5, 6, 7, 11], "{errors}");
+    assert!(
+        errors.to_string().contains("different token_file"),
+        "{errors}"
+    );
+}

@@ -4,7 +4,8 @@
 //!
 //! Addresses are `:PORT`, `HOST:PORT` or `[V6]:PORT`. Defaults as CoreDNS's:
 //! `health` on :8080, `ready` on :8181 (every address), `prometheus` on
-//! localhost:9153. Each address serves all three paths.
+//! localhost:9153. Each address serves only its directive's path (several
+//! directives may share an address); the JSON APIs are the `admin` directive's.
 
 use super::setup::{Block, Plugin, Setup};
 use signpost_corefile::toolkit::parse_host_port;

@@ -20,9 +20,11 @@ use signpost_proto::Name;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
+mod admin;
 mod bind;
 mod cache;
 mod errors;
+mod etcd;
 mod file;
 mod forward;
 mod geo;
@@ -46,9 +48,11 @@ pub(crate) type Parse = fn(&Directive, &Block<'_>, &mut Errors) -> Option<Box<dy
 
 /// Every directive signpost implements, by name.
 pub(crate) const REGISTRY: &[(&str, Parse)] = &[
+    ("admin", admin::parse),
     ("bind", bind::parse),
     ("cache", cache::parse),
     ("errors", errors::parse),
+    ("etcd", etcd::parse),
     ("file", file::parse),
     ("forward", forward::parse),
     ("geo", geo::parse),
@@ -68,7 +72,6 @@ pub(crate) const REGISTRY: &[(&str, Parse)] = &[
 const NOT_YET: &[&str] = &[
     "rewrite",
     "template",
-    "etcd",
     "auto",
     "secondary",
     "dnssec",

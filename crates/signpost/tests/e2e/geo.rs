@@ -117,6 +117,7 @@ fn corefile(bind: &str, geo_lines: &str) -> String {
 {geo_lines}    }}
     prometheus 127.0.0.1:{{ADMIN}}
     ready 127.0.0.1:{{ADMIN}}
+    admin 127.0.0.1:{{API}}
 }}
 "
     )
@@ -611,10 +612,10 @@ fn sample(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
-/// GET on the admin port, parsed as JSON; panics on a non-200 status.
+/// GET on the `admin` port, parsed as JSON; panics on a non-200 status.
 fn admin_json(server: &TestServer, path: &str) -> Value {
     let (status, body) = server
-        .http_get(path)
+        .api_get(path)
         .unwrap_or_else(|| panic!("GET {path}: no answer"));
     assert_eq!(status, 200, "GET {path}: {body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))

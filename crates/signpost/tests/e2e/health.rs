@@ -77,6 +77,7 @@ fn corefile(extra: &str) -> String {
 {extra}    }}
     prometheus 127.0.0.1:{{ADMIN}}
     ready 127.0.0.1:{{ADMIN}}
+    admin 127.0.0.1:{{API}}
 }}
 "
     )
@@ -207,7 +208,7 @@ fn hanging_endpoint_fails_by_timeout() {
     let server = start(&annotations, "  - {name: http, port: 80}\n", "");
     wait_checked(&server, &backends);
     assert_removed_in_window(&server, &backends[2], HANGING, "127.0.0.4");
-    let (_, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    let (_, body) = server.api_get("/api/v1/endpoints").expect("endpoints api");
     assert!(body.contains("timed out"), "{body}");
 }
 
@@ -242,7 +243,7 @@ fn all_unhealthy_fails_open_on_the_default_port_and_path() {
     }
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(addresses(&server), ALL, "fail open: all endpoints stay");
-    let (_, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    let (_, body) = server.api_get("/api/v1/endpoints").expect("endpoints api");
     assert_eq!(
         body.matches("\"state\": \"unhealthy\"").count(),
         3,
@@ -315,7 +316,7 @@ fn health_metrics_and_endpoints_api() {
     ] {
         assert!(metrics.contains(line), "{line} missing:\n{metrics}");
     }
-    let (status, body) = server.http_get("/api/v1/endpoints").expect("endpoints api");
+    let (status, body) = server.api_get("/api/v1/endpoints").expect("endpoints api");
     assert_eq!(status, 200);
     for field in [
         "\"namespace\": \"shop\"",

@@ -4,8 +4,12 @@
 //! One integration binary (ripgrep's `autotests = false` layout); each module
 //! covers one area. Every test starts its own server on free ports.
 
+mod admin;
 mod differential;
 mod distributions;
+mod etcd;
+#[path = "../../../discovery/tests/support/etcd_server.rs"]
+mod etcd_server;
 mod example;
 mod fixtures;
 mod geo;

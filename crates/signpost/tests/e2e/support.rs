@@ -23,6 +23,9 @@ pub struct TestServer {
     pub port: u16,
     /// Admin port on 127.0.0.1 (/health, /ready, /metrics).
     pub admin_port: u16,
+    /// The `admin` directive's port on 127.0.0.1 (`{API}` in the Corefile):
+    /// the JSON APIs and the status page.
+    pub api_port: u16,
 }
 
 /// Picks a port free for both UDP and TCP on 127.0.0.1.
@@ -54,9 +57,11 @@ impl TestServer {
         }
         let port = free_port();
         let admin_port = free_port();
+        let api_port = free_port();
         let corefile = corefile
             .replace("{PORT}", &port.to_string())
-            .replace("{ADMIN}", &admin_port.to_string());
+            .replace("{ADMIN}", &admin_port.to_string())
+            .replace("{API}", &api_port.to_string());
         std::fs::write(dir.path().join("Corefile"), corefile).expect("write Corefile");
         let log = std::fs::File::create(dir.path().join("signpost.log")).expect("log file");
         let child = Command::new(binary())
@@ -74,6 +79,7 @@ impl TestServer {
             dir,
             port,
             admin_port,
+            api_port,
         };
         if wait_ready {
             server.wait_ready(Duration::from_secs(20));
@@ -112,6 +118,11 @@ impl TestServer {
     /// GET on the admin port: (status, body), or `None` if it cannot connect.
     pub fn http_get(&self, path: &str) -> Option<(u16, String)> {
         http_get(SocketAddr::from(([127, 0, 0, 1], self.admin_port)), path)
+    }
+
+    /// GET on the `admin` directive's port (`{API}`): (status, body).
+    pub fn api_get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(SocketAddr::from(([127, 0, 0, 1], self.api_port)), path)
     }
 
     /// The DNS address.
@@ -182,6 +193,11 @@ impl TestServer {
     pub fn query_tcp(&self, name: &str, rtype: RecordType) -> Message {
         self.query_tcp_pipelined(&[query_bytes(name, rtype, None)])
             .remove(0)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the exit status.
