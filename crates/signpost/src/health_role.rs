@@ -312,6 +312,7 @@ async fn serve(
             health: true,
             ready: true,
             metrics: true,
+            healthz: false,
             admin: true,
         },
         token,

@@ -7,11 +7,14 @@
 //! - `signpost dns --conf Corefile` serves DNS ([`dns_role`]);
 //! - `signpost check` / `signpost dns --validate` reports every problem of the
 //!   Corefile and the catalogs it names, each with its file and line;
+//! - `signpost sync` publishes records for annotated Services and Ingresses
+//!   with external-dns's flags ([`sync_role`]);
 //! - `signpost health --config FILE` runs the leader-elected health
 //!   controller shared by many DNS replicas ([`health_role`]).
 
 mod dns_role;
 mod health_role;
+mod sync_role;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,6 +41,8 @@ enum Command {
     Dns(dns_role::DnsArgs),
     /// Check a Corefile and its catalogs (same as `dns --validate`).
     Check(dns_role::CheckArgs),
+    /// Publish DNS records for Kubernetes objects, as external-dns does (same flags).
+    Sync(signpost_sync::flags::SyncArgs),
     /// Run the health controller: probe annotated services' endpoints while
     /// leading, and publish the verdicts every DNS replica follows.
     Health(health_role::HealthArgs),
@@ -55,22 +60,48 @@ impl std::fmt::Display for InvalidConfig {
 
 impl std::error::Error for InvalidConfig {}
 
+/// Logs to stderr at `level` (`RUST_LOG` wins), as text or JSON lines.
+fn init_logging(level: &str, json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    // external-dns's negated booleans (`--no-flag`) for `signpost sync`.
+    let cli = Cli::parse_from(signpost_sync::flags::normalise_args(std::env::args_os()));
     let result = match cli.command {
-        Command::Dns(args) => dns_role::run(args),
-        Command::Check(args) => dns_role::check(&args),
-        Command::Health(args) => health_role::run(args),
+        Command::Dns(args) => {
+            init_logging("info", false);
+            dns_role::run(args)
+        }
+        Command::Check(args) => {
+            init_logging("info", false);
+            dns_role::check(&args)
+        }
+        Command::Sync(args) => match sync_role::settings(&args) {
+            Ok(settings) => {
+                init_logging(settings.log_filter, settings.log_json);
+                sync_role::run(&args, settings)
+            }
+            Err(error) => Err(error),
+        },
+        Command::Health(args) => {
+            init_logging("info", false);
+            health_role::run(args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

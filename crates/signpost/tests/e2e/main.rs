@@ -26,4 +26,5 @@ mod protocol;
 mod records;
 mod recursion;
 mod support;
+mod sync;
 mod upstream;
