@@ -855,3 +855,99 @@ fn leader_elected_controller_drives_three_replicas() {
     assert_eq!(listed["endpoints"].as_array().map(Vec::len), Some(200));
     assert!(a.log().contains("leading"), "{}", a.log());
 }
+
+/// Issue 12, "Done when" 4, through the binary: `signpost health --validate`
+/// takes the reference deployment's ConfigMap manifest unchanged (exit 0),
+/// and reports each of five kinds of mistake once, at its file and line,
+/// with exit 64 (as `signpost check`), inside the ConfigMap too.
+#[test]
+fn validate_takes_the_reference_configmap_and_reports_mistakes_at_their_lines() {
+    let validate = |path: &Path| {
+        let output = Command::new(binary())
+            .args(["health", "--validate", "--config"])
+            .arg(path)
+            .output()
+            .expect("run signpost health --validate");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    let reference =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dns-health-controller-config.yaml");
+    let (code, text) = validate(&reference);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("configuration is valid"), "{text}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = std::fs::read_to_string(&reference).expect("reference");
+    // The reference manifest with one line replaced: each mistake is
+    // reported at that line of the outer file.
+    let line_of = |key: &str| {
+        manifest
+            .lines()
+            .position(|l| l.trim_start().starts_with(key))
+            .expect("key in the reference")
+            + 1
+    };
+    let cases = [
+        // The parser notices the unclosed sequence on the next line and names where it opened.
+        (
+            "syntax",
+            "timeout:",
+            "      timeout: [3s",
+            "flow sequence at line {line}",
+        ),
+        (
+            "unknown key",
+            "timeout:",
+            "      timout: 3s",
+            "unknown key `healthCheck.timout`",
+        ),
+        (
+            "bad duration",
+            "removeUnhealthyDelay:",
+            "      removeUnhealthyDelay: 30 seconds",
+            "`endpoints.removeUnhealthyDelay`",
+        ),
+        (
+            "bad threshold",
+            "failureThreshold:",
+            "      failureThreshold: 0",
+            "`healthCheck.failureThreshold`",
+        ),
+        (
+            "bad path",
+            "healthCheckPath:",
+            "      healthCheckPath: health",
+            "healthCheckPath",
+        ),
+    ];
+    for (kind, key, replacement, expected) in cases {
+        let line = line_of(key);
+        let text = manifest
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i + 1 == line { replacement } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let path = dir.path().join(format!("{}.yaml", kind.replace(' ', "-")));
+        let expected = expected.replace("{line}", &line.to_string());
+        let at = if kind == "syntax" { line + 1 } else { line };
+        std::fs::write(&path, text).expect("write");
+        let (code, output) = validate(&path);
+        assert_eq!(code, Some(64), "{kind}: {output}");
+        let errors: Vec<&str> = output
+            .lines()
+            .filter(|l| l.starts_with(&*path.to_string_lossy()))
+            .collect();
+        assert_eq!(errors.len(), 1, "{kind}: one error expected:\n{output}");
+        assert!(
+            errors[0].starts_with(&format!("{}:{at}: ", path.display())),
+            "{kind}: at line {at}:\n{output}"
+        );
+        assert!(errors[0].contains(&expected), "{kind}: {output}");
+    }
+}
