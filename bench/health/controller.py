@@ -23,6 +23,7 @@ markdown section, and replaces the section between the markers in --docs.
 """
 
 import argparse
+import datetime
 import json
 import os
 import signal
@@ -35,8 +36,10 @@ import urllib.request
 
 NAMESPACE = "bench"
 CONFIGMAP = "/api/v1/namespaces/kube-system/configmaps/signpost-health-verdicts"
+PUBLISHED_AT = "dns.aikernel.io/verdicts-published-at"
 BEGIN = "<!-- bench/health/controller: begin (generated; edit notes below the end marker) -->"
 END = "<!-- bench/health/controller: end -->"
+REFERENCE = "interval 10s, timeout 3s, 3 failures, 1 success, removal delay 30s"
 
 
 # === DNS ===
@@ -106,14 +109,20 @@ class Replica:
 
 
 def published(api: str):
-    """(set of addresses, bytes of data.unhealthy) or None."""
+    """(set of addresses, bytes of data.unhealthy, published-at in Unix seconds or None) or None."""
     try:
         with urllib.request.urlopen(api + CONFIGMAP, timeout=2) as response:
             body = json.load(response)
     except Exception:  # noqa: BLE001 - unreadable for now: no sample
         return None
     text = (body.get("data") or {}).get("unhealthy", "")
-    return frozenset(line.rsplit("/", 1)[-1] for line in text.splitlines() if line), len(text.encode())
+    stamp = ((body.get("metadata") or {}).get("annotations") or {}).get(PUBLISHED_AT)
+    at = None
+    if stamp:
+        at = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+        at = at.replace(tzinfo=datetime.timezone.utc).timestamp()
+    addresses = frozenset(line.rsplit("/", 1)[-1] for line in text.splitlines() if line)
+    return addresses, len(text.encode()), at
 
 
 def measure(args) -> None:
@@ -133,16 +142,17 @@ def measure(args) -> None:
 
     def watch_configmap():
         while running:
-            at = time.monotonic()
+            at = time.time()
             got = published(args.api)
             if got is not None and (not sets or sets[-1][1] != got[0]):
-                sets.append((at, got[0], got[1]))
+                # From the leader's decision (its published-at stamp, same clock) when it has one.
+                sets.append((got[2] or at, got[0], got[1]))
             time.sleep(0.01)
 
     def watch_replica(index):
         replica = replicas[index]
         while running:
-            at = time.monotonic()
+            at = time.time()
             got = replica.answers()
             if got is not None:
                 absent = frozenset(all_watched - got)
@@ -150,6 +160,7 @@ def measure(args) -> None:
                     answers[index].append((at, absent))
             time.sleep(0.02)
 
+    started = time.time()
     threads = [threading.Thread(target=watch_configmap, daemon=True)]
     threads += [threading.Thread(target=watch_replica, args=(i,), daemon=True) for i in range(len(replicas))]
     for thread in threads:
@@ -164,9 +175,9 @@ def measure(args) -> None:
         os.kill(args.nginx_pid, signal.SIGHUP)
 
     def wait(what, check):
-        deadline = time.monotonic() + args.deadline
+        deadline = time.time() + args.deadline
         while not check():
-            if time.monotonic() > deadline:
+            if time.time() > deadline:
                 sys.exit(f"{what}: not within {args.deadline} s")
             time.sleep(0.05)
 
@@ -174,29 +185,40 @@ def measure(args) -> None:
         return all(a and a[-1][1] == absent for a in answers)
 
     wait("every replica sampled", lambda: all(answers))
-    failed_at = time.monotonic()
+    failed_at = time.time()
     set_failing(failing)
     print(f"  {len(failing)} endpoints answer 503 from now", file=sys.stderr)
     wait("the failing endpoints published", lambda: sets and sets[-1][1] == failing)
     wait("the failing endpoints out of every replica", lambda: all_replicas(failing))
-    removed_after = time.monotonic() - failed_at
-    recovered_at = time.monotonic()
+    removed_after = time.time() - failed_at
+    recovered_at = time.time()
     set_failing(())
     print(f"  all removed after {removed_after:.1f} s; endpoints pass again", file=sys.stderr)
     wait("the empty set published", lambda: sets and not sets[-1][1])
     wait("the endpoints back in every replica", lambda: all_replicas(frozenset()))
-    returned_after = time.monotonic() - recovered_at
+    returned_after = time.time() - recovered_at
     time.sleep(0.1)
     running = False
     for thread in threads:
         thread.join()
 
-    # For each published set and replica: first sighting of the set in the API server ->
-    # the replica's answers equal it or a later set of the same phase.
+    with open(os.path.join(args.work, "timeline.json"), "w") as f:
+        json.dump(
+            {
+                "sets": [(at, sorted(v)) for at, v, _ in sets],
+                "answers": [[(at, sorted(a)) for at, a in t] for t in answers],
+            },
+            f,
+        )
+
+    # For each published set and replica: the leader's published-at stamp (else the set's first
+    # sighting in the API server) -> the replica's answers equal it or a later set of the same phase.
     boundary = next((i for i, (at, _, _) in enumerate(sets) if at >= recovered_at), len(sets))
     apply = []
     for index, timeline in enumerate(answers):
         for k, (at, verdicts, _) in enumerate(sets):
+            if at < started:
+                continue  # published before the run: not a change to apply
             end = boundary if k < boundary else len(sets)
             later = [s for _, s, _ in sets[k:end]]
             before = [a for t, a in timeline if t <= at]
@@ -214,7 +236,7 @@ def measure(args) -> None:
 
     result = {
         "failing": len(failing),
-        "published_sets": len(sets),
+        "published_sets": sum(1 for at, _, _ in sets if at >= started),
         "max_publish_bytes": max(b for _, _, b in sets),
         "samples": len(apply),
         "apply_p50_ms": pct(0.50) * 1000,
@@ -260,7 +282,7 @@ def report(args) -> None:
         f"`{args.command}` on {run['date']} ({run['cpus']} CPUs, {run['cpu_model']}; a machine shared with other",
         "engineers' builds and tests, so CPU shares are upper bounds). One `signpost health` (release build) checks",
         f"{run['endpoints']} endpoints ({run['services']} headless Services, targets from a catalog; one nginx answers",
-        f"every 127.1.X.Y address) with the reference timings ({run['timings']}), elected by a Lease and publishing to",
+        f"every 127.1.X.Y address) with {'the reference timings' if run['timings'] == REFERENCE else 'the timings'} ({run['timings']}), elected by a Lease and publishing to",
         "the verdict ConfigMap in the fake API server (`signpost-fake-apiserver`, plain HTTP); three `signpost dns`",
         "replicas follow it with `healthcheck { verdicts kubernetes }`.",
         "",
@@ -269,19 +291,23 @@ def report(args) -> None:
         f"| controller CPU, steady state ({run['idle_wall']} s window, all healthy) | {cpu('idle'):.1f} % of one CPU ({float(run['idle_checks']) / float(run['idle_wall']):.0f} checks/s) |",
         f"| controller CPU, while {apply['failing']} endpoints fail and recover ({float(run['churn_wall']):.0f} s) | {cpu('churn'):.1f} % of one CPU |",
         f"| controller RSS: steady / peak | {mib(run['rss_kib_idle']):.1f} MiB / {mib(run['hwm_kib_end']):.1f} MiB |",
-        f"| replica RSS (each, steady; 10,000 endpoints in its zone) | {run['replica_rss_mib']} MiB |",
+        f"| replica RSS (each, steady; {run['endpoints']} endpoints in its zone) | {run['replica_rss_mib']} MiB |",
         f"| publish size at {apply['failing']} unhealthy endpoints | {apply['max_publish_bytes']} bytes of `data.unhealthy` "
         f"({apply['max_publish_bytes'] / apply['failing']:.0f} bytes each; the 1 MiB limit is about "
         f"{(1 << 20) // max(1, apply['max_publish_bytes'] // apply['failing']):,} such entries) |",
-        f"| replica apply time (ConfigMap change seen in the API server -> the replica's answers), "
+        f"| replica apply time (the leader's `published-at` stamp -> the replica's answers), "
         f"{apply['samples']} samples ({apply['published_sets']} sets x 3 replicas) | p50 {apply['apply_p50_ms']:.0f} ms, "
         f"p99 {apply['apply_p99_ms']:.0f} ms, max {apply['apply_max_ms']:.0f} ms |",
+        f"| controller publish latency (verdict change -> ConfigMap write acknowledged), mean of {run.get('publish_count', '?')} | {run.get('publish_mean_ms', '?')} ms |",
+        f"| replica read latency (leader's write -> replica's read, `signpost_health_verdict_propagation_seconds`), mean of {run.get('propagation_count', '?')} | {run.get('propagation_mean_ms', '?')} ms |",
         f"| all {apply['failing']} failing endpoints out of every replica / back after recovery | "
         f"{apply['removed_after_s']:.1f} s / {apply['returned_after_s']:.1f} s |",
         "",
-        "Apply times are sampled: the ConfigMap every 10 ms, each replica's answers every 20 ms (so a figure can be up to",
-        "about 30 ms above the true one). The removal time is the removal delay plus up to two intervals (the failure",
-        "threshold is reached at the third failed check), as configured.",
+        "Apply times run from the moment the leader stamped a set (before its write to the API server) to the first",
+        "sample of a replica's answers that matches it or a later set; answers are sampled every 20 ms per replica, so a",
+        "figure can be up to about 20 ms above the true one, and sets replaced within the ConfigMap's 10 ms sampling are",
+        "not counted. The removal time is the removal delay plus up to two intervals (the failure threshold is reached at",
+        "the third failed check), as configured.",
         "",
         END,
     ]
