@@ -62,10 +62,25 @@ def skip_name(data: bytes, offset: int) -> int:
         offset += 1 + length
 
 
+def truncated(data: bytes) -> bool:
+    return bool(struct.unpack("!H", data[2:4])[0] & 0x0200)
+
+
+def tcp_query(port: int, message: bytes):
+    """One query over TCP (RFC 7766), for answers too large for UDP."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as conn:
+        conn.sendall(struct.pack("!H", len(message)) + message)
+        data = b""
+        while len(data) < 2 or len(data) < 2 + struct.unpack("!H", data[:2])[0]:
+            chunk = conn.recv(65535)
+            if not chunk:
+                return None
+            data += chunk
+        return data[2:]
+
+
 def a_records(data: bytes) -> set:
-    _, flags, qd, an, _, _ = struct.unpack("!HHHHHH", data[:12])
-    if flags & 0x0200:
-        raise ValueError("truncated answer")
+    _, _, qd, an, _, _ = struct.unpack("!HHHHHH", data[:12])
     offset = 12
     for _ in range(qd):
         offset = skip_name(data, offset) + 4
@@ -101,6 +116,13 @@ class Replica:
                         break
             except socket.timeout:
                 return None
+            if truncated(data):  # over the server's UDP payload: ask again over TCP
+                try:
+                    data = tcp_query(self.port, query(name, self.qid))
+                except OSError:
+                    return None
+                if data is None:
+                    return None
             seen |= a_records(data)
         return seen
 
@@ -149,11 +171,15 @@ def measure(args) -> None:
                 sets.append((got[2] or at, got[0], got[1]))
             time.sleep(0.01)
 
+    cycles = [[0, 0.0] for _ in replicas]  # per replica: samples, seconds spent sampling
+
     def watch_replica(index):
         replica = replicas[index]
         while running:
             at = time.time()
             got = replica.answers()
+            cycles[index][0] += 1
+            cycles[index][1] += time.time() - at
             if got is not None:
                 absent = frozenset(all_watched - got)
                 if not answers[index] or answers[index][-1][1] != absent:
@@ -243,6 +269,7 @@ def measure(args) -> None:
         "apply_p99_ms": pct(0.99) * 1000,
         "apply_max_ms": apply[-1] * 1000,
         "removed_after_s": removed_after,
+        "sample_ms": 1000 * sum(c[1] for c in cycles) / max(1, sum(c[0] for c in cycles)) + 20,
         "returned_after_s": returned_after,
     }
     with open(os.path.join(args.work, "apply.json"), "w") as f:
@@ -263,6 +290,10 @@ def env(path: str) -> dict:
     return out
 
 
+def args_fail_services(run: dict) -> str:
+    return run.get("fail_services", "?")
+
+
 def report(args) -> None:
     run = env(os.path.join(args.work, "run.env"))
     apply = json.load(open(os.path.join(args.work, "apply.json")))
@@ -281,7 +312,7 @@ def report(args) -> None:
         "",
         f"`{args.command}` on {run['date']} ({run['cpus']} CPUs, {run['cpu_model']}; a machine shared with other",
         "engineers' builds and tests, so CPU shares are upper bounds). One `signpost health` (release build) checks",
-        f"{run['endpoints']} endpoints ({run['services']} headless Services, targets from a catalog; one nginx answers",
+        f"{int(run['endpoints']):,} endpoints ({run['services']} headless Services, targets from a catalog; one nginx answers",
         f"every 127.1.X.Y address) with {'the reference timings' if run['timings'] == REFERENCE else 'the timings'} ({run['timings']}), elected by a Lease and publishing to",
         "the verdict ConfigMap in the fake API server (`signpost-fake-apiserver`, plain HTTP); three `signpost dns`",
         "replicas follow it with `healthcheck { verdicts kubernetes }`.",
@@ -289,10 +320,10 @@ def report(args) -> None:
         "| figure | value |",
         "|---|---|",
         f"| controller CPU, steady state ({run['idle_wall']} s window, all healthy) | {cpu('idle'):.1f} % of one CPU ({float(run['idle_checks']) / float(run['idle_wall']):.0f} checks/s) |",
-        f"| controller CPU, while {apply['failing']} endpoints fail and recover ({float(run['churn_wall']):.0f} s) | {cpu('churn'):.1f} % of one CPU |",
+        f"| controller CPU, while {apply['failing']:,} endpoints fail and recover ({float(run['churn_wall']):.0f} s) | {cpu('churn'):.1f} % of one CPU |",
         f"| controller RSS: steady / peak | {mib(run['rss_kib_idle']):.1f} MiB / {mib(run['hwm_kib_end']):.1f} MiB |",
-        f"| replica RSS (each, steady; {run['endpoints']} endpoints in its zone) | {run['replica_rss_mib']} MiB |",
-        f"| publish size at {apply['failing']} unhealthy endpoints | {apply['max_publish_bytes']} bytes of `data.unhealthy` "
+        f"| replica RSS (each, steady; {int(run['endpoints']):,} endpoints in its zone) | {run['replica_rss_mib']} MiB |",
+        f"| publish size at {apply['failing']:,} unhealthy endpoints | {apply['max_publish_bytes']:,} bytes of `data.unhealthy` "
         f"({apply['max_publish_bytes'] / apply['failing']:.0f} bytes each; the 1 MiB limit is about "
         f"{(1 << 20) // max(1, apply['max_publish_bytes'] // apply['failing']):,} such entries) |",
         f"| replica apply time (the leader's `published-at` stamp -> the replica's answers), "
@@ -300,14 +331,15 @@ def report(args) -> None:
         f"p99 {apply['apply_p99_ms']:.0f} ms, max {apply['apply_max_ms']:.0f} ms |",
         f"| controller publish latency (verdict change -> ConfigMap write acknowledged), mean of {run.get('publish_count', '?')} | {run.get('publish_mean_ms', '?')} ms |",
         f"| replica read latency (leader's write -> replica's read, `signpost_health_verdict_propagation_seconds`), mean of {run.get('propagation_count', '?')} | {run.get('propagation_mean_ms', '?')} ms |",
-        f"| all {apply['failing']} failing endpoints out of every replica / back after recovery | "
+        f"| all {apply['failing']:,} failing endpoints out of every replica / back after recovery | "
         f"{apply['removed_after_s']:.1f} s / {apply['returned_after_s']:.1f} s |",
         "",
         "Apply times run from the moment the leader stamped a set (before its write to the API server) to the first",
-        "sample of a replica's answers that matches it or a later set; answers are sampled every 20 ms per replica, so a",
-        "figure can be up to about 20 ms above the true one, and sets replaced within the ConfigMap's 10 ms sampling are",
-        "not counted. The removal time is the removal delay plus up to two intervals (the failure threshold is reached at",
-        "the third failed check), as configured.",
+        f"sample of a replica's answers that matches it or a later set. One sample asks a replica for all {args_fail_services(run)}",
+        f"failing Services (UDP, again over TCP when truncated) and took {apply['sample_ms']:.0f} ms per replica on average including a",
+        "20 ms pause, so a figure can be up to that much above the true one; sets replaced within the ConfigMap's 10 ms",
+        "sampling are not counted. The removal time is the removal delay plus up to two intervals (the failure threshold",
+        "is reached at the third failed check), as configured.",
         "",
         END,
     ]
