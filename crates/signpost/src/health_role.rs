@@ -195,6 +195,8 @@ async fn serve(
             namespace_labels: None,
             endpoints: true,
             pods: false,
+            ingresses: false,
+            nodes: false,
         })
     } else {
         SourceSpec::Catalog {
