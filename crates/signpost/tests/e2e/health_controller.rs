@@ -678,13 +678,22 @@ fn leader_elected_controller_drives_three_replicas() {
         || b.leading() == Some(true),
         || b.log(),
     );
-    let took_over = holders
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|(at, holder)| *at >= killed_at && holder == "controller-b")
-        .map(|(at, _)| *at - killed_at)
-        .expect("the Lease names controller-b");
+    // b may report leading before the Lease observer's next sample lands.
+    let named_b = || {
+        holders
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(at, holder)| *at >= killed_at && holder == "controller-b")
+            .map(|(at, _)| *at - killed_at)
+    };
+    wait(
+        "the Lease names controller-b",
+        Duration::from_secs(5),
+        || named_b().is_some(),
+        || format!("{:?}", holders.lock().unwrap()),
+    );
+    let took_over = named_b().expect("the Lease names controller-b");
     eprintln!("takeover after SIGKILL: {took_over:?} (lease duration {LEASE_DURATION:?})");
     assert!(
         took_over <= LEASE_DURATION + Duration::from_millis(500),
