@@ -44,8 +44,10 @@ pub struct ForwardConfig {
     pub force_tcp: bool,
     /// Use UDP first even for clients that came over TCP (`prefer_udp`).
     pub prefer_udp: bool,
-    /// Idle lifetime of a reused connection (`expire`, default 10 s). Accepted
-    /// for compatibility; signpost opens one socket per exchange, so it is unused.
+    /// Lifetime of kept sockets (`expire`, default 10 s): a TCP connection
+    /// idle this long is closed (as CoreDNS), and a pooled UDP socket takes
+    /// new queries for this long after it opens, then closes once its last
+    /// query is answered.
     pub expire: Duration,
     /// Consecutive failures after which an upstream is down (`max_fails`,
     /// default 2). 0 turns health tracking off: every upstream is always up.

@@ -9,7 +9,7 @@
 //!                                        ▼
 //!        order upstreams by policy, skip down ones (all down: one at random)
 //!                                        ▼
-//!        per upstream: fresh ID ─▶ UDP (TC=1 ─▶ same upstream over TCP) or TCP
+//!        per upstream: pooled UDP socket, fresh random ID (TC=1 ─▶ the kept TCP connection) or TCP
 //!                      ≤ 2 s per attempt, all within the query's timeout (5 s)
 //!                                        ▼
 //!        reply with the client's ID and question restored
@@ -22,36 +22,49 @@
 //! upstream is down and skipped; any reply (query or probe) makes it
 //! healthy again. With `max_fails 0` upstreams are never down.
 //!
+//! Sockets (`pool`): per upstream, a few connected UDP sockets shared by
+//! every query (a reply is matched by ID and question; why that resists
+//! spoofing as well as a socket per query is in `pool`'s notes, after RFC
+//! 5452) and one TCP connection that carries queries pipelined, each kept
+//! for `expire`.
+//!
 //! Invariants: no caller waits longer than [`ForwardConfig::timeout`]; the
 //! upstream never sees the client's message ID (RFC 5452 §9.2: a fresh random
-//! ID and source port per attempt); the coalescing map's lock is held only to
-//! look up, insert or remove, never across an `.await`.
+//! ID per query sent, on a source port picked at random); the coalescing
+//! map's lock is held only to look up, insert or remove, never across an
+//! `.await`.
 //!
-//! Differences from CoreDNS: no connection reuse (one socket per exchange,
-//! so `expire` is accepted and unused); a fixed per-attempt timeout instead of
-//! CoreDNS's adaptive read timeout; a truncated UDP reply is always retried
-//! over TCP (CoreDNS does so only with `prefer_udp` and otherwise hands the
-//! truncated reply to the client); the caller fits a reply for a UDP client
-//! with [`fit_udp`].
+//! Differences from CoreDNS: a UDP socket also retires `expire` after it
+//! opened, busy or not (CoreDNS closes only idle ones), so source ports keep
+//! changing; a fixed per-attempt timeout instead of CoreDNS's adaptive read
+//! timeout; a truncated UDP reply is always retried over TCP (CoreDNS does so
+//! only with `prefer_udp` and otherwise hands the truncated reply to the
+//! client); the caller fits a reply for a UDP client with [`fit_udp`].
 
 mod config;
 mod metrics;
+mod pool;
+mod random;
 mod wire;
 
+#[cfg(test)]
+mod pool_tests;
 #[cfg(test)]
 mod tests;
 
 pub use config::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
 pub use metrics::{ForwardMetrics, render_all};
+pub use pool::UDP_SOCKETS;
 pub use wire::fit_udp;
 
 use crate::metrics::Transport;
 use metrics::UpstreamMetrics;
+use pool::Pool;
+use random::Random;
 use signpost_proto::{is_within_wire, parse_query, rcode};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -149,15 +162,8 @@ struct Upstream {
     /// Wakes the health task after a failure.
     wake: Notify,
     metrics: Arc<UpstreamMetrics>,
-}
-
-/// Unpredictable numbers for message IDs and the random policy: SipHash
-/// with the process's random keys over a counter (a keyed PRF), so no
-/// extra dependency and no lock.
-#[derive(Debug)]
-struct Random {
-    keys: std::collections::hash_map::RandomState,
-    counter: AtomicU64,
+    /// The sockets kept for it.
+    pool: Arc<Pool>,
 }
 
 // === impl Forwarder ===
@@ -175,26 +181,36 @@ impl Forwarder {
         metrics: Arc<ForwardMetrics>,
         parent: &CancellationToken,
     ) -> Self {
+        let random = Arc::new(Random::new());
+        let cancel = parent.child_token();
         let upstreams: Vec<Arc<Upstream>> = config
             .upstreams
             .iter()
             .map(|&address| {
+                let upstream_metrics = metrics.upstream(address);
                 Arc::new(Upstream {
                     address,
                     fails: AtomicU32::new(0),
                     wake: Notify::new(),
-                    metrics: metrics.upstream(address),
+                    pool: Arc::new(Pool::new(
+                        address,
+                        config.expire,
+                        random.clone(),
+                        upstream_metrics.clone(),
+                        cancel.clone(),
+                    )),
+                    metrics: upstream_metrics,
                 })
             })
             .collect();
         let inner = Arc::new(Inner {
             upstreams,
             metrics,
-            random: Arc::new(Random::new()),
+            random,
             in_flight: AtomicUsize::new(0),
             next_round_robin: AtomicUsize::new(0),
             pending: Mutex::new(HashMap::new()),
-            cancel: parent.child_token(),
+            cancel,
             config,
         });
         if inner.config.max_fails > 0 {
@@ -437,15 +453,14 @@ impl Inner {
     ) -> Result<Vec<u8>, AttemptError> {
         let mut use_tcp = tcp;
         loop {
-            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
-            // RFC 5452 §9.2: an unpredictable ID per query sent.
-            wire::set_id(query, self.random.id());
-            upstream.metrics.request();
             let started = Instant::now();
+            let attempt_deadline = deadline.min(started + ATTEMPT_TIMEOUT);
+            upstream.metrics.request();
+            // The pool gives the query a fresh random ID (RFC 5452 §9.2).
             let reply = if use_tcp {
-                wire::tcp_exchange(upstream.address, query, attempt_deadline).await?
+                upstream.pool.tcp_exchange(query, attempt_deadline).await?
             } else {
-                wire::udp_exchange(upstream.address, query, attempt_deadline).await?
+                upstream.pool.udp_exchange(query, attempt_deadline).await?
             };
             upstream
                 .metrics
@@ -566,30 +581,5 @@ impl HealthTask {
             tracing::debug!(?error, "forward health probe failed");
         }
         result.is_ok()
-    }
-}
-
-// === impl Random ===
-
-impl Random {
-    fn new() -> Self {
-        Self {
-            keys: std::collections::hash_map::RandomState::new(),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> u64 {
-        self.keys
-            .hash_one(self.counter.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn id(&self) -> u16 {
-        (self.next() >> 24) as u16
-    }
-
-    /// A number in `0..bound` (`bound` > 0; the bias is negligible for small bounds).
-    fn below(&self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
     }
 }
