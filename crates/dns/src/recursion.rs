@@ -81,10 +81,12 @@ impl Recursion {
     /// Answers from the cache when it holds a fresh entry (or a stale one in
     /// `serve_stale immediate` mode), starting a background refresh when the
     /// entry asks for one. Synchronous, lock-free, no allocation on a hit
-    /// without refresh.
+    /// without refresh. `now` is the caller's clock reading (the worker's,
+    /// taken once per receive), so a hit reads no clock of its own.
     pub fn from_cache(
         &self,
         query: &Query<'_>,
+        now: Instant,
         out: &mut [u8],
         limit: usize,
     ) -> Option<ResponseMeta> {
@@ -92,7 +94,6 @@ impl Recursion {
         if !cache.covers(query) {
             return None;
         }
-        let now = Instant::now();
         match cache.lookup(query, now) {
             CacheLookup::Hit(entry) => {
                 let meta = entry.write(query, now, out, limit);

@@ -101,8 +101,11 @@ fn run_worker(
                 continue;
             }
         };
-        // One responder for the whole batch: a reload swaps it between batches.
+        // One responder and one clock reading for the whole batch: a reload
+        // swaps the responder between batches, and every datagram of the batch
+        // arrived by the time the receive call returned.
         let responder = current.load();
+        let received = tokio::time::Instant::now();
         for slot in 0..count {
             let (packet, client, out) = batch.datagram(slot);
             let Some(client) = client else { continue };
@@ -110,6 +113,7 @@ fn run_worker(
                 client,
                 transport: Transport::Udp,
                 shard: responder.shard(index),
+                received,
             };
             match responder.answer(packet, out, exchange, &mut log) {
                 Outcome::Reply(answer_len) => batch.queue_reply(slot, answer_len),
