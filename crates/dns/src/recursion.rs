@@ -15,7 +15,7 @@
 //! tasks are spawned the same way, in the background.
 
 use crate::cache::{Cache, Entry, Lookup as CacheLookup, StaleMode};
-use crate::forward::{Forwarder, fit_udp};
+use crate::forward::{ForwardError, Forwarder, fit_udp};
 use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport};
 use signpost_proto::message::EdnsQuery;
 use signpost_proto::{Query, ResponseMeta, parse_query, rcode, write_error};
@@ -31,6 +31,23 @@ pub struct Recursion {
     runtime: tokio::runtime::Handle,
     shard: Arc<Shard>,
     loadbalance: bool,
+}
+
+/// Who asked a forwarded query, as the answer's metrics need it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asker {
+    /// The client's transport.
+    pub(crate) transport: Transport,
+    /// The client.
+    pub(crate) client: SocketAddr,
+    /// The metric slot of the matched server-block zone.
+    pub(crate) zone: usize,
+    /// The answer size limit.
+    pub(crate) limit: usize,
+    /// When the query arrived (the answer's duration starts here).
+    pub(crate) started: Instant,
+    /// The query's size in bytes.
+    pub(crate) request_size: usize,
 }
 
 // === impl Recursion ===
@@ -69,7 +86,7 @@ impl Recursion {
     }
 
     /// The forwarder for a lower-case wire name (the first that handles it).
-    fn forwarder_for(&self, qname: &[u8]) -> Option<&Forwarder> {
+    pub(crate) fn forwarder_for(&self, qname: &[u8]) -> Option<&Forwarder> {
         self.forwarders.iter().find(|f| f.handles(qname))
     }
 
@@ -161,38 +178,70 @@ impl Recursion {
             out.truncate(meta.len);
             return out;
         };
-        let (meta, responder) = match forwarder.resolve_from(packet, transport).await {
+        let reply = forwarder.resolve_from(packet, transport).await;
+        let asker = Asker {
+            transport,
+            client,
+            zone,
+            limit,
+            started,
+            request_size: packet.len(),
+        };
+        let len = self.finish(
+            &query,
+            reply.as_deref().map_err(|error| *error),
+            &asker,
+            &mut out,
+        );
+        out.truncate(len);
+        out
+    }
+
+    /// Writes the answer to a forwarded query into `out` (at least `limit`
+    /// and 512 bytes): the upstream's reply (its ID and question already the
+    /// client's) stored in the cache and written from there, or on failure a
+    /// stale answer when `serve_stale` allows one, else the error's RCODE.
+    /// Counts the answer (its duration from `started`) and rotates records
+    /// with `loadbalance`. Returns the answer's length.
+    pub(crate) fn finish(
+        &self,
+        query: &Query<'_>,
+        reply: Result<&[u8], ForwardError>,
+        asker: &Asker,
+        out: &mut [u8],
+    ) -> usize {
+        let limit = asker.limit;
+        let (meta, responder) = match reply {
             Ok(reply) => (
-                self.store_and_write(&query, &reply, &mut out, limit),
+                self.store_and_write(query, reply, out, limit),
                 MetricResponder::Forward,
             ),
-            Err(error) => match self.stale(&query, &mut out, limit) {
+            Err(error) => match self.stale(query, out, limit) {
                 Some(meta) => (meta, MetricResponder::Cache),
                 None => {
                     tracing::debug!(error = error.as_str(), "forward failed");
                     (
-                        write_error(&query, error.rcode(), &mut out),
+                        write_error(query, error.rcode(), out),
                         MetricResponder::Forward,
                     )
                 }
             },
         };
         self.shard.observe(&Observation {
-            zone,
-            transport,
-            ipv6: client.is_ipv6(),
+            zone: asker.zone,
+            transport: asker.transport,
+            ipv6: asker.client.is_ipv6(),
             qtype: query.qtype,
             rcode: meta.rcode,
             responder,
-            request_size: packet.len(),
+            request_size: asker.request_size,
             response_size: meta.len,
-            duration: started.elapsed(),
+            duration: asker.started.elapsed(),
         });
-        out.truncate(meta.len);
         if self.loadbalance {
-            signpost_proto::rotate_answers(&mut out, crate::exchange::next_turn());
+            signpost_proto::rotate_answers(&mut out[..meta.len], crate::exchange::next_turn());
         }
-        out
+        meta.len
     }
 
     fn store_and_write(

@@ -56,6 +56,7 @@ pub use config::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
 pub use metrics::{ForwardMetrics, render_all};
 pub use pool::UDP_SOCKETS;
 pub use wire::fit_udp;
+pub(crate) use wire::{answers_question, question_end, set_id, truncated};
 
 use crate::metrics::Transport;
 use metrics::UpstreamMetrics;
@@ -362,6 +363,82 @@ impl Forwarder {
     }
 }
 
+// === the worker's own forwarding ===
+
+/// What a UDP worker needs to forward a query itself, on its own sockets and
+/// without a task (`udp::inline`): the same upstream order, health, limits
+/// and metrics as [`Forwarder::resolve_from`].
+impl Forwarder {
+    /// The upstreams to try for one query (see `Inner::order`).
+    pub(crate) fn attempt_order(&self, order: &mut Order) -> Result<(), ForwardError> {
+        self.inner.order(order)
+    }
+
+    /// The address of upstream `index`.
+    pub(crate) fn upstream_address(&self, index: u8) -> SocketAddr {
+        self.inner.upstreams[usize::from(index)].address
+    }
+
+    /// A fresh unpredictable message ID (RFC 5452 §9.2).
+    pub(crate) fn random_id(&self) -> u16 {
+        self.inner.random.id()
+    }
+
+    /// A number in `0..bound` from the forwarder's keyed sequence.
+    pub(crate) fn random_below(&self, bound: usize) -> usize {
+        self.inner.random.below(bound)
+    }
+
+    /// Counts one more client query in flight; false (and not counted) over
+    /// `max_concurrent` (the caller answers REFUSED, as CoreDNS).
+    pub(crate) fn admit_query(&self) -> bool {
+        match self.admit() {
+            Ok(admission) => {
+                std::mem::forget(admission);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Uncounts a query [`Forwarder::admit_query`] counted.
+    pub(crate) fn release_query(&self) {
+        self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Counts a query sent to upstream `index`, and whether its socket was
+    /// opened for it (`coredns_proxy_conn_cache_misses_total`) or kept.
+    pub(crate) fn note_sent(&self, index: u8, opened_socket: bool) {
+        let metrics = &self.inner.upstreams[usize::from(index)].metrics;
+        metrics.request();
+        if opened_socket {
+            metrics.conn_cache_miss(false);
+        } else {
+            metrics.conn_cache_hit(false);
+        }
+    }
+
+    /// Counts upstream `index`'s reply and marks it healthy.
+    pub(crate) fn note_reply(&self, index: u8, reply: &[u8], elapsed: Duration) {
+        let upstream = &self.inner.upstreams[usize::from(index)];
+        upstream.metrics.response(wire::rcode(reply), elapsed);
+        upstream.succeeded(self.inner.metrics.server());
+    }
+
+    /// Counts a failed attempt at upstream `index` toward `max_fails`.
+    pub(crate) fn note_failure(&self, index: u8) {
+        self.inner.upstreams[usize::from(index)]
+            .failed(self.inner.config.max_fails, self.inner.metrics.server());
+    }
+
+    /// Counts a reply from upstream `index` that matched no query in flight.
+    pub(crate) fn note_unmatched(&self, index: u8) {
+        self.inner.upstreams[usize::from(index)]
+            .metrics
+            .unmatched_reply();
+    }
+}
+
 /// A query counted in flight; uncounted on drop.
 struct Admission<'a>(&'a AtomicUsize);
 
@@ -401,27 +478,14 @@ impl Inner {
         tcp: bool,
         deadline: Instant,
     ) -> Result<Arc<[u8]>, ForwardError> {
-        if self.upstreams.is_empty() {
-            return Err(ForwardError::NoHealthyUpstream);
-        }
-        let (order, all_down) = self.order();
-        let order = if all_down {
-            // CoreDNS: with every upstream down, health checking itself has
-            // probably failed; try one upstream at random anyway.
-            self.metrics.health_check_broken();
-            if self.config.fail_fast_all_down {
-                return Err(ForwardError::NoHealthyUpstream);
-            }
-            vec![self.random.below(self.upstreams.len())]
-        } else {
-            order
-        };
+        let mut order = Order::default();
+        self.order(&mut order)?;
         let mut last_error = ForwardError::Timeout;
-        for index in order {
+        for &index in order.as_slice() {
             if Instant::now() >= deadline {
                 return Err(ForwardError::Timeout);
             }
-            let upstream = &self.upstreams[index];
+            let upstream = &self.upstreams[usize::from(index)];
             match self.attempt(upstream, &mut query, tcp, deadline).await {
                 Ok(reply) => return Ok(reply.into()),
                 Err(error) => {
@@ -436,7 +500,7 @@ impl Inner {
                 }
             }
         }
-        if all_down {
+        if order.all_down {
             return Err(ForwardError::NoHealthyUpstream);
         }
         Err(last_error)
@@ -474,27 +538,63 @@ impl Inner {
         }
     }
 
-    /// Upstream indices in policy order with the down ones left out, and
-    /// whether every upstream is down.
-    fn order(&self) -> (Vec<usize>, bool) {
+    /// The upstreams to try for one query: in policy order with the down ones
+    /// left out; when every one is down, one at random (CoreDNS: health
+    /// checking itself has probably failed), or none with
+    /// `failfast_all_unhealthy_upstreams`. No allocation.
+    fn order(&self, order: &mut Order) -> Result<(), ForwardError> {
         let count = self.upstreams.len();
-        let mut order: Vec<usize> = (0..count).collect();
+        if count == 0 {
+            return Err(ForwardError::NoHealthyUpstream);
+        }
+        let mut all: [u8; MAX_UPSTREAMS] = std::array::from_fn(|i| i as u8);
+        let all = &mut all[..count];
         match self.config.policy {
             Policy::Sequential => {}
             Policy::RoundRobin => {
                 let start = self.next_round_robin.fetch_add(1, Ordering::Relaxed) % count;
-                order.rotate_left(start);
+                all.rotate_left(start);
             }
             Policy::Random => {
                 // Fisher–Yates.
                 for i in (1..count).rev() {
-                    order.swap(i, self.random.below(i + 1));
+                    all.swap(i, self.random.below(i + 1));
                 }
             }
         }
-        order.retain(|&i| !self.upstreams[i].is_down(self.config.max_fails));
-        let all_down = order.is_empty();
-        (order, all_down)
+        order.len = 0;
+        for &index in all.iter() {
+            if !self.upstreams[usize::from(index)].is_down(self.config.max_fails) {
+                order.indices[order.len] = index;
+                order.len += 1;
+            }
+        }
+        order.all_down = order.len == 0;
+        if order.all_down {
+            self.metrics.health_check_broken();
+            if self.config.fail_fast_all_down {
+                return Err(ForwardError::NoHealthyUpstream);
+            }
+            order.indices[0] = self.random.below(count) as u8;
+            order.len = 1;
+        }
+        Ok(())
+    }
+}
+
+/// Upstream indices in the order one query tries them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Order {
+    indices: [u8; MAX_UPSTREAMS],
+    len: usize,
+    /// Every upstream was down; the one listed is tried anyway.
+    pub(crate) all_down: bool,
+}
+
+impl Order {
+    /// The indices, first choice first.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.indices[..self.len]
     }
 }
 

@@ -11,8 +11,10 @@ use crate::answer::{Outcome, Responder};
 use crate::exchange::Exchange;
 use crate::metrics::Transport;
 use crate::querylog::QueryLog;
+use inline::Inline;
 use mmsg::Batch;
 
+mod inline;
 mod mmsg;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -83,8 +85,19 @@ fn run_worker(
 ) {
     let mut batch = Batch::new(RECEIVE_BUFFER, signpost_proto::ADVERTISED_UDP_SIZE as usize);
     let mut log = QueryLog::default();
+    let mut inline = Inline::new();
     while !shutdown.load(Ordering::Relaxed) {
-        let count = match batch.receive(socket) {
+        // Nothing forwarded in flight: block on the client socket alone (the
+        // hit path's one system call per batch). Otherwise wait on it and the
+        // upstream sockets together, answering replies as they come.
+        let received = if inline.is_idle() {
+            batch.receive(socket)
+        } else if inline.poll(socket, SHUTDOWN_POLL) {
+            batch.receive_now(socket)
+        } else {
+            Ok(0)
+        };
+        let count = match received {
             Ok(count) => count,
             Err(error)
                 if matches!(
@@ -94,13 +107,17 @@ fn run_worker(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                continue;
+                0
             }
             Err(error) => {
                 tracing::debug!(%error, "udp receive failed");
-                continue;
+                0
             }
         };
+        if count == 0 {
+            inline.maintain(tokio::time::Instant::now(), socket);
+            continue;
+        }
         // One responder and one clock reading for the whole batch: a reload
         // swaps the responder between batches, and every datagram of the batch
         // arrived by the time the receive call returned.
@@ -119,7 +136,9 @@ fn run_worker(
                 Outcome::Reply(answer_len) => batch.queue_reply(slot, answer_len),
                 Outcome::Drop => {}
                 Outcome::Defer { zone, limit } => {
-                    if let Some(recursion) = responder.recursion() {
+                    if let Some(recursion) = responder.recursion()
+                        && !inline.start(recursion, packet, client, zone, limit, received, socket)
+                    {
                         recursion.spawn_udp(packet, client, zone, limit, socket.clone());
                     }
                 }
@@ -128,5 +147,6 @@ fn run_worker(
         if let Err(error) = batch.send(socket) {
             tracing::debug!(%error, "udp send failed");
         }
+        inline.maintain(received, socket);
     }
 }
