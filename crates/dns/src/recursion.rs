@@ -168,6 +168,21 @@ impl Recursion {
         zone: usize,
         limit: usize,
     ) -> Vec<u8> {
+        self.resolve_via(packet, transport, client, zone, limit, false)
+            .await
+    }
+
+    /// [`Recursion::resolve`]; `upstream_tcp` asks the upstream over TCP
+    /// whatever the client's transport (a truncated UDP reply's retry).
+    async fn resolve_via(
+        &self,
+        packet: &[u8],
+        transport: Transport,
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        upstream_tcp: bool,
+    ) -> Vec<u8> {
         let started = Instant::now();
         let mut out = vec![0u8; limit.max(512)];
         let Ok(query) = parse_query(packet) else {
@@ -178,7 +193,11 @@ impl Recursion {
             out.truncate(meta.len);
             return out;
         };
-        let reply = forwarder.resolve_from(packet, transport).await;
+        let reply = if upstream_tcp {
+            forwarder.resolve_over_tcp(packet).await
+        } else {
+            forwarder.resolve_from(packet, transport).await
+        };
         let asker = Asker {
             transport,
             client,
@@ -296,11 +315,36 @@ impl Recursion {
         limit: usize,
         socket: Arc<std::net::UdpSocket>,
     ) {
+        self.spawn_udp_via(packet, client, zone, limit, socket, false);
+    }
+
+    /// [`Recursion::spawn_udp`] asking the upstream over TCP: a UDP worker
+    /// got a truncated reply for this query (RFC 7766 §5).
+    pub(crate) fn spawn_udp_over_tcp(
+        self: &Arc<Self>,
+        packet: &[u8],
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        socket: Arc<std::net::UdpSocket>,
+    ) {
+        self.spawn_udp_via(packet, client, zone, limit, socket, true);
+    }
+
+    fn spawn_udp_via(
+        self: &Arc<Self>,
+        packet: &[u8],
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        socket: Arc<std::net::UdpSocket>,
+        upstream_tcp: bool,
+    ) {
         let this = self.clone();
         let packet = packet.to_vec();
         self.runtime.spawn(async move {
             let answer = this
-                .resolve(&packet, Transport::Udp, client, zone, limit)
+                .resolve_via(&packet, Transport::Udp, client, zone, limit, upstream_tcp)
                 .await;
             if !answer.is_empty()
                 && let Err(error) = socket.send_to(&answer, client)

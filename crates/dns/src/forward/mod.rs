@@ -278,10 +278,23 @@ impl Forwarder {
         query: &[u8],
         client: Transport,
     ) -> Result<Vec<u8>, ForwardError> {
+        let config = &self.inner.config;
+        let tcp = config.force_tcp || (client == Transport::Tcp && !config.prefer_udp);
+        self.resolve_over(query, tcp).await
+    }
+
+    /// [`Forwarder::resolve_from`] over TCP whatever the client's transport:
+    /// the retry of a query whose UDP reply came back truncated (RFC 7766
+    /// §5), for a UDP worker that got that reply itself (`udp::inline`).
+    pub(crate) async fn resolve_over_tcp(&self, query: &[u8]) -> Result<Vec<u8>, ForwardError> {
+        self.resolve_over(query, true).await
+    }
+
+    /// Resolves `query` over TCP (`tcp`) or UDP first.
+    async fn resolve_over(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, ForwardError> {
         let parsed = parse_query(query).map_err(|_| ForwardError::Malformed)?;
         let _admission = self.admit()?;
         let config = &self.inner.config;
-        let tcp = config.force_tcp || (client == Transport::Tcp && !config.prefer_udp);
         let deadline = Instant::now() + config.timeout;
 
         let mut key = Vec::with_capacity(parsed.qname_lower().len() + 5);
@@ -389,16 +402,12 @@ impl Forwarder {
         self.inner.random.below(bound)
     }
 
-    /// Counts one more client query in flight; false (and not counted) over
-    /// `max_concurrent` (the caller answers REFUSED, as CoreDNS).
-    pub(crate) fn admit_query(&self) -> bool {
-        match self.admit() {
-            Ok(admission) => {
-                std::mem::forget(admission);
-                true
-            }
-            Err(_) => false,
-        }
+    /// Counts one more client query in flight, or refuses it over
+    /// `max_concurrent` (counted in `coredns_forward_max_concurrent_rejects_total`;
+    /// the caller answers REFUSED, as CoreDNS). An admitted query is
+    /// uncounted by [`Forwarder::release_query`].
+    pub(crate) fn admit_query(&self) -> Result<(), ForwardError> {
+        self.admit().map(std::mem::forget)
     }
 
     /// Uncounts a query [`Forwarder::admit_query`] counted.

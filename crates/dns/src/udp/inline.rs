@@ -28,9 +28,9 @@
 //! retired at the first reply that matches no query in flight. Every query
 //! has its own random (port, ID) pair. Upstream order, health (`max_fails`),
 //! `max_concurrent` and the metrics are the forwarder's (`attempt_order`,
-//! `note_*`), so both paths behave alike. TCP clients, `force_tcp`, truncated
-//! replies, prefetch and stale refreshes take the task path
-//! (`Recursion::resolve`).
+//! `note_*`), so both paths behave alike. TCP clients, `force_tcp`, the TCP
+//! retry of a truncated reply (straight to TCP, RFC 7766 §5), prefetch and
+//! stale refreshes take the task path (`Recursion::resolve`).
 //!
 //! Invariants: every query admitted is answered or handed to the task path
 //! exactly once (or dropped at shutdown, uncounted); an entry of `by_wire`
@@ -182,8 +182,8 @@ impl Inline {
             return false;
         };
         let forwarder = &recursion.forwarders()[index];
-        if forwarder.config().force_tcp || !forwarder.admit_query() {
-            // TCP upstreams, and REFUSED over max_concurrent, are the task path's.
+        if forwarder.config().force_tcp {
+            // TCP upstreams are the task path's.
             return false;
         }
         let asker = Asker {
@@ -194,6 +194,12 @@ impl Inline {
             started: received,
             request_size: packet.len(),
         };
+        if let Err(error) = forwarder.admit_query() {
+            // Over max_concurrent: REFUSED (or a stale answer), counted once.
+            let len = recursion.finish(&query, Err(error), &asker, &mut self.out);
+            send_answer(client_socket, &self.out[..len], client);
+            return true;
+        }
         let question_hash = self.question_hash(recursion, index, &query);
         if let Some(&slot) = self.by_question.get(&question_hash)
             && let Some(leader) = self.pending[slot].as_mut()
@@ -696,7 +702,7 @@ impl Inline {
         );
         for (packet, asker) in askers {
             forwarder.release_query();
-            pending.recursion.spawn_udp(
+            pending.recursion.spawn_udp_over_tcp(
                 &packet,
                 asker.client,
                 asker.zone,

@@ -26,3 +26,4 @@ mod records;
 mod recursion;
 mod support;
 mod upstream;
+mod worker_forward;
