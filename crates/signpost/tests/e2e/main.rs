@@ -25,5 +25,6 @@ mod protocol;
 mod records;
 mod recursion;
 mod support;
+mod sync;
 mod upstream;
 mod worker_forward;
