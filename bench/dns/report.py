@@ -373,9 +373,11 @@ def forwarding_section(work: str, rounds: int, ticks: float) -> list:
             continue
         s, u = found["signpost"], found["unbound"]
         for name, r in (("signpost", s), ("Unbound", u)):
+            # Unbound reports its cached answers with extended-statistics, on in the seed mode only.
+            entries = "–" if name == "Unbound" and mode != "seed" else f"{r['entries']:,.0f}"
             lines.append(
                 f"| {short} | {name} | {r['qps']:,.0f} | {r['lost_pct']:.3f} | {r['cpu_us']:.2f} | "
-                f"{100 * r['cpu_util']:.0f} | {100 * r['hit_rate']:.1f} % | {r['entries']:,.0f} | {r['load']} |"
+                f"{100 * r['cpu_util']:.0f} | {100 * r['hit_rate']:.1f} % | {entries} | {r['load']} |"
             )
         cpu_ratio = u["cpu_us"] / s["cpu_us"] if s["cpu_us"] else float("nan")
         qps_ratio = s["qps"] / u["qps"] if u["qps"] else float("nan")
