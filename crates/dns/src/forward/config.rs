@@ -26,6 +26,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+/// The most one exchange with one upstream may take before the next upstream
+/// is tried. CoreDNS adapts its read timeout to observed latency; a fixed 2 s
+/// keeps two fail-overs inside the default 5 s query timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The port an upstream without one gets.
 pub const DEFAULT_UPSTREAM_PORT: u16 = 53;
 /// CoreDNS refuses more upstreams than this.

@@ -28,6 +28,12 @@
 //! 5452) and one TCP connection that carries queries pipelined, each kept
 //! for `expire`.
 //!
+//! A UDP client's miss does not go through `resolve`: the UDP worker forwards it
+//! itself on sockets of its own (`udp::inline`), with the same order, health,
+//! `max_concurrent` and metrics through [`Forwarder`]'s crate-internal hooks
+//! (`attempt_order`, `admit_query`, `note_*`); this path serves TCP clients,
+//! `force_tcp`, TCP retries of truncated replies and background refreshes.
+//!
 //! Invariants: no caller waits longer than [`ForwardConfig::timeout`]; the
 //! upstream never sees the client's message ID (RFC 5452 §9.2: a fresh random
 //! ID per query sent, on a source port picked at random); the coalescing
@@ -52,7 +58,7 @@ mod pool_tests;
 #[cfg(test)]
 mod tests;
 
-pub use config::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
+pub use config::{ATTEMPT_TIMEOUT, DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
 pub use metrics::{ForwardMetrics, render_all};
 pub use pool::UDP_SOCKETS;
 pub use wire::fit_udp;
@@ -74,10 +80,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use wire::AttemptError;
 
-/// The most one exchange with one upstream may take before the next upstream
-/// is tried. CoreDNS adapts its read timeout to observed latency; a fixed 2 s
-/// keeps two fail-overs inside the default 5 s query timeout.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most a health probe waits for its reply.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -68,7 +68,7 @@ pub const UDP_SOCKETS: usize = 8;
 const MAX_WAITING: usize = 8192;
 /// The longest a query waits for its reply once sent (the forwarder's attempt
 /// timeout): a retired socket closes at the latest this long after its last query.
-const LINGER: Duration = super::ATTEMPT_TIMEOUT;
+const LINGER: Duration = super::config::ATTEMPT_TIMEOUT;
 /// Largest question: a name of at most 255 bytes, type and class.
 const MAX_QUESTION: usize = MAX_NAME_LEN + 4;
 
