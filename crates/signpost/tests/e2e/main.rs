@@ -27,3 +27,4 @@ mod recursion;
 mod support;
 mod sync;
 mod upstream;
+mod worker_forward;
