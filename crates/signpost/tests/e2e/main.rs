@@ -28,3 +28,4 @@ mod recursion;
 mod support;
 mod sync;
 mod upstream;
+mod worker_forward;
