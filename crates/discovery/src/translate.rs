@@ -295,10 +295,7 @@ fn health_check(
         Some("tcp") => CheckProtocol::Tcp,
         _ => CheckProtocol::Http,
     };
-    let path = annotations
-        .get(HEALTH_CHECK_PATH)
-        .cloned()
-        .unwrap_or_else(|| "/health".to_owned());
+    let path = annotations.get(HEALTH_CHECK_PATH).cloned();
     let port = match annotations
         .get(HEALTH_CHECK_PORT)
         .and_then(|p| p.parse::<u16>().ok())

@@ -65,6 +65,33 @@ pub enum SourceSpec {
     Etcd(EtcdSpec),
 }
 
+/// Where a DNS replica reads the verdicts a `signpost health` leader
+/// publishes (`healthcheck { verdicts ... }`); `signpost-discovery` opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictSpec {
+    /// The object holding them.
+    pub store: VerdictStoreSpec,
+    /// How long the last verdicts stay in use while they cannot be read;
+    /// then every endpoint is served (fail open).
+    pub stale_after: Duration,
+}
+
+/// The object holding published verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerdictStoreSpec {
+    /// A ConfigMap on a Kubernetes API server.
+    Kubernetes {
+        /// How to reach the API server.
+        connection: KubeConnection,
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The key `<prefix>unhealthy` of an etcd cluster (`spec.prefix`).
+    Etcd(EtcdSpec),
+}
+
 /// Where an `etcd` plugin's records are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdSpec {

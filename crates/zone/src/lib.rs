@@ -28,7 +28,7 @@ pub mod zonefile;
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use input::{
     BuildOptions, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi, Recipe, Secret,
-    SourceSpec, build,
+    SourceSpec, VerdictSpec, VerdictStoreSpec, build,
 };
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 

@@ -27,9 +27,13 @@
 //! decode is skipped with a log line and a metric, never the rest.
 
 mod client;
+mod lease;
 mod store;
+mod verdicts;
 
 pub use client::{ConnectError, connect};
+pub use lease::{LeaseElector, LeaseTimings};
+pub use verdicts::{ConfigMapVerdicts, DATA_KEY, MAX_DATA_BYTES, PUBLISHED_AT, PUBLISHED_BY};
 
 use crate::metrics::{DiscoveryMetrics, Event as EventKind, Resource};
 use crate::objects::ClusterObjects;

@@ -15,6 +15,7 @@ mod fixtures;
 mod geo;
 mod header;
 mod health;
+mod health_controller;
 mod kubernetes;
 mod kubernetes_churn;
 mod malformed;
