@@ -19,6 +19,8 @@
 
 mod alerts;
 mod common;
+#[path = "../../../discovery/tests/support/etcd_server.rs"]
+mod etcd_server;
 mod image;
 mod manifests;
 mod metrics;

@@ -301,8 +301,8 @@ fn the_health_controller_config_passes_signpost_health_validate() {
 }
 
 /// The geographic example's Services with the addresses a cloud load balancer would have given
-/// them (documentation range), as a catalog file.
-pub(crate) fn geographic_services_with_addresses() -> Vec<Value> {
+/// them, `<network>.1` to `.3` (use a documentation range).
+pub(crate) fn geographic_services_with_addresses(network: &str) -> Vec<Value> {
     documents(&manifest_path("geographic-routing.yaml"))
         .into_iter()
         .filter(|d| d["kind"] == "Service")
@@ -310,7 +310,7 @@ pub(crate) fn geographic_services_with_addresses() -> Vec<Value> {
         .map(|(index, mut service)| {
             service["spec"]["clusterIP"] = json!(format!("10.96.50.{}", index + 1));
             service["status"] =
-                json!({"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{}", index + 1)}]}});
+                json!({"loadBalancer": {"ingress": [{"ip": format!("{network}.{}", index + 1)}]}});
             service
         })
         .collect()
@@ -336,11 +336,15 @@ fn the_sync_arguments_are_accepted_and_plan_the_records() {
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = run_ok(sync_with_loopback_provider(&args, dir.path()).args([
-        "--metrics-address=127.0.0.1:0",
-        "--once",
-        "--dry-run",
-    ]));
+    let output = run_ok(
+        sync_with_loopback_provider(&args, dir.path(), &[], "192.0.2").args([
+            "--provider=inmemory",
+            "--inmemory-zone=aikernel.io",
+            "--metrics-address=127.0.0.1:0",
+            "--once",
+            "--dry-run",
+        ]),
+    );
     let log = shown(&output);
     for name in [
         "api-us-east-1.aikernel.io",
@@ -354,26 +358,31 @@ fn the_sync_arguments_are_accepted_and_plan_the_records() {
     }
 }
 
-/// The manifest's sync arguments with the provider swapped for `inmemory` (zone aikernel.io) and the
-/// geographic example's Services as a catalog written into `dir`; `--metrics-address` is left to the
-/// caller.
-pub(crate) fn sync_with_loopback_provider(args: &[String], dir: &std::path::Path) -> Command {
-    let catalog: Vec<String> = geographic_services_with_addresses()
+/// The manifest's sync arguments without the provider's flags, `--metrics-address` and the flags
+/// named in `replaced` (the caller gives a loopback provider, an address and the replacements),
+/// reading the geographic example's Services, at `<network>.1` to `.3`, from a catalog in `dir`.
+pub(crate) fn sync_with_loopback_provider(
+    args: &[String],
+    dir: &std::path::Path,
+    replaced: &[&str],
+    network: &str,
+) -> Command {
+    let catalog: Vec<String> = geographic_services_with_addresses(network)
         .iter()
         .map(|d| serde_yaml_ng::to_string(d).expect("yaml"))
         .collect();
-    let path = dir.join("services.yaml");
+    let path = dir.join(format!("services-{network}.yaml"));
     std::fs::write(&path, catalog.join("---\n")).expect("write catalog");
     let kept = args.iter().filter(|a| {
-        !a.starts_with("--provider=")
-            && !a.starts_with("--aws-")
-            && !a.starts_with("--metrics-address=")
+        let flag = a.split('=').next().unwrap_or_default();
+        !flag.starts_with("--aws-")
+            && !["--provider", "--metrics-address"].contains(&flag)
+            && !replaced.contains(&flag)
     });
     let mut command = signpost();
     command
         .arg("sync")
         .args(kept)
-        .args(["--provider=inmemory", "--inmemory-zone=aikernel.io"])
         .arg(format!("--catalog={}", path.display()))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");

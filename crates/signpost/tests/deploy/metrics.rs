@@ -4,6 +4,7 @@
 //! name, forwarder and cache, all with traffic), and the sync role over a loopback provider.
 
 use crate::common::{read, repo, run, run_ok, shown};
+use crate::etcd_server::EtcdCluster;
 use crate::manifests::{sync_arguments, sync_with_loopback_provider};
 use crate::reference::Reference;
 use crate::support::{free_port, http_get};
@@ -262,8 +263,10 @@ fn the_dns_role_exports_every_name_the_rules_and_dashboard_use() {
 }
 
 /// Issue 16, point 3, sync role: every `external_dns_*` name the rules and the dashboard use is a
-/// sample on `--metrics-address` of `signpost sync`, run with the manifest's arguments against a
-/// loopback provider, once its first sync succeeded.
+/// sample on `--metrics-address` of `signpost sync` run with the manifest's arguments, its provider
+/// swapped for `coredns` over a real etcd on loopback. Another owner (`--txt-owner-id=other-cluster`)
+/// first publishes the same names with other addresses, so the run also meets records it must not
+/// change: the owner-mismatch gauge and the registry's records exist, as in a zone shared with others.
 #[test]
 fn the_sync_role_exports_every_name_the_rules_and_dashboard_use() {
     let wanted: BTreeSet<String> = used_names()
@@ -272,10 +275,33 @@ fn the_sync_role_exports_every_name_the_rules_and_dashboard_use() {
         .filter(|name| name.starts_with("external_dns_"))
         .collect();
     assert!(wanted.len() >= 5, "{wanted:?}");
+    let etcd = EtcdCluster::start(1);
     let dir = tempfile::tempdir().expect("tempdir");
+    let coredns = |command: &mut Command| {
+        command
+            .args(["--provider=coredns", "--coredns-prefix=/skydns/"])
+            .env("ETCD_URLS", etcd.endpoint(0));
+    };
+
+    // Another cluster's syncer publishes the names first.
+    let mut other = sync_with_loopback_provider(
+        &sync_arguments(),
+        dir.path(),
+        &["--txt-owner-id"],
+        "198.51.100",
+    );
+    coredns(&mut other);
+    run_ok(other.args([
+        "--txt-owner-id=other-cluster",
+        "--metrics-address=127.0.0.1:0",
+        "--once",
+    ]));
+
     let port = free_port();
     let log = std::fs::File::create(dir.path().join("sync.log")).expect("log");
-    let mut child = sync_with_loopback_provider(&sync_arguments(), dir.path())
+    let mut command = sync_with_loopback_provider(&sync_arguments(), dir.path(), &[], "192.0.2");
+    coredns(&mut command);
+    let mut child = command
         .arg(format!("--metrics-address=127.0.0.1:{port}"))
         .stdout(Stdio::from(log.try_clone().expect("log")))
         .stderr(Stdio::from(log))
