@@ -389,6 +389,23 @@ pub(crate) fn sync_with_loopback_provider(
     command
 }
 
+/// The container arguments of coredns-deployment.yaml, with the `--conf` path (the ConfigMap's
+/// mount) replaced by `conf`.
+pub(crate) fn dns_arguments(conf: &std::path::Path) -> Vec<String> {
+    let deployment = object("coredns-deployment.yaml", "Deployment", "coredns-custom");
+    let mut args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_owned())
+        .collect();
+    assert_eq!(args[0], "dns");
+    let at = args.iter().position(|a| a == "--conf").expect("--conf");
+    assert_eq!(args[at + 1], "/etc/signpost/Corefile");
+    args[at + 1] = conf.display().to_string();
+    args
+}
+
 /// The container arguments of external-dns.yaml, after `sync`.
 pub(crate) fn sync_arguments() -> Vec<String> {
     let deployment = object("external-dns.yaml", "Deployment", "external-dns");

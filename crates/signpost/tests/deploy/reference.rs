@@ -1,9 +1,10 @@
 //! Issue 16, point 5: the manifests' Corefile and the geographic example, served by a real
 //! `signpost dns`, answer the reference deployment's example queries.
 //!
-//! The Corefile is the `coredns-custom` ConfigMap's, unchanged but for where it listens and what it
-//! forwards to: port 53 and the probe ports become free loopback ports, and the public resolvers
-//! (8.8.8.8, 8.8.4.4, 1.1.1.1) become a `knotd` on loopback serving `google.com` (tests send traffic
+//! `signpost dns` runs with coredns-deployment.yaml's arguments. The Corefile is the
+//! `coredns-custom` ConfigMap's, unchanged but for where it listens and what it forwards to: port 53
+//! and the probe ports become free loopback ports, and the public resolvers (8.8.8.8, 8.8.4.4,
+//! 1.1.1.1) become a `knotd` on loopback serving `google.com` (tests send traffic
 //! to loopback only). Its in-cluster `kubernetes` plugin reaches the fake API server of
 //! `crates/fakes` through `$KUBECONFIG`, as it does on a workstation. The fake holds what the
 //! manifests create (the `aikernel` namespace and the three regional Services of
@@ -13,7 +14,7 @@
 //! port annotation is pointed at them (8080 may be taken on a shared machine).
 
 use crate::common::{documents, manifest_path, shown};
-use crate::manifests::corefile;
+use crate::manifests::{corefile, dns_arguments};
 use crate::support::{Backend, FAILING, HEALTHY, backends_on, free_port, http_get};
 use crate::upstream::Knot;
 use serde_json::{Value, json};
@@ -124,9 +125,7 @@ impl Reference {
         std::fs::write(dir.path().join("Corefile"), corefile).expect("write Corefile");
         let log = std::fs::File::create(dir.path().join("signpost.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_signpost"))
-            .args(["dns", "--conf"])
-            .arg(dir.path().join("Corefile"))
-            .args(["--workers", "2"])
+            .args(dns_arguments(&dir.path().join("Corefile")))
             .env("KUBECONFIG", server.kubeconfig_path())
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env("RUST_LOG", "info")
