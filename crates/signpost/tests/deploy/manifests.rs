@@ -223,6 +223,47 @@ fn the_manifests_carry_the_reference_deployment_settings() {
         "dns-health-controller",
     );
     assert_eq!(service["spec"]["ports"][0]["port"], 8080);
+    // The controller writes exactly the objects its Role grants by name, and the manifest creates
+    // them; the DNS replicas may read the verdicts.
+    let args = health_arguments();
+    let named = |flag: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{flag}=")))
+            .unwrap_or_else(|| panic!("health args lack --{flag}"))
+            .to_owned()
+    };
+    let (verdicts, lease) = (named("verdicts"), named("lease"));
+    object("dns-health-controller.yaml", "ConfigMap", &verdicts);
+    object("dns-health-controller.yaml", "Lease", &lease);
+    let role = object(
+        "dns-health-controller.yaml",
+        "Role",
+        "dns-health-controller",
+    );
+    let grants: Vec<(String, Value)> = role["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["resources"][0].as_str().expect("resource").to_owned(),
+                r["resourceNames"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            ("configmaps".to_owned(), json!([verdicts])),
+            ("leases".to_owned(), json!([lease]))
+        ]
+    );
+    let reader = object(
+        "dns-health-controller.yaml",
+        "Role",
+        "signpost-dns-verdicts",
+    );
+    assert_eq!(reader["rules"][0]["resourceNames"], json!([verdicts]));
 
     let corefile = corefile();
     for line in [
@@ -268,7 +309,8 @@ fn the_corefile_in_the_config_map_passes_signpost_check() {
 }
 
 /// Issue 16, point 1: the health controller's configuration passes `signpost health --validate`,
-/// both as the ConfigMap manifest and as the `config.yaml` the pod mounts.
+/// both as the ConfigMap manifest and as the `config.yaml` the pod mounts, the latter with the
+/// Deployment's own arguments (so its flags parse too).
 #[test]
 fn the_health_controller_config_passes_signpost_health_validate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -291,13 +333,19 @@ fn the_health_controller_config_passes_signpost_health_validate() {
             .expect("config.yaml"),
     )
     .expect("write");
-    for path in [&manifest, &mounted] {
-        run_ok(
-            signpost()
-                .args(["health", "--validate", "--config"])
-                .arg(path),
-        );
-    }
+    run_ok(
+        signpost()
+            .args(["health", "--validate", "--config"])
+            .arg(&manifest),
+    );
+    let mut args = health_arguments();
+    let config = args
+        .iter_mut()
+        .find(|a| a.starts_with("--config="))
+        .expect("--config=");
+    assert_eq!(config, "--config=/etc/dns-health-controller/config.yaml");
+    *config = format!("--config={}", mounted.display());
+    run_ok(signpost().arg("health").args(&args).arg("--validate"));
 }
 
 /// The geographic example's Services with the addresses a cloud load balancer would have given
@@ -404,6 +452,23 @@ pub(crate) fn dns_arguments(conf: &std::path::Path) -> Vec<String> {
     assert_eq!(args[at + 1], "/etc/signpost/Corefile");
     args[at + 1] = conf.display().to_string();
     args
+}
+
+/// The container arguments of dns-health-controller.yaml, after `health`.
+pub(crate) fn health_arguments() -> Vec<String> {
+    let deployment = object(
+        "dns-health-controller.yaml",
+        "Deployment",
+        "dns-health-controller",
+    );
+    let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_owned())
+        .collect();
+    assert_eq!(args[0], "health");
+    args[1..].to_vec()
 }
 
 /// The container arguments of external-dns.yaml, after `sync`.
