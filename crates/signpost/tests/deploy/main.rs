@@ -8,7 +8,7 @@
 //! 2. [`alerts`]: `promtool check rules` and `promtool test rules`, one firing and one silent unit
 //!    test per alert.
 //! 3. [`metrics`]: every dashboard expression parses (promtool), and every metric name of the rules
-//!    and the dashboard is exported by a running `signpost`.
+//!    and the dashboard is exported by a running `signpost` (dns, sync and health roles).
 //! 4. [`image`]: `make docker-build` with podman builds the image; its filesystem, exported, runs
 //!    `signpost --version` under chroot as the image's non-root user.
 //! 5. [`reference`]: the manifests' Corefile and the geographic example, served by a real

@@ -1,12 +1,13 @@
 //! Issue 16, point 3: every PromQL expression of the dashboard parses (promtool, each wrapped as a
 //! recording rule), and every metric name the rules and the dashboard use is exported by a running
 //! `signpost`: the DNS role over the reference Corefile (cluster zone, health checks, geographic
-//! name, forwarder and cache, all with traffic), and the sync role over a loopback provider; every
-//! label an expression matches or groups by is on the samples of its metrics.
+//! name, forwarder and cache, all with traffic), the sync role over a loopback provider, and the
+//! health controller over a catalog and etcd; every label an expression matches or groups by is on
+//! the samples of its metrics.
 
-use crate::common::{read, repo, run, run_ok, shown};
+use crate::common::{object, read, repo, run, run_ok, shown, signpost};
 use crate::etcd_server::EtcdCluster;
-use crate::manifests::{sync_arguments, sync_with_loopback_provider};
+use crate::manifests::{health_arguments, sync_arguments, sync_with_loopback_provider};
 use crate::reference::Reference;
 use crate::support::{free_port, http_get};
 use serde_json::{Value, json};
@@ -497,5 +498,127 @@ fn the_sync_role_exports_every_name_the_rules_and_dashboard_use() {
         missing.is_empty(),
         "not exported: {missing:?}; log:\n{}",
         std::fs::read_to_string(dir.path().join("sync.log")).unwrap_or_default()
+    );
+}
+
+/// Issue 16, point 3, health controller: every name of the controller's metrics (`dns_*` other than
+/// the DNS role's `dns_geo_*`) the rules and the dashboard use is a sample on the `--listen` address
+/// of `signpost health`, run with dns-health-controller.yaml's arguments and its ConfigMap's
+/// configuration; only the Kubernetes API gives way to what runs on loopback: a catalog holding one
+/// annotated Service, whose two endpoints refuse connections (so checks run, fail and remove them),
+/// and a real etcd for the election and the verdicts. Every label an expression matches or groups by
+/// is on a sample of one of its metrics. Fails until `signpost health` exists.
+#[test]
+fn the_health_role_exports_every_name_the_rules_and_dashboard_use() {
+    let health_name = |name: &str| name.starts_with("dns_") && !name.starts_with("dns_geo_");
+    let wanted = used_names()
+        .into_iter()
+        .filter(|(name, _)| health_name(name));
+    assert!(wanted.count() >= 7);
+    let etcd = EtcdCluster::start(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = object(
+        "dns-health-controller.yaml",
+        "ConfigMap",
+        "dns-health-controller-config",
+    );
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(
+        &config_path,
+        config["data"]["config.yaml"].as_str().expect("config.yaml"),
+    )
+    .expect("write config");
+    // Nothing listens on this port of 127.0.0.81 and .82: every check fails.
+    let closed = free_port();
+    let catalog = dir.path().join("services.yaml");
+    std::fs::write(
+        &catalog,
+        format!(
+            r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+  annotations:
+    dns.aikernel.io/health-check-enabled: "true"
+spec:
+  clusterIP: 10.96.0.10
+  ports:
+  - name: http
+    port: {closed}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-1
+  namespace: shop
+  labels:
+    kubernetes.io/service-name: web
+addressType: IPv4
+ports:
+- name: http
+  port: {closed}
+endpoints:
+- addresses: ["127.0.0.81"]
+  conditions: {{ready: true}}
+- addresses: ["127.0.0.82"]
+  conditions: {{ready: true}}
+"#
+        ),
+    )
+    .expect("write catalog");
+    let port = free_port();
+    let args: Vec<String> = health_arguments()
+        .into_iter()
+        .map(|arg| {
+            if arg.starts_with("--config=") {
+                format!("--config={}", config_path.display())
+            } else if arg.starts_with("--listen=") {
+                format!("--listen=127.0.0.1:{port}")
+            } else {
+                arg
+            }
+        })
+        .collect();
+    let log_path = dir.path().join("health.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut child = signpost()
+        .arg("health")
+        .args(&args)
+        .arg(format!("--catalog={}", catalog.display()))
+        .arg(format!("--etcd-endpoints={}", etcd.endpoint(0)))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start signpost health");
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    // The configured interval is 10 s: the first checks come within it.
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    let mut missing = BTreeSet::from(["(no scrape)".to_owned()]);
+    while SystemTime::now() < deadline {
+        if let (Some((200, _)), Some((200, body))) =
+            (http_get(address, "/ready"), http_get(address, "/metrics"))
+        {
+            missing = missing_in(&body, health_name);
+            if missing.is_empty() {
+                break;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "signpost health exited ({status}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        missing.is_empty(),
+        "not exported: {missing:?}; log:\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
     );
 }
