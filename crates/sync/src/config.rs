@@ -4,8 +4,10 @@
 //! Control plane, start-up only. Validation follows external-dns v0.22
 //! (notes §8.3) with its messages; flags for behaviour signpost does not
 //! have yet are rejected by name rather than silently ignored, and the cloud
-//! providers (aws, google, azure, cloudflare and the rest) are accepted on
-//! the command line but refused at start-up as not built yet.
+//! providers not built yet (google, azure, cloudflare and the rest) are
+//! accepted on the command line but refused at start-up. Provider
+//! credentials come from the mounted Secret (`--credentials-dir`), the
+//! environment or the provider's own files, never from a log line.
 
 use crate::controller::{PlanSettings, Schedule};
 use crate::endpoint::RecordType;
@@ -43,6 +45,9 @@ pub enum ProviderSettings {
     /// `coredns` / `skydns`.
     #[cfg(feature = "coredns")]
     CoreDns(crate::provider::coredns::CoreDnsConfig),
+    /// `aws` (Route 53).
+    #[cfg(feature = "aws")]
+    Aws(crate::provider::aws::AwsConfig),
 }
 
 /// Everything `signpost sync` runs with.
@@ -85,7 +90,6 @@ impl fmt::Display for ConfigErrors {
 /// Providers external-dns v0.22 has and signpost does not build yet.
 const NOT_BUILT: &[&str] = &[
     "alibabacloud",
-    "aws",
     "aws-sd",
     "azure",
     "azure-dns",
@@ -127,6 +131,11 @@ const UNSUPPORTED: &[&str] = &[
     "rfc2136-kerberos-username",
     "rfc2136-kerberos-password",
     "rfc2136-kerberos-realm",
+    "aws-zone-tags",
+    "aws-profile",
+    "aws-assume-role",
+    "aws-assume-role-external-id",
+    "aws-zone-match-parent",
 ];
 
 struct Collector(Vec<String>);
@@ -168,7 +177,7 @@ pub fn settings(
         c.0.push("no provider specified".to_owned());
     } else if NOT_BUILT.contains(&provider_name) {
         c.0.push(format!(
-            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns)"
+            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws)"
         ));
     }
     let policy = match args.get("policy") {
@@ -470,6 +479,8 @@ fn provider_settings(
                 },
             ))
         }
+        #[cfg(feature = "aws")]
+        "aws" => aws_settings(args, env, c, domain_filter).map(ProviderSettings::Aws),
         "" => None,
         other if NOT_BUILT.contains(&other) => None,
         other => {
@@ -577,6 +588,206 @@ fn rfc2136_settings(
     })
 }
 
+/// Reads one key of the mounted credentials Secret (`--credentials-dir`):
+/// `Ok(None)` when the directory or the file is absent.
+fn secret_file(args: &SyncArgs, key: &str) -> Result<Option<String>, String> {
+    let dir = args.get("credentials-dir");
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::Path::new(dir).join(key);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "--credentials-dir: cannot read {}: {}",
+            path.display(),
+            e.kind()
+        )),
+    }
+}
+
+/// A positive integer flag.
+fn positive(c: &mut Collector, args: &SyncArgs, flag: &str) -> usize {
+    match args.get(flag).parse::<usize>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            c.0.push(format!(
+                "--{flag} {:?}: give a whole number of at least 1",
+                args.get(flag)
+            ));
+            1
+        }
+    }
+}
+
+/// Route 53 access keys, first found wins: the mounted Secret's
+/// `aws-access-key-id` / `aws-secret-access-key` (`--credentials-dir`), the
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), the shared credentials file
+/// (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+/// `AWS_PROFILE` or `default`).
+#[cfg(feature = "aws")]
+fn aws_credentials(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::provider::aws::AwsCredentials, String> {
+    use crate::provider::aws::AwsCredentials;
+    let id = secret_file(args, "aws-access-key-id")?;
+    let key = secret_file(args, "aws-secret-access-key")?;
+    match (id, key) {
+        (Some(id), Some(key)) if !id.is_empty() && !key.is_empty() => {
+            return Ok(AwsCredentials {
+                access_key_id: id,
+                secret_access_key: key,
+                session_token: None,
+                source: format!("the Secret mounted at {}", args.get("credentials-dir")),
+            });
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "--credentials-dir {}: aws-access-key-id and aws-secret-access-key must both be present",
+                args.get("credentials-dir")
+            ));
+        }
+        _ => {}
+    }
+    let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let (Some(id), Some(key)) = (
+        non_empty("AWS_ACCESS_KEY_ID"),
+        non_empty("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok(AwsCredentials {
+            access_key_id: id,
+            secret_access_key: key,
+            session_token: non_empty("AWS_SESSION_TOKEN"),
+            source: "the environment".to_owned(),
+        });
+    }
+    let file = non_empty("AWS_SHARED_CREDENTIALS_FILE")
+        .or_else(|| non_empty("HOME").map(|home| format!("{home}/.aws/credentials")));
+    let profile = non_empty("AWS_PROFILE").unwrap_or_else(|| "default".to_owned());
+    if let Some(file) = file {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (id, key, token) = shared_credentials(&text, &profile);
+                if let (Some(id), Some(key)) = (id, key) {
+                    return Ok(AwsCredentials {
+                        access_key_id: id,
+                        secret_access_key: key,
+                        session_token: token,
+                        source: format!("{file} [{profile}]"),
+                    });
+                }
+                return Err(format!(
+                    "{file}: profile [{profile}] has no aws_access_key_id and aws_secret_access_key"
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{file}: {}", e.kind())),
+        }
+    }
+    Err("no AWS credentials: mount the Secret's aws-access-key-id and aws-secret-access-key and give --credentials-dir, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or provide a shared credentials file".to_owned())
+}
+
+/// One profile of an AWS shared credentials file (INI): key id, secret, token.
+#[cfg(feature = "aws")]
+fn shared_credentials(
+    text: &str,
+    profile: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let (mut id, mut key, mut token) = (None, None, None);
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            inside = section == profile || section == format!("profile {profile}");
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+            match k.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => key = v,
+                "aws_session_token" => token = v,
+                _ => {}
+            }
+        }
+    }
+    (id, key, token)
+}
+
+#[cfg(feature = "aws")]
+fn aws_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::aws::AwsConfig> {
+    use crate::provider::aws::{AwsConfig, DEFAULT_ENDPOINT, ZoneType};
+    let zone_type = match args.get("aws-zone-type") {
+        "" => ZoneType::Any,
+        "public" => ZoneType::Public,
+        "private" => ZoneType::Private,
+        other => {
+            c.0.push(format!(
+                "--aws-zone-type={other}: give public, private or nothing"
+            ));
+            ZoneType::Any
+        }
+    };
+    let batch_changes = positive(c, args, "aws-batch-change-size");
+    let batch_bytes = positive(c, args, "aws-batch-change-size-bytes");
+    let batch_values = positive(c, args, "aws-batch-change-size-values");
+    let api_retries = match args.get("aws-api-retries").parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            c.0.push(format!(
+                "--aws-api-retries {:?}: give a whole number",
+                args.get("aws-api-retries")
+            ));
+            0
+        }
+    };
+    if args.given("aws-zones-cache-duration") {
+        tracing::warn!(
+            "--aws-zones-cache-duration has no effect: hosted zones are listed on every run"
+        );
+    }
+    let endpoint = env("AWS_ENDPOINT_URL_ROUTE_53")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let credentials = c.check(aws_credentials(args, env))?;
+    Some(AwsConfig {
+        endpoint,
+        credentials,
+        zone_type,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        batch_changes,
+        batch_bytes,
+        batch_values,
+        batch_interval: c.duration(args, "aws-batch-change-interval"),
+        evaluate_target_health: args.flag("aws-evaluate-target-health"),
+        api_retries,
+        prefer_cname: args.flag("aws-prefer-cname"),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
 /// The provider `settings` describe.
 pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, String> {
     Ok(match settings {
@@ -596,6 +807,8 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, 
         ProviderSettings::CoreDns(config) => {
             Arc::new(crate::provider::coredns::CoreDns::new(config.clone()))
         }
+        #[cfg(feature = "aws")]
+        ProviderSettings::Aws(config) => Arc::new(crate::provider::aws::Aws::new(config.clone())?),
     })
 }
 
