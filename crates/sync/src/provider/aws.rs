@@ -466,7 +466,9 @@ impl Aws {
             for zone in page.hosted_zones.zones {
                 let zone = Zone {
                     id: zone.id.trim_start_matches("/hostedzone/").to_owned(),
-                    name: unescape_name(&zone.name).to_ascii_lowercase(),
+                    name: unescape_name(&zone.name)
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
                     private: zone.config.is_some_and(|c| c.private_zone),
                 };
                 let type_ok = match self.config.zone_type {
