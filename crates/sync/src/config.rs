@@ -48,6 +48,9 @@ pub enum ProviderSettings {
     /// `aws` (Route 53).
     #[cfg(feature = "aws")]
     Aws(crate::provider::aws::AwsConfig),
+    /// `cloudflare`.
+    #[cfg(feature = "cloudflare")]
+    Cloudflare(crate::provider::cloudflare::CloudflareConfig),
 }
 
 /// Everything `signpost sync` runs with.
@@ -95,7 +98,6 @@ const NOT_BUILT: &[&str] = &[
     "azure-dns",
     "azure-private-dns",
     "civo",
-    "cloudflare",
     "dnsimple",
     "exoscale",
     "gandi",
@@ -136,6 +138,12 @@ const UNSUPPORTED: &[&str] = &[
     "aws-assume-role",
     "aws-assume-role-external-id",
     "aws-zone-match-parent",
+    "cloudflare-custom-hostnames",
+    "cloudflare-custom-hostnames-min-tls-version",
+    "cloudflare-custom-hostnames-certificate-authority",
+    "cloudflare-regional-services",
+    "cloudflare-region-key",
+    "cloudflare-record-comment",
 ];
 
 struct Collector(Vec<String>);
@@ -177,7 +185,7 @@ pub fn settings(
         c.0.push("no provider specified".to_owned());
     } else if NOT_BUILT.contains(&provider_name) {
         c.0.push(format!(
-            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws)"
+            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, cloudflare)"
         ));
     }
     let policy = match args.get("policy") {
@@ -481,6 +489,10 @@ fn provider_settings(
         }
         #[cfg(feature = "aws")]
         "aws" => aws_settings(args, env, c, domain_filter).map(ProviderSettings::Aws),
+        #[cfg(feature = "cloudflare")]
+        "cloudflare" => {
+            cloudflare_settings(args, env, c, domain_filter).map(ProviderSettings::Cloudflare)
+        }
         "" => None,
         other if NOT_BUILT.contains(&other) => None,
         other => {
@@ -788,6 +800,81 @@ fn aws_settings(
     })
 }
 
+/// The Cloudflare API token, first found wins: the mounted Secret's
+/// `cloudflare-api-token` (`--credentials-dir`), then `CF_API_TOKEN` (a
+/// `file:/path` value names a file holding it, as in external-dns).
+#[cfg(feature = "cloudflare")]
+fn cloudflare_token(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, String), String> {
+    if let Some(token) = secret_file(args, "cloudflare-api-token")?.filter(|t| !t.is_empty()) {
+        return Ok((
+            token,
+            format!("the Secret mounted at {}", args.get("credentials-dir")),
+        ));
+    }
+    if let Some(value) = env("CF_API_TOKEN").filter(|v| !v.is_empty()) {
+        if let Some(path) = value.strip_prefix("file:") {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("CF_API_TOKEN: cannot read {path}: {}", e.kind()))?;
+            return Ok((token.trim().to_owned(), path.to_owned()));
+        }
+        return Ok((value.trim().to_owned(), "the environment".to_owned()));
+    }
+    if env("CF_API_KEY").is_some_and(|v| !v.is_empty()) {
+        return Err("CF_API_KEY and CF_API_EMAIL (the global API key) are not supported: create an API token with Zone:Read and DNS:Edit and give it as the Secret's cloudflare-api-token or CF_API_TOKEN".to_owned());
+    }
+    Err("no Cloudflare credentials: mount the Secret's cloudflare-api-token and give --credentials-dir, or set CF_API_TOKEN".to_owned())
+}
+
+#[cfg(feature = "cloudflare")]
+fn cloudflare_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::cloudflare::CloudflareConfig> {
+    use crate::provider::cloudflare::{CloudflareConfig, DEFAULT_ENDPOINT};
+    let per_page = match args.get("cloudflare-dns-records-per-page").parse::<usize>() {
+        Ok(n) if (5..=5000).contains(&n) => n,
+        _ => {
+            c.0.push(format!(
+                "--cloudflare-dns-records-per-page {:?}: give a number from 5 to 5000",
+                args.get("cloudflare-dns-records-per-page")
+            ));
+            100
+        }
+    };
+    let batch_size = positive(c, args, "batch-change-size");
+    let prefix = args
+        .all("annotation-prefix")
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "external-dns.kubernetes.io/".to_owned());
+    let endpoint = env("CF_API_BASE_URL")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let (token, token_source) = c.check(cloudflare_token(args, env))?;
+    Some(CloudflareConfig {
+        endpoint,
+        token,
+        token_source,
+        proxied: args.flag("cloudflare-proxied"),
+        proxied_property: format!("{prefix}cloudflare-proxied"),
+        per_page,
+        batch_size,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
 /// The provider `settings` describe.
 pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, String> {
     Ok(match settings {
@@ -809,6 +896,10 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, 
         }
         #[cfg(feature = "aws")]
         ProviderSettings::Aws(config) => Arc::new(crate::provider::aws::Aws::new(config.clone())?),
+        #[cfg(feature = "cloudflare")]
+        ProviderSettings::Cloudflare(config) => Arc::new(
+            crate::provider::cloudflare::Cloudflare::new(config.clone())?,
+        ),
     })
 }
 

@@ -99,7 +99,7 @@ pub const FLAGS: &[Flag] = &[
     single(
         "provider",
         &[],
-        "The DNS provider: inmemory, rfc2136, pdns, coredns (skydns), aws",
+        "The DNS provider: inmemory, rfc2136, pdns, coredns (skydns), aws, cloudflare",
     ),
     single(
         "policy",
@@ -256,7 +256,7 @@ pub const FLAGS: &[Flag] = &[
     single(
         "credentials-dir",
         &[""],
-        "signpost: directory where the provider credentials Secret is mounted (aws-access-key-id, aws-secret-access-key, ...)",
+        "signpost: directory where the provider credentials Secret is mounted (aws-access-key-id, aws-secret-access-key, cloudflare-api-token)",
     ),
     // Kubernetes and sources.
     repeated(

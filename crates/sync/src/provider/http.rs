@@ -40,11 +40,12 @@ pub struct TlsFiles {
     pub client_key: String,
 }
 
-/// An answer: status and body.
+/// An answer: status, body and `Retry-After` (seconds form, RFC 9110 §10.2.3).
 #[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: StatusCode,
     pub(crate) body: Bytes,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// A client for one base URL.
@@ -231,6 +232,12 @@ where
         .await
         .map_err(|e| e.to_string())?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let body = response
         .into_body()
         .collect()
@@ -238,7 +245,11 @@ where
         .map_err(|e| e.to_string())?
         .to_bytes();
     driver.abort();
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        retry_after,
+    })
 }
 
 fn tls_connector(files: &TlsFiles) -> Result<tokio_rustls::TlsConnector, String> {

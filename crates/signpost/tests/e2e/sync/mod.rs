@@ -1,6 +1,6 @@
 //! `signpost sync` end to end (issues 13 and 14): the real binary against
-//! real BIND 9, PowerDNS, etcd and moto (Route 53) started on loopback by the
-//! tests, objects from a catalog directory the tests edit. Every provider
+//! real BIND 9, PowerDNS, etcd and moto (Route 53), and a strict fake of
+//! Cloudflare's API, started on loopback by the tests, objects from a catalog directory the tests edit. Every provider
 //! runs the same scenario functions ([`lifecycle_under_sync`],
 //! [`deletion_kept_under_upsert_only`]) through its [`ZoneUnderTest`].
 //!
@@ -14,6 +14,7 @@
 mod aws;
 mod bind;
 mod cli;
+mod cloudflare;
 mod etcd;
 mod pdns;
 
