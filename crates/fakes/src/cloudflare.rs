@@ -25,6 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -182,7 +183,7 @@ impl FakeCloudflare {
     /// Adds a zone; its id.
     pub fn add_zone(&self, name: &str) -> String {
         let mut state = self.lock();
-        let id = format!("{:032x}", 0xc0ffee_0000_u64 + state.next_id);
+        let id = format!("{:032x}", 0x00c0_ffee_0000_u64 + state.next_id);
         state.next_id += 1;
         state.zones.push((id.clone(), name.to_owned()));
         id
@@ -496,7 +497,7 @@ fn batch_apply(state: &mut State, zone_id: &str, batch: BatchBody) -> Answer {
         .unwrap_or_default();
     let mut records = state.records.clone();
     let mut next_id = state.next_id;
-    let mut result = json!({"deletes": [], "patches": [], "puts": [], "posts": []});
+    let mut done: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     for delete in &batch.deletes {
         let Some(at) = records
             .iter()
@@ -505,9 +506,7 @@ fn batch_apply(state: &mut State, zone_id: &str, batch: BatchBody) -> Answer {
             return failure(404, 81044, "Record does not exist.");
         };
         let removed = records.remove(at);
-        result["deletes"]
-            .as_array_mut()
-            .map(|a| a.push(json!(removed)));
+        done.entry("deletes").or_default().push(json!(removed));
     }
     for (kind, list) in [("patches", &batch.patches), ("puts", &batch.puts)] {
         for body in list {
@@ -543,7 +542,7 @@ fn batch_apply(state: &mut State, zone_id: &str, batch: BatchBody) -> Answer {
                 Ok(r) => r,
                 Err(answer) => return answer,
             };
-            result[kind].as_array_mut().map(|a| a.push(json!(record)));
+            done.entry(kind).or_default().push(json!(record));
             records.push(record);
         }
     }
@@ -557,13 +556,15 @@ fn batch_apply(state: &mut State, zone_id: &str, batch: BatchBody) -> Answer {
             Ok(r) => r,
             Err(answer) => return answer,
         };
-        result["posts"]
-            .as_array_mut()
-            .map(|a| a.push(json!(record)));
+        done.entry("posts").or_default().push(json!(record));
         records.push(record);
     }
     state.records = records;
     state.next_id = next_id;
+    let mut result = json!({"deletes": [], "patches": [], "puts": [], "posts": []});
+    for (kind, list) in done {
+        result[kind] = Value::Array(list);
+    }
     success(result, None)
 }
 

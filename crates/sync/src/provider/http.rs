@@ -10,7 +10,7 @@
 //!
 //! Invariant: no credential passes through this module's errors. Request
 //! headers (API keys, signatures, bearer tokens) are never formatted, and
-//! [`redact`] removes known secrets from response bodies a provider quotes.
+//! `redact` removes known secrets from response bodies a provider quotes.
 
 use super::ProviderError;
 use http_body_util::{BodyExt, Full};
