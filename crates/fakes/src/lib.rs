@@ -27,13 +27,14 @@
 //! Control plane only (no DNS). Invariants: one global resourceVersion counter, bumped by every write and
 //! never reused (also across restarts with a state file); the store's lock is never held across `.await`.
 //!
-//! [`cloudflare`] is a fake of a different service, the Cloudflare DNS API, for `signpost sync`'s tests
-//! (its own reference is named at its top).
+//! [`cloudflare`] and [`azure_dns`] fake other services, Cloudflare's DNS API and Azure DNS with its token
+//! endpoint, for `signpost sync`'s tests (each names its own reference at its top).
 //!
 //! Start one in process with [`FakeApiServer::start`]; the binary `signpost-fake-apiserver` serves the same
 //! for out-of-process clients (see the crate README).
 
 pub mod auth;
+pub mod azure_dns;
 pub mod cloudflare;
 mod discovery;
 mod ops;

@@ -48,6 +48,9 @@ pub enum ProviderSettings {
     /// `aws` (Route 53).
     #[cfg(feature = "aws")]
     Aws(crate::provider::aws::AwsConfig),
+    /// `azure` / `azure-dns`.
+    #[cfg(feature = "azure")]
+    Azure(crate::provider::azure::AzureConfig),
     /// `cloudflare`.
     #[cfg(feature = "cloudflare")]
     Cloudflare(crate::provider::cloudflare::CloudflareConfig),
@@ -94,8 +97,6 @@ impl fmt::Display for ConfigErrors {
 const NOT_BUILT: &[&str] = &[
     "alibabacloud",
     "aws-sd",
-    "azure",
-    "azure-dns",
     "azure-private-dns",
     "civo",
     "dnsimple",
@@ -185,7 +186,7 @@ pub fn settings(
         c.0.push("no provider specified".to_owned());
     } else if NOT_BUILT.contains(&provider_name) {
         c.0.push(format!(
-            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, cloudflare)"
+            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare)"
         ));
     }
     let policy = match args.get("policy") {
@@ -489,6 +490,10 @@ fn provider_settings(
         }
         #[cfg(feature = "aws")]
         "aws" => aws_settings(args, env, c, domain_filter).map(ProviderSettings::Aws),
+        #[cfg(feature = "azure")]
+        "azure" | "azure-dns" => {
+            azure_settings(args, env, c, domain_filter).map(ProviderSettings::Azure)
+        }
         #[cfg(feature = "cloudflare")]
         "cloudflare" => {
             cloudflare_settings(args, env, c, domain_filter).map(ProviderSettings::Cloudflare)
@@ -875,6 +880,171 @@ fn cloudflare_settings(
     })
 }
 
+/// external-dns's Azure config file (`--azure-config-file`), the fields
+/// signpost reads.
+#[cfg(feature = "azure")]
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AzureFile {
+    #[serde(default)]
+    cloud: String,
+    #[serde(default)]
+    tenant_id: String,
+    #[serde(default)]
+    subscription_id: String,
+    #[serde(default)]
+    resource_group: String,
+    #[serde(default)]
+    aad_client_id: String,
+    #[serde(default)]
+    aad_client_secret: String,
+    #[serde(default)]
+    use_managed_identity_extension: bool,
+    #[serde(default)]
+    use_workload_identity_extension: bool,
+    #[serde(default)]
+    active_directory_authority_host: String,
+    #[serde(default)]
+    resource_manager_endpoint: String,
+}
+
+/// Azure settings, each field first found: the mounted Secret
+/// (`azure-tenant-id`, `azure-client-id`, `azure-client-secret`), the flags
+/// (`--azure-subscription-id`, `--azure-resource-group`), the config file,
+/// the environment (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+/// `AZURE_CLIENT_SECRET`, `AZURE_SUBSCRIPTION_ID`).
+#[cfg(feature = "azure")]
+fn azure_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::azure::AzureConfig> {
+    use crate::provider::azure::{AzureConfig, DEFAULT_AUTHORITY, DEFAULT_RESOURCE_MANAGER};
+    let path = args.get("azure-config-file");
+    let file = match std::fs::read_to_string(path) {
+        Ok(text) => c
+            .check(serde_json::from_str::<AzureFile>(&text).map_err(|e| {
+                format!("--azure-config-file {path}: line {} column {}: not valid external-dns Azure JSON ({:?} error)", e.line(), e.column(), e.classify())
+            }))
+            .unwrap_or_default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.given("azure-config-file") => AzureFile::default(),
+        Err(e) => {
+            c.0.push(format!("--azure-config-file {path}: {}", e.kind()));
+            AzureFile::default()
+        }
+    };
+    if file.use_managed_identity_extension || file.use_workload_identity_extension {
+        c.0.push(format!("--azure-config-file {path}: managed and workload identities are not supported yet; use a client id and secret"));
+    }
+    if !matches!(file.cloud.as_str(), "" | "AzurePublicCloud" | "AzureCloud")
+        && file.resource_manager_endpoint.is_empty()
+    {
+        c.0.push(format!("--azure-config-file {path}: cloud {:?} needs resourceManagerEndpoint and activeDirectoryAuthorityHost", file.cloud));
+    }
+    let non_empty = |value: String| Some(value).filter(|v| !v.is_empty());
+    let mut pick = |secret: &str, flag: Option<&str>, from_file: &str, variable: &str| -> String {
+        let from_secret = match secret_file(args, secret) {
+            Ok(value) => value.filter(|v| !v.is_empty()),
+            Err(e) => {
+                c.0.push(e);
+                None
+            }
+        };
+        from_secret
+            .or_else(|| flag.and_then(|f| non_empty(args.get(f).to_owned())))
+            .or_else(|| non_empty(from_file.to_owned()))
+            .or_else(|| env(variable).filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+    };
+    let tenant_id = pick("azure-tenant-id", None, &file.tenant_id, "AZURE_TENANT_ID");
+    let client_id = pick(
+        "azure-client-id",
+        None,
+        &file.aad_client_id,
+        "AZURE_CLIENT_ID",
+    );
+    let client_secret = pick(
+        "azure-client-secret",
+        None,
+        &file.aad_client_secret,
+        "AZURE_CLIENT_SECRET",
+    );
+    let subscription_id = pick(
+        "azure-subscription-id",
+        Some("azure-subscription-id"),
+        &file.subscription_id,
+        "AZURE_SUBSCRIPTION_ID",
+    );
+    let resource_group = pick(
+        "azure-resource-group",
+        Some("azure-resource-group"),
+        &file.resource_group,
+        "AZURE_RESOURCE_GROUP",
+    );
+    for (value, what) in [
+        (
+            &tenant_id,
+            "tenant id (Secret key azure-tenant-id, tenantId, AZURE_TENANT_ID)",
+        ),
+        (
+            &client_id,
+            "client id (Secret key azure-client-id, aadClientId, AZURE_CLIENT_ID)",
+        ),
+        (
+            &client_secret,
+            "client secret (Secret key azure-client-secret, aadClientSecret, AZURE_CLIENT_SECRET)",
+        ),
+        (
+            &subscription_id,
+            "subscription (--azure-subscription-id, subscriptionId, AZURE_SUBSCRIPTION_ID)",
+        ),
+        (
+            &resource_group,
+            "resource group (--azure-resource-group, resourceGroup)",
+        ),
+    ] {
+        if value.is_empty() {
+            c.0.push(format!("azure: no {what}"));
+        }
+    }
+    let authority = non_empty(file.active_directory_authority_host.clone())
+        .or_else(|| env("AZURE_AUTHORITY_HOST").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_AUTHORITY.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    let resource_manager = non_empty(file.resource_manager_endpoint.clone())
+        .or_else(|| env("AZURE_RESOURCE_MANAGER_ENDPOINT").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_RESOURCE_MANAGER.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    let max_retries = match args.get("azure-maxretries-count").parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            c.0.push("--azure-maxretries-count: give a whole number".to_owned());
+            3
+        }
+    };
+    Some(AzureConfig {
+        authority,
+        resource_manager,
+        tenant_id,
+        client_id,
+        client_secret,
+        subscription_id,
+        resource_group,
+        zone_names: args.all("zone-name-filter").to_vec(),
+        max_retries,
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
 /// The provider `settings` describe.
 pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, String> {
     Ok(match settings {
@@ -896,6 +1066,10 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, 
         }
         #[cfg(feature = "aws")]
         ProviderSettings::Aws(config) => Arc::new(crate::provider::aws::Aws::new(config.clone())?),
+        #[cfg(feature = "azure")]
+        ProviderSettings::Azure(config) => {
+            Arc::new(crate::provider::azure::Azure::new(config.clone())?)
+        }
         #[cfg(feature = "cloudflare")]
         ProviderSettings::Cloudflare(config) => Arc::new(
             crate::provider::cloudflare::Cloudflare::new(config.clone())?,

@@ -42,10 +42,7 @@ const REFERENCE: &[&str] = &[
 
 #[test]
 fn reference_deployment_arguments() {
-    let providers: [&[&str]; 2] = [
-        &["--provider=google", "--google-project=my-project"],
-        &["--provider=azure", "--azure-resource-group=my-rg"],
-    ];
+    let providers: [&[&str]; 1] = [&["--provider=google", "--google-project=my-project"]];
     for provider in providers {
         let all: Vec<&str> = REFERENCE.iter().chain(provider).copied().collect();
         let args = parse(&all);
@@ -54,7 +51,7 @@ fn reference_deployment_arguments() {
         assert_eq!(
             errors.0,
             [format!(
-                "--provider={name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, cloudflare)"
+                "--provider={name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare)"
             )],
             "{provider:?}"
         );
@@ -226,4 +223,93 @@ fn cloud_reference_arguments_and_credentials() {
     };
     assert_eq!(config.token, "file-cf-token");
     assert!(!format!("{config:?}").contains("file-cf-token"));
+}
+
+/// Issue 14 "Done when" 4 and 5 for Azure: `--provider=azure
+/// --azure-resource-group=my-rg` with the Secret's keys mounted, or the
+/// config file in external-dns's format; missing pieces named, no secret.
+#[test]
+fn azure_reference_arguments_and_credentials() {
+    let azure: Vec<&str> = REFERENCE
+        .iter()
+        .copied()
+        .chain(["--provider=azure", "--azure-resource-group=my-rg"])
+        .collect();
+    let errors = settings(&parse(&azure), &no_env).unwrap_err();
+    assert!(
+        errors.0.iter().any(|e| e.contains("no client secret")),
+        "{errors}"
+    );
+    assert!(
+        !errors.0.iter().any(|e| e.contains("resource group")),
+        "{errors}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("azure-tenant-id"), "tenant-1\n").unwrap();
+    std::fs::write(dir.path().join("azure-client-id"), "client-1\n").unwrap();
+    std::fs::write(
+        dir.path().join("azure-client-secret"),
+        "azure-file-secret\n",
+    )
+    .unwrap();
+    let flag = format!("--credentials-dir={}", dir.path().display());
+    let mut with_dir = azure.clone();
+    with_dir.extend([flag.as_str(), "--azure-subscription-id=sub-1"]);
+    let ProviderSettings::Azure(config) = settings(&parse(&with_dir), &no_env).unwrap().provider
+    else {
+        panic!("not azure");
+    };
+    assert_eq!(
+        (config.tenant_id.as_str(), config.client_id.as_str()),
+        ("tenant-1", "client-1")
+    );
+    assert_eq!(config.client_secret, "azure-file-secret");
+    assert_eq!(config.resource_group, "my-rg");
+    assert_eq!(config.resource_manager, "https://management.azure.com");
+    assert!(!format!("{config:?}").contains("azure-file-secret"));
+
+    let file = dir.path().join("azure.json");
+    std::fs::write(
+        &file,
+        r#"{"cloud": "AzurePublicCloud", "tenantId": "t-2", "subscriptionId": "s-2", "resourceGroup": "rg-2", "aadClientId": "c-2", "aadClientSecret": "json-secret", "location": "westeurope"}"#,
+    )
+    .unwrap();
+    let file_flag = format!("--azure-config-file={}", file.display());
+    let ProviderSettings::Azure(config) = settings(
+        &parse(&[
+            "--source=service",
+            "--policy=sync",
+            "--catalog=/x",
+            "--provider=azure",
+            &file_flag,
+        ]),
+        &no_env,
+    )
+    .unwrap()
+    .provider
+    else {
+        panic!("not azure");
+    };
+    assert_eq!(
+        (
+            config.subscription_id.as_str(),
+            config.resource_group.as_str()
+        ),
+        ("s-2", "rg-2")
+    );
+    assert_eq!(config.client_secret, "json-secret");
+    std::fs::write(&file, "{\"tenantId\": }").unwrap();
+    let errors = settings(
+        &parse(&[
+            "--source=service",
+            "--policy=sync",
+            "--catalog=/x",
+            "--provider=azure",
+            &file_flag,
+        ]),
+        &no_env,
+    )
+    .unwrap_err();
+    assert!(errors.0[0].contains("line 1 column"), "{errors}");
 }

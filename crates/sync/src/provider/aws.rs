@@ -33,7 +33,7 @@
 //! Invariant: the secret key never leaves [`AwsCredentials`]: it is not in
 //! `Debug` output, errors, logs or metrics; error bodies are redacted.
 
-use super::http::{HttpClient, TlsFiles, quote, redact};
+use super::http::{HttpClient, TlsFiles, percent_encode as query_escape, quote, redact};
 use super::{Provider, ProviderError, grouped};
 use crate::endpoint::{Endpoint, OWNED_RECORD_LABEL, RecordType};
 use crate::filter::DomainFilter;
@@ -1047,19 +1047,6 @@ fn unescape_name(name: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encodes a query value (RFC 3986 §2.3 unreserved kept).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }
 
 /// The text of the first `<tag>` element of an XML body.

@@ -210,6 +210,20 @@ pub(crate) fn quote(body: &[u8], secrets: &[&str]) -> String {
     text.trim().to_owned()
 }
 
+/// Percent-encodes a query or form value (RFC 3986 §2.3: unreserved kept).
+pub(crate) fn percent_encode(value: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
 /// `text` with every non-empty secret replaced by `******`.
 pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
     let mut text = text.to_owned();

@@ -11,6 +11,7 @@
 //! | `rfc2136` | `rfc2136` | any RFC 2136 server: UPDATE with TSIG, AXFR to list |
 //! | `pdns` | `pdns` | the PowerDNS Authoritative HTTP API |
 //! | `aws` | `aws` | Amazon Route 53's REST API, SigV4 signed |
+//! | `azure` | `azure` | Azure DNS through Azure Resource Manager |
 //! | `cloudflare` | `cloudflare` | Cloudflare's DNS API (v4), batch endpoint |
 //! | `coredns` | `coredns` | etcd, in the SkyDNS layout CoreDNS's `etcd` plugin serves |
 //!
@@ -28,6 +29,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
 #[cfg(feature = "coredns")]
