@@ -51,6 +51,9 @@ pub enum ProviderSettings {
     /// `azure` / `azure-dns`.
     #[cfg(feature = "azure")]
     Azure(crate::provider::azure::AzureConfig),
+    /// `google`.
+    #[cfg(feature = "google")]
+    Google(crate::provider::google::GoogleConfig),
     /// `cloudflare`.
     #[cfg(feature = "cloudflare")]
     Cloudflare(crate::provider::cloudflare::CloudflareConfig),
@@ -103,7 +106,6 @@ const NOT_BUILT: &[&str] = &[
     "exoscale",
     "gandi",
     "godaddy",
-    "google",
     "linode",
     "ns1",
     "oci",
@@ -186,7 +188,7 @@ pub fn settings(
         c.0.push("no provider specified".to_owned());
     } else if NOT_BUILT.contains(&provider_name) {
         c.0.push(format!(
-            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare)"
+            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare, google)"
         ));
     }
     let policy = match args.get("policy") {
@@ -494,6 +496,8 @@ fn provider_settings(
         "azure" | "azure-dns" => {
             azure_settings(args, env, c, domain_filter).map(ProviderSettings::Azure)
         }
+        #[cfg(feature = "google")]
+        "google" => google_settings(args, env, c, domain_filter).map(ProviderSettings::Google),
         #[cfg(feature = "cloudflare")]
         "cloudflare" => {
             cloudflare_settings(args, env, c, domain_filter).map(ProviderSettings::Cloudflare)
@@ -1045,6 +1049,80 @@ fn azure_settings(
     })
 }
 
+/// Google settings: the service-account key from the mounted Secret
+/// (`key.json` under `--credentials-dir`) or `GOOGLE_APPLICATION_CREDENTIALS`;
+/// the project from `--google-project`, else the key's `project_id`.
+#[cfg(feature = "google")]
+fn google_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::google::GoogleConfig> {
+    use crate::provider::google::{DEFAULT_ENDPOINT, GoogleConfig, ServiceAccount};
+    let visibility = args.get("google-zone-visibility").to_owned();
+    if !matches!(visibility.as_str(), "" | "public" | "private") {
+        c.0.push(format!(
+            "--google-zone-visibility={visibility}: give public, private or nothing"
+        ));
+    }
+    let batch_size = positive(c, args, "google-batch-change-size");
+    let batch_interval = c.duration(args, "google-batch-change-interval");
+    let dir = args.get("credentials-dir");
+    let mounted = std::path::Path::new(dir).join("key.json");
+    let path = if !dir.is_empty() && mounted.exists() {
+        mounted.display().to_string()
+    } else if let Some(path) = env("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
+        path
+    } else {
+        c.0.push("no Google credentials: mount the Secret's key.json and give --credentials-dir, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (the metadata server is not supported yet)".to_owned());
+        return None;
+    };
+    let text =
+        c.check(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {}", e.kind())))?;
+    let account = c.check(serde_json::from_str::<ServiceAccount>(&text).map_err(|e| {
+        format!(
+            "{path}: line {} column {}: not a service-account key ({:?} error)",
+            e.line(),
+            e.column(),
+            e.classify()
+        )
+    }))?;
+    if account.kind != "service_account" {
+        c.0.push(format!(
+            "{path}: type {:?} is not supported (give a service_account key)",
+            account.kind
+        ));
+    }
+    let project = match args.get("google-project") {
+        "" => account.project_id.clone(),
+        project => project.to_owned(),
+    };
+    if project.is_empty() {
+        c.0.push("--google-project is required (the key file names no project_id)".to_owned());
+    }
+    let endpoint = env("CLOUDSDK_API_ENDPOINT_OVERRIDES_DNS")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    Some(GoogleConfig {
+        endpoint,
+        account,
+        project,
+        visibility,
+        batch_size,
+        batch_interval,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
 /// The provider `settings` describe.
 pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, String> {
     Ok(match settings {
@@ -1069,6 +1147,10 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, 
         #[cfg(feature = "azure")]
         ProviderSettings::Azure(config) => {
             Arc::new(crate::provider::azure::Azure::new(config.clone())?)
+        }
+        #[cfg(feature = "google")]
+        ProviderSettings::Google(config) => {
+            Arc::new(crate::provider::google::Google::new(config.clone())?)
         }
         #[cfg(feature = "cloudflare")]
         ProviderSettings::Cloudflare(config) => Arc::new(

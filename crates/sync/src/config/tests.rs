@@ -42,20 +42,20 @@ const REFERENCE: &[&str] = &[
 
 #[test]
 fn reference_deployment_arguments() {
-    let providers: [&[&str]; 1] = [&["--provider=google", "--google-project=my-project"]];
-    for provider in providers {
-        let all: Vec<&str> = REFERENCE.iter().chain(provider).copied().collect();
-        let args = parse(&all);
-        let errors = settings(&args, &no_env).expect_err("cloud providers are not built");
-        let name = provider[0].trim_start_matches("--provider=");
-        assert_eq!(
-            errors.0,
-            [format!(
-                "--provider={name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare)"
-            )],
-            "{provider:?}"
-        );
-    }
+    // Every provider of the reference deployment is built; one external-dns
+    // has and signpost does not still says so.
+    let all: Vec<&str> = REFERENCE
+        .iter()
+        .copied()
+        .chain(["--provider=ns1"])
+        .collect();
+    let errors = settings(&parse(&all), &no_env).expect_err("ns1 is not built");
+    assert_eq!(
+        errors.0,
+        [
+            "--provider=ns1: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare, google)"
+        ]
+    );
     // The same arguments with a built provider run as written.
     let all: Vec<&str> = REFERENCE
         .iter()

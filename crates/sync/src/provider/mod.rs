@@ -12,6 +12,7 @@
 //! | `pdns` | `pdns` | the PowerDNS Authoritative HTTP API |
 //! | `aws` | `aws` | Amazon Route 53's REST API, SigV4 signed |
 //! | `azure` | `azure` | Azure DNS through Azure Resource Manager |
+//! | `google` | `google` | Google Cloud DNS API v1, service-account key |
 //! | `cloudflare` | `cloudflare` | Cloudflare's DNS API (v4), batch endpoint |
 //! | `coredns` | `coredns` | etcd, in the SkyDNS layout CoreDNS's `etcd` plugin serves |
 //!
@@ -35,6 +36,8 @@ pub mod azure;
 pub mod cloudflare;
 #[cfg(feature = "coredns")]
 pub mod coredns;
+#[cfg(feature = "google")]
+pub mod google;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "inmemory")]

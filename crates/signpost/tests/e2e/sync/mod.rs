@@ -1,6 +1,6 @@
 //! `signpost sync` end to end (issues 13 and 14): the real binary against
 //! real BIND 9, PowerDNS, etcd and moto (Route 53), and strict fakes of
-//! Cloudflare's API and Azure DNS, started on loopback by the tests, objects from a catalog directory the tests edit. Every provider
+//! Cloudflare's API, Azure DNS and Google Cloud DNS, started on loopback by the tests, objects from a catalog directory the tests edit. Every provider
 //! runs the same scenario functions ([`lifecycle_under_sync`],
 //! [`deletion_kept_under_upsert_only`]) through its [`ZoneUnderTest`].
 //!
@@ -17,6 +17,7 @@ mod bind;
 mod cli;
 mod cloudflare;
 mod etcd;
+mod google;
 mod pdns;
 
 use std::collections::BTreeSet;
