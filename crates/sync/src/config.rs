@@ -295,6 +295,7 @@ pub fn settings(
         ingress_class,
         ignore_ingress_tls_spec: args.flag("ignore-ingress-tls-spec"),
         ignore_ingress_rules_spec: args.flag("ignore-ingress-rules-spec"),
+        geo_region_latency: provider_name == "aws",
     };
     let catalog: Vec<PathBuf> = args.all("catalog").iter().map(PathBuf::from).collect();
     if catalog.is_empty() {

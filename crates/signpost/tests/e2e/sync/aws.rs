@@ -769,3 +769,86 @@ fn aws_reference_arguments_are_accepted() {
     );
     assert!(rows_at(&zone.moto.records(&private_id), "api.aikernel.io").is_empty());
 }
+
+/// Issue 14 "Done when" 3, first half: three regional Services behind one
+/// public name (`dns.aikernel.io/geo-region`) become one Route 53 latency
+/// record set per region (SetIdentifier and Region = the region), each
+/// with its ownership TXT under the same routing; deleting one region's
+/// Service withdraws only that region's set.
+#[test]
+fn aws_geo_regions_become_latency_record_sets() {
+    let zone = Route53Zone::new("aws-geo.test");
+    let catalog = Catalog::new();
+    let regions = [
+        ("us-east-1", "192.0.2.101"),
+        ("eu-west-1", "192.0.2.102"),
+        ("ap-southeast-1", "192.0.2.103"),
+    ];
+    for (region, ip) in regions {
+        catalog.service(
+            &format!("app-{region}"),
+            "app.aws-geo.test",
+            ip,
+            &format!("    dns.aikernel.io/geo-region: {region}\n"),
+        );
+    }
+    let sets = || -> Vec<(String, String, String, String, Vec<String>)> {
+        let (status, text) = zone.moto.call(
+            "GET",
+            &format!("/2013-04-01/hostedzone/{}/rrset?maxitems=300", zone.id),
+            "",
+        );
+        assert_eq!(status, 200, "{text}");
+        xml_blocks(&text, "ResourceRecordSet")
+            .into_iter()
+            .filter(|set| xml_values(set, "Name")[0].ends_with("app.aws-geo.test."))
+            .map(|set| {
+                (
+                    xml_values(&set, "Name")[0].clone(),
+                    xml_values(&set, "Type")[0].clone(),
+                    xml_values(&set, "SetIdentifier")
+                        .first()
+                        .cloned()
+                        .unwrap_or_default(),
+                    xml_values(&set, "Region")
+                        .first()
+                        .cloned()
+                        .unwrap_or_default(),
+                    xml_values(&set, "Value"),
+                )
+            })
+            .collect()
+    };
+    let sync = SyncProcess::start(&catalog, &sync_args(&zone, "sync"), &zone.env());
+    let all = wait_until(INTERVAL + MARGIN + Duration::from_secs(10), || {
+        sets().iter().filter(|s| s.1 == "A").count() == 3
+    });
+    assert!(all, "{:?}\n{}", sets(), sync.log());
+    let found = sets();
+    for (region, ip) in regions {
+        assert!(
+            found.iter().any(|(n, t, id, r, v)| n == "app.aws-geo.test."
+                && t == "A"
+                && id == region
+                && r == region
+                && v == &[ip.to_owned()]),
+            "no latency set for {region}: {found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|(n, t, id, r, _)| n == "a-app.aws-geo.test."
+                    && t == "TXT"
+                    && id == region
+                    && r == region),
+            "no ownership TXT for {region}: {found:?}"
+        );
+    }
+
+    catalog.remove("app-eu-west-1.yaml");
+    let withdrawn = wait_until(INTERVAL + MARGIN, || {
+        let now = sets();
+        !now.iter().any(|s| s.2 == "eu-west-1") && now.iter().filter(|s| s.1 == "A").count() == 2
+    });
+    assert!(withdrawn, "{:?}\n{}", sets(), sync.log());
+}
