@@ -64,8 +64,10 @@ pub enum ProviderSettings {
 pub struct Settings {
     /// The sources.
     pub sources: SourceConfig,
-    /// `--catalog` paths.
+    /// `--catalog` paths; when empty, objects come from the Kubernetes API.
     pub catalog: Vec<PathBuf>,
+    /// How to reach the Kubernetes API (when there is no `--catalog`).
+    pub kubernetes: KubeSettings,
     /// The provider.
     pub provider: ProviderSettings,
     /// `None` for `--registry=noop`.
@@ -84,6 +86,23 @@ pub struct Settings {
     pub log_filter: &'static str,
     /// `--log-format=json`.
     pub log_json: bool,
+}
+
+/// How `signpost sync` reaches the Kubernetes API server, as external-dns
+/// decides it: `--kubeconfig` (or `~/.kube/config` when that exists), with
+/// `--server` overriding the URL; neither: the pod's service account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeSettings {
+    /// `--kubeconfig`, or `~/.kube/config` when the flag is empty and the file exists.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--server`: the API server's URL.
+    pub server: Option<String>,
+    /// `--namespace`: only this namespace's objects (empty: all).
+    pub namespace: String,
+    /// Watch Services, EndpointSlices and Nodes (`--source=service`).
+    pub services: bool,
+    /// Watch Ingresses (`--source=ingress`).
+    pub ingresses: bool,
 }
 
 /// Every configuration problem; the binary exits 64 with them.
@@ -298,12 +317,39 @@ pub fn settings(
         geo_region_latency: provider_name == "aws",
     };
     let catalog: Vec<PathBuf> = args.all("catalog").iter().map(PathBuf::from).collect();
-    if catalog.is_empty() {
+    let non_empty = |flag: &str| Some(args.get(flag).to_owned()).filter(|v| !v.is_empty());
+    let server = non_empty("server");
+    let explicit_kubeconfig = non_empty("kubeconfig").map(PathBuf::from);
+    if explicit_kubeconfig.is_some() && server.is_some() {
         c.0.push(
-            "no source of Kubernetes objects: give --catalog PATH (the Kubernetes API source is not built into this version yet)"
+            "--server with --kubeconfig: overriding a kubeconfig's server is not supported; \
+             give --server alone, or a kubeconfig whose current context names the server"
                 .to_owned(),
         );
     }
+    let kubeconfig = explicit_kubeconfig.or_else(|| {
+        // external-dns: an empty --kubeconfig means ~/.kube/config when it
+        // exists; --server alone connects to that URL instead.
+        env("HOME")
+            .filter(|_| server.is_none())
+            .map(|home| PathBuf::from(home).join(".kube/config"))
+            .filter(|path| path.is_file())
+    });
+    if let Some(url) = server
+        .as_ref()
+        .filter(|url| !(url.starts_with("https://") || url.starts_with("http://")))
+    {
+        c.0.push(format!(
+            "--server={url}: the API server URL must start with https:// or http://"
+        ));
+    }
+    let kubernetes = KubeSettings {
+        kubeconfig,
+        server,
+        namespace: args.get("namespace").to_owned(),
+        services: sources.sources.iter().any(|s| s == "service"),
+        ingresses: sources.sources.iter().any(|s| s == "ingress"),
+    };
 
     // Planner.
     let types = |c: &mut Collector, flag: &str| -> Vec<RecordType> {
@@ -401,6 +447,7 @@ pub fn settings(
     Ok(Settings {
         sources,
         catalog,
+        kubernetes,
         provider,
         txt,
         plan: PlanSettings {

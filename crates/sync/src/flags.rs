@@ -267,7 +267,7 @@ pub const FLAGS: &[Flag] = &[
     single(
         "kubeconfig",
         &[""],
-        "Kubeconfig file (the Kubernetes API source comes in a later version)",
+        "Kubeconfig file (empty: ~/.kube/config if it exists, else in-cluster)",
     ),
     single("server", &[""], "Kubernetes API server URL override"),
     single(

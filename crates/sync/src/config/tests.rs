@@ -313,3 +313,59 @@ fn azure_reference_arguments_and_credentials() {
     .unwrap_err();
     assert!(errors.0[0].contains("line 1 column"), "{errors}");
 }
+
+/// How sync reaches the API server: external-dns's order (`--kubeconfig`,
+/// else `~/.kube/config` when it exists, else in-cluster; `--server` alone
+/// connects to that URL); both flags at once and a schemeless URL refused.
+#[test]
+fn kubernetes_connection() {
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().display().to_string();
+    let with_home = |name: &str| (name == "HOME").then(|| home_path.clone());
+    let base = ["--source=service", "--policy=sync", "--provider=inmemory"];
+    let get = |extra: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+        let all: Vec<&str> = base.iter().chain(extra).copied().collect();
+        settings(&parse(&all), env)
+    };
+
+    // No kubeconfig anywhere: in-cluster.
+    let kube = get(&[], &with_home).unwrap().kubernetes;
+    assert_eq!((kube.kubeconfig, kube.server), (None, None));
+    assert!(kube.services && !kube.ingresses);
+    // ~/.kube/config exists: used.
+    std::fs::create_dir_all(home.path().join(".kube")).unwrap();
+    std::fs::write(home.path().join(".kube/config"), "apiVersion: v1\n").unwrap();
+    let kube = get(&[], &with_home).unwrap().kubernetes;
+    assert_eq!(kube.kubeconfig, Some(home.path().join(".kube/config")));
+    // --server alone wins over the default kubeconfig.
+    let kube = get(&["--server=https://10.0.0.1:6443"], &with_home)
+        .unwrap()
+        .kubernetes;
+    assert_eq!(
+        (kube.kubeconfig, kube.server.as_deref()),
+        (None, Some("https://10.0.0.1:6443"))
+    );
+    // An explicit kubeconfig, the namespace and the ingress source.
+    let kube = get(
+        &["--kubeconfig=/k", "--namespace=web", "--source=ingress"],
+        &with_home,
+    )
+    .unwrap()
+    .kubernetes;
+    assert_eq!(kube.kubeconfig, Some(PathBuf::from("/k")));
+    assert_eq!(kube.namespace, "web");
+    assert!(kube.services && kube.ingresses);
+    // Refused: both at once; a URL without a scheme.
+    let errors = get(&["--kubeconfig=/k", "--server=https://x"], &no_env)
+        .unwrap_err()
+        .0;
+    assert!(
+        errors[0].starts_with("--server with --kubeconfig"),
+        "{errors:?}"
+    );
+    let errors = get(&["--server=10.0.0.1:6443"], &no_env).unwrap_err().0;
+    assert_eq!(
+        errors,
+        ["--server=10.0.0.1:6443: the API server URL must start with https:// or http://"]
+    );
+}

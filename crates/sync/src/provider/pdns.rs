@@ -244,29 +244,7 @@ impl Pdns {
             }
             let path = format!("{}/{}", self.zones_path(), zone.id);
             let body = self.request(Method::GET, &path, &[]).await?;
-            let zone: Zone = serde_json::from_slice(&body).map_err(|e| self.bad_json(&e))?;
-            for rrset in zone.rrsets {
-                let record_type = match rrset.record_type.as_str() {
-                    "ALIAS" => RecordType::Cname,
-                    other => match other.parse::<RecordType>() {
-                        Ok(t) => t,
-                        Err(_) => continue,
-                    },
-                };
-                let targets: Vec<String> = rrset
-                    .records
-                    .into_iter()
-                    .filter(|r| !r.disabled)
-                    .map(|r| r.content)
-                    .collect();
-                if targets.is_empty() {
-                    continue;
-                }
-                out.push(
-                    Endpoint::new(&rrset.name, record_type, targets)
-                        .with_ttl(rrset.ttl.unwrap_or(0)),
-                );
-            }
+            out.extend(zone_endpoints(&body).map_err(|e| self.bad_json(&e))?);
         }
         Ok(out)
     }
@@ -331,6 +309,33 @@ impl Pdns {
 }
 
 /// One endpoint as a PATCH rrset.
+/// The records of one zone as PowerDNS's `GET .../zones/{id}` answers it
+/// (its `rrsets`): enabled records of the types sync knows, `ALIAS` as CNAME.
+pub fn zone_endpoints(body: &[u8]) -> Result<Vec<Endpoint>, serde_json::Error> {
+    let zone: Zone = serde_json::from_slice(body)?;
+    let mut out = Vec::new();
+    for rrset in zone.rrsets {
+        let record_type = match rrset.record_type.as_str() {
+            "ALIAS" => RecordType::Cname,
+            other => match other.parse::<RecordType>() {
+                Ok(t) => t,
+                Err(_) => continue,
+            },
+        };
+        let targets: Vec<String> = rrset
+            .records
+            .into_iter()
+            .filter(|r| !r.disabled)
+            .map(|r| r.content)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        out.push(Endpoint::new(&rrset.name, record_type, targets).with_ttl(rrset.ttl.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
 fn rrset(endpoint: &Endpoint, delete: bool) -> RrSet {
     let alias =
         endpoint.record_type == RecordType::Cname && endpoint.property("alias") == Some("true");

@@ -18,6 +18,7 @@ mod cli;
 mod cloudflare;
 mod etcd;
 mod google;
+mod kubernetes;
 mod pdns;
 
 use std::collections::BTreeSet;
@@ -170,15 +171,22 @@ impl SyncProcess {
     /// Starts `signpost sync` with `args` (plus `--metrics-address` and
     /// `--catalog`) and environment `env`.
     pub fn start(catalog: &Catalog, args: &[String], env: &[(String, String)]) -> Self {
+        std::fs::create_dir_all(catalog.path()).unwrap();
+        let mut all = vec![format!("--catalog={}", catalog.path().display())];
+        all.extend_from_slice(args);
+        Self::spawn(&all, env)
+    }
+
+    /// Starts `signpost sync` with `args` (plus `--metrics-address`) and
+    /// environment `env`: the arguments name the source of objects.
+    pub fn spawn(args: &[String], env: &[(String, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("sync.log");
         let file = std::fs::File::create(&log).expect("log");
         let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        std::fs::create_dir_all(catalog.path()).unwrap();
         let child = Command::new(binary())
             .arg("sync")
             .arg(format!("--metrics-address={metrics}"))
-            .arg(format!("--catalog={}", catalog.path().display()))
             .args(args)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NO_COLOR", "1")
@@ -288,15 +296,15 @@ pub fn ownership(owner: &str, resource: &str) -> String {
     format!("heritage=external-dns,external-dns/owner={owner},external-dns/resource={resource}")
 }
 
-fn rows_at<'a>(records: &'a BTreeSet<Row>, name: &str) -> Vec<&'a Row> {
+pub fn rows_at<'a>(records: &'a BTreeSet<Row>, name: &str) -> Vec<&'a Row> {
     records.iter().filter(|(n, _, _)| n == name).collect()
 }
 
-fn has(records: &BTreeSet<Row>, name: &str, record_type: &str, value: &str) -> bool {
+pub fn has(records: &BTreeSet<Row>, name: &str, record_type: &str, value: &str) -> bool {
     records.contains(&(name.to_owned(), record_type.to_owned(), value.to_owned()))
 }
 
-fn sync_args(zone: &dyn ZoneUnderTest, policy: &str) -> Vec<String> {
+pub fn sync_args(zone: &dyn ZoneUnderTest, policy: &str) -> Vec<String> {
     let mut args = vec![
         "--source=service".to_owned(),
         format!("--policy={policy}"),
