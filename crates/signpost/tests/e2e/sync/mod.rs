@@ -1,6 +1,8 @@
-//! `signpost sync` end to end (issue 13): the real binary against real
-//! BIND 9, PowerDNS and etcd started on loopback by the tests, objects from
-//! a catalog directory the tests edit.
+//! `signpost sync` end to end (issues 13 and 14): the real binary against
+//! real BIND 9, PowerDNS, etcd and moto (Route 53), and strict fakes of
+//! Cloudflare's API, Azure DNS and Google Cloud DNS, started on loopback by the tests, objects from a catalog directory the tests edit. Every provider
+//! runs the same scenario functions ([`lifecycle_under_sync`],
+//! [`deletion_kept_under_upsert_only`]) through its [`ZoneUnderTest`].
 //!
 //! Shared servers are started once per test binary ([`Daemon`] under a
 //! `OnceLock`) and stopped when the binary exits: each runs under a small
@@ -9,9 +11,13 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+mod aws;
+mod azure;
 mod bind;
 mod cli;
+mod cloudflare;
 mod etcd;
+mod google;
 mod kubernetes;
 mod pdns;
 
