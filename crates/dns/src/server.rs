@@ -144,6 +144,17 @@ struct LastReload {
     error: Option<String>,
 }
 
+/// What the reload loop remembers between two checks of the Corefile.
+#[derive(Debug, Default)]
+struct ReloadMemory {
+    /// The last Corefile that parsed, applied or rejected: an unchanged one
+    /// is not applied (nor rejected) again.
+    corefile: Option<signpost_corefile::Corefile>,
+    /// The errors of the last Corefile that did not parse, so the same broken
+    /// file is reported once, not at every check.
+    broken: Option<String>,
+}
+
 /// Sockets and workers of one set of addresses; they outlive reloads.
 struct Listener {
     addresses: Vec<SocketAddr>,
@@ -258,9 +269,12 @@ impl Server {
     /// that stay.
     pub fn run_until_signal(mut self, corefile: Option<&Path>) {
         let reload = self.config.process.reload.zip(corefile);
-        let mut last_corefile = reload.as_ref().and_then(|(_, path)| {
-            signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
-        });
+        let mut memory = ReloadMemory {
+            corefile: reload.as_ref().and_then(|(_, path)| {
+                signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
+            }),
+            broken: None,
+        };
         loop {
             let wait = reload
                 .as_ref()
@@ -282,7 +296,7 @@ impl Server {
                 break;
             }
             let Some((_, path)) = &reload else { continue };
-            self.reload(path, &mut last_corefile);
+            self.reload(path, &mut memory);
         }
         self.shutdown();
     }
@@ -585,27 +599,35 @@ impl Server {
     /// Re-reads the Corefile; when it changed and is valid, prepares the new
     /// generations (waiting for their first snapshots) and commits them. A
     /// broken Corefile or a failed start keeps the running configuration.
-    fn reload(&mut self, path: &Path, last: &mut Option<signpost_corefile::Corefile>) {
+    fn reload(&mut self, path: &Path, memory: &mut ReloadMemory) {
         let env = |name: &str| std::env::var(name).ok();
         let parsed = match signpost_corefile::parse_file(path, &env) {
             Ok(parsed) => parsed,
             Err(errors) => {
-                self.reload_failed(&ConfigErrors::from(errors).to_string());
+                // A file that still fails the same way is the same broken
+                // file: reported (log line, failure count) once, as CoreDNS's
+                // `reload` tries each changed file once.
+                let why = ConfigErrors::from(errors).to_string();
+                if memory.broken.as_deref() != Some(why.as_str()) {
+                    self.reload_failed(&why);
+                    memory.broken = Some(why);
+                }
                 return;
             }
         };
-        if last.as_ref() == Some(&parsed) {
+        memory.broken = None;
+        if memory.corefile.as_ref() == Some(&parsed) {
             return;
         }
         let config = match Config::from_corefile(&parsed) {
             Ok(config) => config,
             Err(errors) => {
                 self.reload_failed(&errors.to_string());
-                *last = Some(parsed);
+                memory.corefile = Some(parsed);
                 return;
             }
         };
-        *last = Some(parsed);
+        memory.corefile = Some(parsed);
         if config.admin_addresses() != self.config.admin_addresses() {
             tracing::warn!("admin addresses changed; they apply after a restart");
         }
