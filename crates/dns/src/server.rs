@@ -563,16 +563,8 @@ impl Server {
         let mut threads = Vec::new();
         let mut bound_addresses = Vec::new();
         for &address in &config.addresses {
-            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
-                RunError::Bind {
-                    protocol: "udp",
-                    address,
-                    source,
-                }
-            })?;
-            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            let (sockets, bound, tcp_listener) = self.bind_address(address)?;
             bound_addresses.push(bound);
-            let tcp_listener = bind_tcp(&self.runtime, bound, "tcp")?;
             tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
             threads.extend(
                 udp::spawn_workers(sockets, current.clone(), shutdown.clone())
@@ -594,6 +586,46 @@ impl Server {
             cancel,
             threads,
         })
+    }
+
+    /// Binds UDP (one socket per worker) and TCP on one port of `address`.
+    /// For port 0 the system picks a port free for UDP, which TCP may still
+    /// hold; then the pair is bound again on another port, a few times.
+    fn bind_address(
+        &self,
+        address: SocketAddr,
+    ) -> Result<
+        (
+            Vec<std::net::UdpSocket>,
+            SocketAddr,
+            tokio::net::TcpListener,
+        ),
+        RunError,
+    > {
+        const PORT_ZERO_ATTEMPTS: usize = 8;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
+                RunError::Bind {
+                    protocol: "udp",
+                    address,
+                    source,
+                }
+            })?;
+            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            match bind_tcp(&self.runtime, bound, "tcp") {
+                Ok(tcp) => return Ok((sockets, bound, tcp)),
+                Err(RunError::Bind { source, .. })
+                    if address.port() == 0
+                        && attempt < PORT_ZERO_ATTEMPTS
+                        && source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    tracing::debug!(udp = %bound, "TCP port taken; choosing another port");
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 
     /// Re-reads the Corefile; when it changed and is valid, prepares the new
