@@ -116,6 +116,10 @@ pub struct KubernetesApi {
     pub endpoints: bool,
     /// Watch Pods (`pods verified`).
     pub pods: bool,
+    /// Watch Ingresses (networking.k8s.io/v1; record sync's `ingress` source).
+    pub ingresses: bool,
+    /// Watch Nodes (record sync: NodePort services publish node addresses).
+    pub nodes: bool,
 }
 
 /// How the `kubernetes` plugin reaches its API server.

@@ -1,5 +1,6 @@
 //! The `kubernetes` plugin's source: Services, EndpointSlices, Namespaces
-//! (and Pods for `pods verified`) watched on a Kubernetes API server.
+//! (and Pods for `pods verified`) watched on a Kubernetes API server; record
+//! sync adds Ingresses and Nodes.
 //!
 //! Control plane. One watcher task per resource (kube-runtime's `watcher`:
 //! paginated list, then a watch from the list's resourceVersion with
@@ -13,7 +14,9 @@
 //! watcher(services) ──┐
 //! watcher(slices) ────┼─ Change ─▶ stores (relists swap whole) ─▶ ClusterObjects ─▶ Sink
 //! watcher(namespaces)─┤            exposed namespaces only
-//! watcher(pods) ──────┘
+//! watcher(pods) ──────┤
+//! watcher(ingresses) ─┤  (record sync)
+//! watcher(nodes) ─────┘  (record sync; cluster-scoped)
 //! ```
 //!
 //! Invariants: nothing is delivered before every watched resource has
@@ -31,8 +34,9 @@ pub use client::{ConnectError, connect};
 use crate::metrics::{DiscoveryMetrics, Event as EventKind, Resource};
 use crate::objects::ClusterObjects;
 use futures_util::StreamExt as _;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
@@ -58,6 +62,8 @@ enum Object {
     Slice(Arc<EndpointSlice>),
     Namespace(Arc<Namespace>),
     Pod(Arc<Pod>),
+    Ingress(Arc<Ingress>),
+    Node(Arc<Node>),
 }
 
 /// What a watcher task tells the store owner.
@@ -76,6 +82,8 @@ struct Stores {
     slices: Store<EndpointSlice>,
     namespaces: Store<Namespace>,
     pods: Store<Pod>,
+    ingresses: Store<Ingress>,
+    nodes: Store<Node>,
 }
 
 // === impl KubernetesSource ===
@@ -144,9 +152,30 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
                 let running = watcher::Config::default()
                     .fields("status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown");
                 watches.push(tokio::spawn(watch::<Pod>(
-                    client,
+                    client.clone(),
                     Resource::Pods,
                     selected(running),
+                    sender.clone(),
+                    self.metrics.clone(),
+                    cancel.clone(),
+                )));
+            }
+            if spec.ingresses {
+                watches.push(tokio::spawn(watch::<Ingress>(
+                    client.clone(),
+                    Resource::Ingresses,
+                    selected(watcher::Config::default()),
+                    sender.clone(),
+                    self.metrics.clone(),
+                    cancel.clone(),
+                )));
+            }
+            if spec.nodes {
+                // Every node: the label selector is for namespaced objects.
+                watches.push(tokio::spawn(watch::<Node>(
+                    client,
+                    Resource::Nodes,
+                    watcher::Config::default(),
                     sender.clone(),
                     self.metrics.clone(),
                     cancel.clone(),
@@ -158,6 +187,8 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
                 slices: Store::new(),
                 namespaces: Store::new(),
                 pods: Store::new(),
+                ingresses: Store::new(),
+                nodes: Store::new(),
             };
             let mut announced = false;
             loop {
@@ -181,6 +212,8 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
                         endpoint_slices = stores.slices.len(),
                         namespaces = stores.namespaces.len(),
                         pods = stores.pods.len(),
+                        ingresses = stores.ingresses.len(),
+                        nodes = stores.nodes.len(),
                         "kubernetes: initial lists complete"
                     );
                 }
@@ -244,12 +277,16 @@ impl Stores {
                 Resource::EndpointSlices => self.slices.start_relist(),
                 Resource::Namespaces => self.namespaces.start_relist(),
                 Resource::Pods => self.pods.start_relist(),
+                Resource::Ingresses => self.ingresses.start_relist(),
+                Resource::Nodes => self.nodes.start_relist(),
             },
             Change::Relisted(_, key, object) => match object {
                 Object::Service(o) => self.services.relisted(key, o),
                 Object::Slice(o) => self.slices.relisted(key, o),
                 Object::Namespace(o) => self.namespaces.relisted(key, o),
                 Object::Pod(o) => self.pods.relisted(key, o),
+                Object::Ingress(o) => self.ingresses.relisted(key, o),
+                Object::Node(o) => self.nodes.relisted(key, o),
             },
             Change::FinishRelist(resource) => {
                 metrics.event(resource, EventKind::Relist);
@@ -258,6 +295,8 @@ impl Stores {
                     Resource::EndpointSlices => self.slices.finish_relist(),
                     Resource::Namespaces => self.namespaces.finish_relist(),
                     Resource::Pods => self.pods.finish_relist(),
+                    Resource::Ingresses => self.ingresses.finish_relist(),
+                    Resource::Nodes => self.nodes.finish_relist(),
                 }
             }
             Change::Apply(resource, key, object) => {
@@ -267,6 +306,8 @@ impl Stores {
                     Object::Slice(o) => self.slices.apply(key, o),
                     Object::Namespace(o) => self.namespaces.apply(key, o),
                     Object::Pod(o) => self.pods.apply(key, o),
+                    Object::Ingress(o) => self.ingresses.apply(key, o),
+                    Object::Node(o) => self.nodes.apply(key, o),
                 }
             }
             Change::Delete(resource, key) => {
@@ -276,6 +317,8 @@ impl Stores {
                     Resource::EndpointSlices => self.slices.delete(&key),
                     Resource::Namespaces => self.namespaces.delete(&key),
                     Resource::Pods => self.pods.delete(&key),
+                    Resource::Ingresses => self.ingresses.delete(&key),
+                    Resource::Nodes => self.nodes.delete(&key),
                 }
             }
         }
@@ -284,6 +327,8 @@ impl Stores {
             Resource::EndpointSlices => self.slices.len(),
             Resource::Namespaces => self.namespaces.len(),
             Resource::Pods => self.pods.len(),
+            Resource::Ingresses => self.ingresses.len(),
+            Resource::Nodes => self.nodes.len(),
         };
         metrics.set_objects(resource, count);
     }
@@ -294,6 +339,8 @@ impl Stores {
             && (!spec.endpoints || self.slices.ready)
             && self.namespaces.ready
             && (!spec.pods || self.pods.ready)
+            && (!spec.ingresses || self.ingresses.ready)
+            && (!spec.nodes || self.nodes.ready)
     }
 
     /// The objects of exposed namespaces: listed in `namespaces` (when set)
@@ -327,8 +374,14 @@ impl Stores {
                 .filter(|(key, _)| exposed(key))
                 .map(|(_, o)| o.clone())
                 .collect(),
+            ingresses: self
+                .ingresses
+                .objects()
+                .filter(|(key, _)| exposed(key))
+                .map(|(_, o)| o.clone())
+                .collect(),
+            nodes: self.nodes.objects().map(|(_, o)| o.clone()).collect(),
             namespaces: self.namespaces.objects().map(|(_, o)| o.clone()).collect(),
-            ..ClusterObjects::default()
         }
     }
 }
@@ -359,6 +412,18 @@ impl Watched for Namespace {
 impl Watched for Pod {
     fn wrap(self) -> Object {
         Object::Pod(Arc::new(self))
+    }
+}
+
+impl Watched for Ingress {
+    fn wrap(self) -> Object {
+        Object::Ingress(Arc::new(self))
+    }
+}
+
+impl Watched for Node {
+    fn wrap(self) -> Object {
+        Object::Node(Arc::new(self))
     }
 }
 

@@ -63,6 +63,17 @@ pub struct Site {
     pub admin: bool,
 }
 
+/// A loopback port free for UDP and TCP right now, for the peers of the
+/// sync tests that must be told their port before they start (`named`,
+/// `pdns_server`, etcd; signpost itself always binds port 0). The port is
+/// released before the peer binds it, so a parallel test could take it in
+/// between; the system only hands out ports no socket holds, which keeps
+/// that window small. (Knot's fixture in `upstream.rs` also checks
+/// afterwards, through `/proc`, that nobody shares the port.)
+pub fn free_port() -> u16 {
+    crate::upstream::unused_port()
+}
+
 /// The path of the built binary.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_signpost"))
