@@ -4,7 +4,8 @@
     python3 fuzz/seeds.py          # (re)writes fuzz/corpus/{answer,parse_query}/
 
 The seeds are the query shapes the targets care about: names of every zone
-kind the `answer` target serves (cluster services, headless with truncation,
+kind the `answer` target serves (cluster services, headless with truncation
+and with an answer between 512 and 1232 bytes,
 pods, reverse, ExternalName, a zone file with a wildcard and a delegation,
 SkyDNS), EDNS with and without Client Subnet, and one of each malformed or
 refused kind (two OPT records, a bad ECS option, EDNS version 1, another
@@ -50,6 +51,8 @@ SEEDS = {
     "aaaa-edns-do": query("kubernetes.default.svc.cluster.local", AAAA, additional=[opt(1232, do=True)]),
     "srv-headless-edns-4096": query("_postgres._tcp.db.data.svc.cluster.local", SRV, additional=[opt(4096)]),
     "a-headless-truncates": query("db.data.svc.cluster.local", A),
+    "a-headless-over-512": query("cache.data.svc.cluster.local", A),
+    "a-headless-over-512-edns": query("cache.data.svc.cluster.local", A, additional=[opt(1232)]),
     "a-endpoint-hostname": query("db-3.db.data.svc.cluster.local", A),
     "ptr-reverse": query("1.0.96.10.in-addr.arpa", PTR),
     "a-pod-insecure": query("10-1-2-3.default.pod.cluster.local", A),

@@ -17,7 +17,8 @@
 //! sends it on) for a name in one.
 //!
 //! The zone holds a dual-stack ClusterIP, an ExternalName, a 120-endpoint
-//! headless service (so UDP answers truncate), insecure pod records, a zone
+//! headless service (so UDP answers truncate), a 40-endpoint one (its A
+//! answer fits 1232 bytes but not 512), insecure pod records, a zone
 //! file with a wildcard and a delegation, and SkyDNS records.
 
 #![no_main]
@@ -110,6 +111,28 @@ fn snapshot() -> Snapshot {
         geo: None,
         external_addresses: Vec::new(),
     };
+    // 40 endpoints: the A answer (about 700 bytes) fits the EDNS limit but
+    // not 512, so the UDP limit a query carries decides between records
+    // and TC.
+    let cache = ClusterService {
+        namespace: "data".to_owned(),
+        name: "cache".to_owned(),
+        kind: ServiceKind::Headless,
+        ports: Vec::new(),
+        endpoints: (1..=40u8)
+            .map(|i| ClusterEndpoint {
+                addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 2, 0, i))],
+                hostname: None,
+                pod_name: None,
+                ready: true,
+                ports: Vec::new(),
+            })
+            .collect(),
+        publish_not_ready: false,
+        health_check: None,
+        geo: None,
+        external_addresses: Vec::new(),
+    };
     let external = ClusterService {
         namespace: "default".to_owned(),
         name: "search".to_owned(),
@@ -133,7 +156,7 @@ fn snapshot() -> Snapshot {
         all_unhealthy: Default::default(),
     };
     let mut builder = SnapshotBuilder::new(1);
-    let problems = cluster::compile(&mut builder, &[kubernetes, db, external], &options);
+    let problems = cluster::compile(&mut builder, &[kubernetes, db, cache, external], &options);
     assert!(problems.is_empty(), "{problems:?}");
 
     // A zone file with a wildcard and a delegation (the missing-name walk).
