@@ -131,7 +131,7 @@ fn wait_checked(server: &TestServer, backends: &[Backend]) {
 }
 
 /// Switches `backend` to `mode` and measures when `address` leaves answers;
-/// asserts the seed's window (not before the 2 s delay, at most one interval
+/// asserts the removal window (not before the 2 s delay, at most one interval
 /// plus the delay plus [`MARGIN`]).
 fn assert_removed_in_window(server: &TestServer, backend: &Backend, mode: u8, address: &str) {
     let started = SystemTime::now();
