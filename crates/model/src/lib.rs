@@ -23,7 +23,7 @@ pub mod verdict;
 
 pub use cluster::{
     AllHealthy, AllUnhealthy, CheckProtocol, ClusterEndpoint, ClusterPod, ClusterService,
-    ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol, ServiceKind, ServicePort,
+    ClusterChanges, ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol, ServiceKind, ServicePort,
 };
 pub use leader::{Elector, Leadership};
 pub use source::{BoxFuture, Sink, Source, SourceProblem, Update};

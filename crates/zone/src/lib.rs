@@ -27,8 +27,8 @@ pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use input::{
-    BuildOptions, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi, Recipe, Secret,
-    SourceSpec, build,
+    BuildKind, BuildOptions, Builds, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi,
+    Recipe, Secret, SourceSpec, build, serial_now,
 };
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 

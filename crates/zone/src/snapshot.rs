@@ -1,6 +1,15 @@
 //! The snapshot and its lookup (data plane: no allocation, no lock).
+//!
+//! Names live in [`Names`]: a fixed number of hash-map shards, each behind
+//! an `Arc`, picked by bits of the name's hash. A change renders the names it
+//! touches into copies of their shards only; every other shard is shared
+//! with the snapshot before, so swapping in one endpoint change costs a few
+//! shard copies instead of a whole build. Lookups hash the name once more
+//! than a plain map (to pick the shard) and never allocate or lock.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use signpost_proto::{AnswerView, Name, Rendered, is_within_wire, rcode, rtype};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -9,13 +18,125 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub struct Snapshot {
     /// Zones, longest apex first, so the first match is the closest enclosing zone.
     pub(crate) zones: Vec<ZoneEntry>,
-    pub(crate) names: FxHashMap<Box<[u8]>, Node>,
+    pub(crate) names: Names,
     pub(crate) generation: u64,
     pub(crate) record_count: usize,
     /// Zones loaded from files, for zone transfers.
     pub(crate) zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
     /// Geographic names, indexed by `Node::geo`.
-    pub(crate) geo: Vec<GeoName>,
+    pub(crate) geo: Arc<Vec<GeoName>>,
+}
+
+/// Owner names (lower-case wire format) to their nodes, in shards that
+/// snapshots share until a change copies one.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    shards: Box<[Arc<FxHashMap<Box<[u8]>, Node>>]>,
+    /// `shards.len() - 1` (a power of two).
+    mask: u64,
+    len: usize,
+}
+
+/// Names per shard a full build aims for: a change copies about this many
+/// nodes per name it touches.
+const NAMES_PER_SHARD: usize = 64;
+
+// === impl Names ===
+
+impl Default for Names {
+    fn default() -> Self {
+        Self::with_capacity(0)
+    }
+}
+
+impl Names {
+    /// Room for `capacity` names, in shards of about [`NAMES_PER_SHARD`].
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        let count = (capacity / NAMES_PER_SHARD).next_power_of_two().clamp(1, 1 << 16);
+        let per_shard = capacity / count + 1;
+        Self {
+            shards: (0..count)
+                .map(|_| {
+                    Arc::new(FxHashMap::with_capacity_and_hasher(
+                        per_shard,
+                        Default::default(),
+                    ))
+                })
+                .collect(),
+            mask: count as u64 - 1,
+            len: 0,
+        }
+    }
+
+    /// Bits 32 and up of the hash pick the shard: the map inside uses the
+    /// low bits for its buckets and the top seven for its control bytes.
+    fn shard_of(&self, key: &[u8]) -> usize {
+        let mut hasher = FxHasher::default();
+        key.hash(&mut hasher);
+        ((hasher.finish() >> 32) & self.mask) as usize
+    }
+
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
+        self.shards[self.shard_of(key)].get(key)
+    }
+
+    pub(crate) fn contains_key(&self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// A node to change; copies its shard when another snapshot shares it.
+    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut Node> {
+        let shard = self.shard_of(key);
+        if !self.shards[shard].contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(&mut self.shards[shard]).get_mut(key)
+    }
+
+    pub(crate) fn insert(&mut self, key: Box<[u8]>, node: Node) {
+        let shard = self.shard_of(&key);
+        if Arc::make_mut(&mut self.shards[shard])
+            .insert(key, node)
+            .is_none()
+        {
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        let shard = self.shard_of(key);
+        if !self.shards[shard].contains_key(key) {
+            return;
+        }
+        if Arc::make_mut(&mut self.shards[shard]).remove(key).is_some() {
+            self.len -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Shards this table shares with `other` (for tests and measurements).
+    pub(crate) fn shared_with(&self, other: &Self) -> usize {
+        self.shards
+            .iter()
+            .zip(other.shards.iter())
+            .filter(|(a, b)| Arc::ptr_eq(a, b))
+            .count()
+    }
+
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Every name and node, in no particular order.
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &Node)> {
+        self.shards
+            .iter()
+            .flat_map(|shard| shard.iter().map(|(k, v)| (&**k, v)))
+    }
 }
 
 /// One region of a geographic name, as the snapshot serves it.
@@ -80,7 +201,7 @@ pub(crate) struct ZoneEntry {
 }
 
 /// One owner name: its answers by type, and what other types get.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Node {
     pub(crate) zone: u16,
     pub(crate) answers: Box<[(u16, Rendered)]>,
@@ -282,6 +403,13 @@ impl Snapshot {
     /// The geographic names.
     pub fn geo_names(&self) -> &[GeoName] {
         &self.geo
+    }
+
+    /// How many of this snapshot's name shards are shared with `other`'s,
+    /// and how many it has (after an incremental build, all but the
+    /// shards the change touched).
+    pub fn shared_shards(&self, other: &Self) -> (usize, usize) {
+        (self.names.shared_with(&other.names), self.names.shard_count())
     }
 
     /// The generation number, increasing with every build.

@@ -95,7 +95,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
 // === helpers ===
 
 /// Parses files on scoped worker threads; the result is in the order of `files`.
-fn load_files(files: &[&Path]) -> Vec<FileOutput> {
+pub(crate) fn load_files(files: &[&Path]) -> Vec<FileOutput> {
     let workers = thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len());

@@ -25,6 +25,7 @@
 //! - Work is linear in the size of the input, so a million endpoints in a hundred files load in
 //!   seconds. Files are parsed on scoped threads; no thread outlives [`load_paths`].
 
+mod changes;
 mod document;
 mod load;
 mod state;
@@ -35,6 +36,7 @@ mod watch;
 #[cfg(test)]
 mod tests;
 
+pub use changes::CatalogChanges;
 pub use load::load_paths;
 pub use state::{CatalogState, EndpointSlice, LoadError, LoadErrors, Service};
 pub use watch::CatalogWatcher;

@@ -6,14 +6,18 @@
 //! bookmarks, resumed from the last resourceVersion after a dropped
 //! connection, a full relist after `410 Gone`; exponential backoff with
 //! jitter on errors, quick when the server is unreachable and patient when it
-//! answers with an error); one task owns the stores and delivers a complete
-//! state after every batch of events.
+//! answers with an error); one task owns the stores and, after every batch of
+//! events, delivers the objects that changed (all of them after a list).
+//! Each object is read into its compact part as it is decoded
+//! ([`crate::translate::ServicePart`], [`crate::translate::SlicePart`], a
+//! [`ClusterPod`]) and the Kubernetes object is dropped, as CoreDNS's
+//! informers keep only their transformed objects.
 //!
 //! ```text
 //! watcher(services) ──┐
-//! watcher(slices) ────┼─ Change ─▶ stores (relists swap whole) ─▶ ClusterObjects ─▶ Sink
-//! watcher(namespaces)─┤            exposed namespaces only
-//! watcher(pods) ──────┘
+//! watcher(slices) ────┼─ Change (parts) ─▶ stores (relists swap whole) ─▶ ObjectBatch ─▶ Sink
+//! watcher(namespaces)─┤                    exposed namespaces only        (Reset after a list,
+//! watcher(pods) ──────┘                                                    else Changes)
 //! ```
 //!
 //! Invariants: nothing is delivered before every watched resource has
@@ -28,17 +32,18 @@ mod store;
 
 pub use client::{ConnectError, connect};
 
+use crate::cluster::{ObjectBatch, ObjectChange, Read};
 use crate::metrics::{DiscoveryMetrics, Event as EventKind, Resource};
-use crate::objects::ClusterObjects;
+use crate::translate::{ServicePart, SlicePart, cluster_pods, is_malformed, skipped_service, skipped_slice};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
-use signpost_model::{BoxFuture, Sink, Source, SourceProblem};
+use signpost_model::{BoxFuture, ClusterPod, Sink, Source, SourceProblem};
 use signpost_zone::KubernetesApi;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Key, Store};
@@ -51,13 +56,14 @@ pub struct KubernetesSource {
     metrics: Arc<DiscoveryMetrics>,
 }
 
-/// One watched object, decoded.
+/// One watched object, decoded and read into its part.
 #[derive(Debug, Clone)]
 enum Object {
-    Service(Arc<Service>),
-    Slice(Arc<EndpointSlice>),
-    Namespace(Arc<Namespace>),
-    Pod(Arc<Pod>),
+    Service(Arc<Read<ServicePart>>),
+    Slice(Arc<Read<SlicePart>>),
+    Namespace(Arc<()>),
+    /// `None`: a pod that is not running (or has no address yet).
+    Pod(Arc<Option<ClusterPod>>),
 }
 
 /// What a watcher task tells the store owner.
@@ -72,10 +78,14 @@ enum Change {
 
 /// The stores of every watched resource.
 struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
-    namespaces: Store<Namespace>,
-    pods: Store<Pod>,
+    services: Store<Read<ServicePart>>,
+    slices: Store<Read<SlicePart>>,
+    namespaces: Store<()>,
+    pods: Store<Option<ClusterPod>>,
+    /// Objects changed since the last delivery, by resource.
+    changed: BTreeSet<(Resource, Key)>,
+    /// A list completed since the last delivery: deliver everything.
+    relisted: bool,
 }
 
 // === impl KubernetesSource ===
@@ -87,14 +97,14 @@ impl KubernetesSource {
     }
 }
 
-impl Source<Arc<ClusterObjects>> for KubernetesSource {
+impl Source<ObjectBatch> for KubernetesSource {
     fn kind(&self) -> &'static str {
         "kubernetes"
     }
 
     fn run(
         self: Box<Self>,
-        sink: Sink<Arc<ClusterObjects>>,
+        sink: Sink<ObjectBatch>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
@@ -158,8 +168,11 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
                 slices: Store::new(),
                 namespaces: Store::new(),
                 pods: Store::new(),
+                changed: BTreeSet::new(),
+                relisted: false,
             };
             let mut announced = false;
+            let mut delivered = false;
             loop {
                 let change = tokio::select! {
                     () = cancel.cancelled() => break,
@@ -184,7 +197,7 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
                         "kubernetes: initial lists complete"
                     );
                 }
-                sink.state(Arc::new(stores.objects(spec)));
+                sink.state(stores.batch(spec, announced_first(&mut delivered)));
             }
             for watch in watches {
                 watch.abort();
@@ -197,7 +210,7 @@ impl KubernetesSource {
     /// Builds the client, retrying with backoff; `None` when cancelled first.
     async fn connect(
         &self,
-        sink: &Sink<Arc<ClusterObjects>>,
+        sink: &Sink<ObjectBatch>,
         cancel: &CancellationToken,
     ) -> Option<kube::Client> {
         let mut delay = Duration::from_millis(500);
@@ -252,6 +265,7 @@ impl Stores {
                 Object::Pod(o) => self.pods.relisted(key, o),
             },
             Change::FinishRelist(resource) => {
+                self.relisted = true;
                 metrics.event(resource, EventKind::Relist);
                 match resource {
                     Resource::Services => self.services.finish_relist(),
@@ -262,6 +276,7 @@ impl Stores {
             }
             Change::Apply(resource, key, object) => {
                 metrics.event(resource, EventKind::Apply);
+                self.changed.insert((resource, key.clone()));
                 match object {
                     Object::Service(o) => self.services.apply(key, o),
                     Object::Slice(o) => self.slices.apply(key, o),
@@ -271,6 +286,7 @@ impl Stores {
             }
             Change::Delete(resource, key) => {
                 metrics.event(resource, EventKind::Delete);
+                self.changed.insert((resource, key.clone()));
                 match resource {
                     Resource::Services => self.services.delete(&key),
                     Resource::EndpointSlices => self.slices.delete(&key),
@@ -296,41 +312,90 @@ impl Stores {
             && (!spec.pods || self.pods.ready)
     }
 
-    /// The objects of exposed namespaces: listed in `namespaces` (when set)
-    /// and present (matching `namespace_labels`, when set).
-    fn objects(&self, spec: &KubernetesApi) -> ClusterObjects {
+    /// What changed since the last delivery, of exposed namespaces only
+    /// (listed in `namespaces` when set, and present, matching
+    /// `namespace_labels` when set): everything after a list or at first.
+    fn batch(&mut self, spec: &KubernetesApi, first: bool) -> ObjectBatch {
         let present: HashSet<&str> = self
             .namespaces
             .objects()
             .map(|(key, _)| key.1.as_str())
             .collect();
-        let exposed = |key: &Key| {
-            present.contains(key.0.as_str())
-                && (spec.namespaces.is_empty() || spec.namespaces.contains(&key.0))
+        let exposed = |namespace: &str| {
+            present.contains(namespace)
+                && (spec.namespaces.is_empty() || spec.namespaces.iter().any(|n| n == namespace))
         };
-        ClusterObjects {
-            services: self
-                .services
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            endpoint_slices: self
-                .slices
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            pods: self
-                .pods
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            namespaces: self.namespaces.objects().map(|(_, o)| o.clone()).collect(),
-            ..ClusterObjects::default()
+        let changed = std::mem::take(&mut self.changed);
+        if first || std::mem::take(&mut self.relisted) {
+            let mut all = Vec::new();
+            for (key, read) in self.services.objects() {
+                if exposed(&key.0) {
+                    all.push(ObjectChange::Service(key.clone(), Some((**read).clone())));
+                }
+            }
+            for (key, read) in self.slices.objects() {
+                if exposed(&key.0) {
+                    all.push(ObjectChange::Slice(key.clone(), Some((**read).clone())));
+                }
+            }
+            for (key, pod) in self.pods.objects() {
+                if exposed(&key.0)
+                    && let Some(pod) = &**pod
+                {
+                    all.push(ObjectChange::Pod(key.clone(), Some(pod.clone())));
+                }
+            }
+            return ObjectBatch::Reset(all);
         }
+        let mut changes = Vec::new();
+        let service = |store: &Store<Read<ServicePart>>, key: &Key| {
+            ObjectChange::Service(
+                key.clone(),
+                store.get(key).filter(|_| exposed(&key.0)).map(|r| (**r).clone()),
+            )
+        };
+        let slice = |store: &Store<Read<SlicePart>>, key: &Key| {
+            ObjectChange::Slice(
+                key.clone(),
+                store.get(key).filter(|_| exposed(&key.0)).map(|r| (**r).clone()),
+            )
+        };
+        let pod = |store: &Store<Option<ClusterPod>>, key: &Key| {
+            ObjectChange::Pod(
+                key.clone(),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .and_then(|p| (**p).clone()),
+            )
+        };
+        for (resource, key) in &changed {
+            match resource {
+                Resource::Services => changes.push(service(&self.services, key)),
+                Resource::EndpointSlices => changes.push(slice(&self.slices, key)),
+                Resource::Pods => changes.push(pod(&self.pods, key)),
+                // A namespace that came or went shows or hides all of its objects.
+                Resource::Namespaces => {
+                    let namespace = key.1.as_str();
+                    for (key, _) in self.services.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(service(&self.services, key));
+                    }
+                    for (key, _) in self.slices.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(slice(&self.slices, key));
+                    }
+                    for (key, _) in self.pods.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(pod(&self.pods, key));
+                    }
+                }
+            }
+        }
+        ObjectBatch::Changes(changes)
     }
+}
+
+/// True the first time: the first delivery is everything.
+fn announced_first(delivered: &mut bool) -> bool {
+    !std::mem::replace(delivered, true)
 }
 
 /// A kind the source watches: how it decodes and how it is stored.
@@ -340,25 +405,34 @@ trait Watched: kube::Resource<DynamicType = ()> + DeserializeOwned + Send + Sync
 
 impl Watched for Service {
     fn wrap(self) -> Object {
-        Object::Service(Arc::new(self))
+        let namespace = self.metadata.namespace.as_deref().unwrap_or("default");
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        let part = (!is_malformed(&self)).then(|| Arc::new(ServicePart::new(namespace, name, &self)));
+        Object::Service(Arc::new(Read {
+            part,
+            skipped: skipped_service(&self).into_iter().collect(),
+        }))
     }
 }
 
 impl Watched for EndpointSlice {
     fn wrap(self) -> Object {
-        Object::Slice(Arc::new(self))
+        Object::Slice(Arc::new(Read {
+            part: Some(Arc::new(SlicePart::new(&self))),
+            skipped: skipped_slice(&self),
+        }))
     }
 }
 
 impl Watched for Namespace {
     fn wrap(self) -> Object {
-        Object::Namespace(Arc::new(self))
+        Object::Namespace(Arc::new(()))
     }
 }
 
 impl Watched for Pod {
     fn wrap(self) -> Object {
-        Object::Pod(Arc::new(self))
+        Object::Pod(Arc::new(cluster_pods(std::iter::once(&self)).pop()))
     }
 }
 
