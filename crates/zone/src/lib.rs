@@ -33,4 +33,6 @@ pub use input::{
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
 #[cfg(test)]
+mod incremental_tests;
+#[cfg(test)]
 mod tests;

@@ -185,7 +185,7 @@ impl GeoName {
 }
 
 /// Per-zone answers shared by every name in the zone.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct ZoneEntry {
     pub(crate) apex: Name,
     pub(crate) nxdomain: Rendered,
