@@ -25,7 +25,7 @@
 //! (`signpost_source_skipped_objects_total`); the rest serves.
 
 use crate::metrics::DiscoveryMetrics;
-use crate::translate::{ServicePart, SlicePart, Skipped};
+use crate::translate::{ServicePart, Skipped, SlicePart};
 use signpost_model::{
     BoxFuture, ClusterChanges, ClusterEndpoint, ClusterPod, ClusterService, ClusterState, Sink,
     Source, Update,
@@ -189,8 +189,12 @@ impl Joined {
                     let mut fresh: HashMap<(&'static str, Key), Vec<Skipped>> = HashMap::new();
                     for change in &changes {
                         let (kind, key, skipped) = match change {
-                            ObjectChange::Service(key, Some(read)) => ("Service", key, &read.skipped),
-                            ObjectChange::Slice(key, Some(read)) => ("EndpointSlice", key, &read.skipped),
+                            ObjectChange::Service(key, Some(read)) => {
+                                ("Service", key, &read.skipped)
+                            }
+                            ObjectChange::Slice(key, Some(read)) => {
+                                ("EndpointSlice", key, &read.skipped)
+                            }
                             _ => continue,
                         };
                         if !skipped.is_empty() {

@@ -645,7 +645,10 @@ impl SnapshotBuilder {
         let mut entries: Vec<(Box<[u8]>, Node)> =
             Vec::with_capacity(self.records.len() + below.len() + self.rendered.len());
         let mut reads = Vec::new();
-        let all = self.records.keys().chain(below.keys().filter(|n| !self.records.contains_key(*n)));
+        let all = self
+            .records
+            .keys()
+            .chain(below.keys().filter(|n| !self.records.contains_key(*n)));
         for owner in all {
             reads.clear();
             let Some(node) = self.render_name(owner, &zones, &below, &mut reads) else {
@@ -999,8 +1002,7 @@ impl SnapshotBuilder {
                 break;
             };
             match sets.get(&rtype::CNAME) {
-                Some(set) => match set.first().and_then(|d| Name::from_wire(&lowercase(d)))
-                {
+                Some(set) => match set.first().and_then(|d| Name::from_wire(&lowercase(d))) {
                     Some(next) if next.is_within(apex) => current = next,
                     _ => break,
                 },

@@ -5,12 +5,12 @@
 //! ExternalName chains into the zone, shared pod addresses in reverse zones,
 //! health verdicts), seeded so a failure replays.
 
+use crate::PodMode;
 use crate::cluster::ClusterOptions;
 use crate::input::{BuildKind, BuildOptions, Builds, Input, Recipe, build};
 use crate::snapshot::Snapshot;
-use crate::PodMode;
 use signpost_model::{
-    AllUnhealthy, ClusterChanges, ClusterEndpoint, ClusterService, ClusterState, CheckProtocol,
+    AllUnhealthy, CheckProtocol, ClusterChanges, ClusterEndpoint, ClusterService, ClusterState,
     EndpointKey, HealthCheckSpec, Protocol, ServiceKind, ServicePort, Verdicts,
 };
 use signpost_proto::Name;
@@ -129,7 +129,10 @@ fn verdicts(rng: &mut Rng, services: &[Arc<ClusterService>]) -> Arc<Verdicts> {
 
 /// Every answer of `a` equals `b`'s: zones, names, record counts.
 fn assert_same(incremental: &Snapshot, scratch: &Snapshot, context: &str) {
-    assert_eq!(incremental.zones, scratch.zones, "{context}: zone answers differ");
+    assert_eq!(
+        incremental.zones, scratch.zones,
+        "{context}: zone answers differ"
+    );
     assert_eq!(
         incremental.record_count, scratch.record_count,
         "{context}: record counts differ"
@@ -194,7 +197,11 @@ fn random_changes_build_what_a_fresh_build_builds() {
                 incremental_builds += 1;
             }
             let (scratch, _) = build(&parts, &build_options);
-            assert_same(&snapshot, &scratch, &format!("seed {seed} step {step} ({kind:?})"));
+            assert_same(
+                &snapshot,
+                &scratch,
+                &format!("seed {seed} step {step} ({kind:?})"),
+            );
             // The next change: a few services replaced, added or removed,
             // sometimes new verdicts, sometimes a new serial.
             let mut changes = Vec::new();
@@ -239,9 +246,15 @@ fn random_changes_build_what_a_fresh_build_builds() {
             let mut merged: Vec<(Option<Arc<ClusterService>>, Option<Arc<ClusterService>>)> =
                 Vec::new();
             for (old, new) in changes {
-                let key = old.as_ref().or(new.as_ref()).map(|s| (s.namespace.clone(), s.name.clone()));
+                let key = old
+                    .as_ref()
+                    .or(new.as_ref())
+                    .map(|s| (s.namespace.clone(), s.name.clone()));
                 match merged.iter_mut().find(|(o, n)| {
-                    o.as_ref().or(n.as_ref()).map(|s| (s.namespace.clone(), s.name.clone())) == key
+                    o.as_ref()
+                        .or(n.as_ref())
+                        .map(|s| (s.namespace.clone(), s.name.clone()))
+                        == key
                 }) {
                     Some(entry) => entry.1 = new,
                     None => merged.push((old, new)),
@@ -321,5 +334,9 @@ fn one_change_copies_few_shards() {
     assert_eq!(kind, BuildKind::Changes { services: 1 });
     let (shared, total) = second.shared_shards(&first);
     assert!(total >= 64, "{total} shards");
-    assert!(total - shared <= 12, "{} of {total} shards copied", total - shared);
+    assert!(
+        total - shared <= 12,
+        "{} of {total} shards copied",
+        total - shared
+    );
 }

@@ -381,8 +381,10 @@ impl Last {
                     let mut changes = if Arc::ptr_eq(now, then) {
                         Vec::new()
                     } else {
-                        if now.changes.as_ref().is_some_and(|c| c.pods)
-                            && cluster_options.pods == crate::PodMode::Verified
+                        // Pod records are compiled from scratch (`pods verified`).
+                        if cluster_options.pods == crate::PodMode::Verified
+                            && (now.changes.as_ref().is_none_or(|c| c.pods)
+                                || now.pods != then.pods)
                         {
                             return None;
                         }
@@ -514,10 +516,11 @@ fn service_changes(then: &ClusterState, now: &ClusterState) -> Vec<ServiceChange
     {
         return changes.services.clone();
     }
-    let same_order = then.services.len() == now.services.len()
-        && then.services.iter().zip(&now.services).all(|(a, b)| {
-            Arc::ptr_eq(a, b) || (a.namespace == b.namespace && a.name == b.name)
-        });
+    let same_order =
+        then.services.len() == now.services.len()
+            && then.services.iter().zip(&now.services).all(|(a, b)| {
+                Arc::ptr_eq(a, b) || (a.namespace == b.namespace && a.name == b.name)
+            });
     if same_order {
         return then
             .services

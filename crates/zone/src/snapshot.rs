@@ -8,10 +8,10 @@
 //! than a plain map (to pick the shard) and never allocate or lock.
 
 use rustc_hash::{FxHashMap, FxHasher};
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use signpost_proto::{AnswerView, Name, Rendered, is_within_wire, rcode, rtype};
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// Immutable authoritative data for every served zone.
 #[derive(Debug, Default)]
@@ -52,7 +52,9 @@ impl Default for Names {
 impl Names {
     /// Room for `capacity` names, in shards of about [`NAMES_PER_SHARD`].
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let count = (capacity / NAMES_PER_SHARD).next_power_of_two().clamp(1, 1 << 16);
+        let count = (capacity / NAMES_PER_SHARD)
+            .next_power_of_two()
+            .clamp(1, 1 << 16);
         let per_shard = capacity / count + 1;
         Self {
             shards: (0..count)
@@ -409,7 +411,10 @@ impl Snapshot {
     /// and how many it has (after an incremental build, all but the
     /// shards the change touched).
     pub fn shared_shards(&self, other: &Self) -> (usize, usize) {
-        (self.names.shared_with(&other.names), self.names.shard_count())
+        (
+            self.names.shared_with(&other.names),
+            self.names.shard_count(),
+        )
     }
 
     /// The generation number, increasing with every build.

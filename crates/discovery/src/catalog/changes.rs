@@ -134,8 +134,11 @@ impl Loaded {
         }
         self.listing = Some(listing);
         // Files whose metadata differs from what was loaded are parsed again.
-        let known: HashMap<&PathBuf, &FileEntry> =
-            self.files.values().map(|(path, entry)| (path, entry)).collect();
+        let known: HashMap<&PathBuf, &FileEntry> = self
+            .files
+            .values()
+            .map(|(path, entry)| (path, entry))
+            .collect();
         let stale: Vec<&std::path::Path> = walked
             .files
             .iter()
@@ -200,8 +203,7 @@ impl Loaded {
         // changed file) is removed first, then what the changed files hold.
         let mut removed: Vec<ObjectChange> = Vec::new();
         let staying: HashMap<&PathBuf, ()> = next.iter().map(|(p, _)| (p, ())).collect();
-        let now_services: HashMap<&Key, ()> =
-            seen_services.keys().map(|k| (*k, ())).collect();
+        let now_services: HashMap<&Key, ()> = seen_services.keys().map(|k| (*k, ())).collect();
         let now_slices: HashMap<&Key, ()> = seen_slices.keys().map(|k| (*k, ())).collect();
         for (path, entry) in self.files.values() {
             if staying.contains_key(path) && !parsed.contains_key(path) {

@@ -34,7 +34,9 @@ pub use client::{ConnectError, connect};
 
 use crate::cluster::{ObjectBatch, ObjectChange, Read};
 use crate::metrics::{DiscoveryMetrics, Event as EventKind, Resource};
-use crate::translate::{ServicePart, SlicePart, cluster_pods, is_malformed, skipped_service, skipped_slice};
+use crate::translate::{
+    ServicePart, SlicePart, cluster_pods, is_malformed, skipped_service, skipped_slice,
+};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -351,13 +353,19 @@ impl Stores {
         let service = |store: &Store<Read<ServicePart>>, key: &Key| {
             ObjectChange::Service(
                 key.clone(),
-                store.get(key).filter(|_| exposed(&key.0)).map(|r| (**r).clone()),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .map(|r| (**r).clone()),
             )
         };
         let slice = |store: &Store<Read<SlicePart>>, key: &Key| {
             ObjectChange::Slice(
                 key.clone(),
-                store.get(key).filter(|_| exposed(&key.0)).map(|r| (**r).clone()),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .map(|r| (**r).clone()),
             )
         };
         let pod = |store: &Store<Option<ClusterPod>>, key: &Key| {
@@ -407,7 +415,8 @@ impl Watched for Service {
     fn wrap(self) -> Object {
         let namespace = self.metadata.namespace.as_deref().unwrap_or("default");
         let name = self.metadata.name.as_deref().unwrap_or_default();
-        let part = (!is_malformed(&self)).then(|| Arc::new(ServicePart::new(namespace, name, &self)));
+        let part =
+            (!is_malformed(&self)).then(|| Arc::new(ServicePart::new(namespace, name, &self)));
         Object::Service(Arc::new(Read {
             part,
             skipped: skipped_service(&self).into_iter().collect(),
