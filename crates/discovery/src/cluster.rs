@@ -353,7 +353,8 @@ impl Joined {
             for (name, part) in edits.remove(&key).unwrap_or_default() {
                 match part {
                     Some(part) => {
-                        slots.insert(name, (part.shape(), part.endpoints.clone()));
+                        let shape = part.shape();
+                        slots.insert(name, (shape, SlicePart::into_endpoints(part)));
                     }
                     None => {
                         slots.remove(&name);
@@ -363,21 +364,33 @@ impl Joined {
             if let Some(part) = parts.remove(&key) {
                 entry.part = part;
             }
-            entry.joined = entry.part.as_ref().map(|part| {
-                let full: Vec<SlicePart> = slots
-                    .values()
-                    .map(|(shape, own)| shape.with_endpoints(own.clone()))
-                    .collect();
-                Arc::new(part.join(full.iter()))
-            });
-            let holds = entry.joined.is_some();
-            entry.slots = slots
+            let counts: Vec<(String, SlicePart, usize)> = slots
+                .iter()
+                .map(|(name, (shape, own))| (name.clone(), shape.clone(), own.len()))
+                .collect();
+            let holds = entry.part.is_some();
+            let mut held: Vec<Vec<ClusterEndpoint>> = Vec::new();
+            entry.joined = match &entry.part {
+                Some(part) => {
+                    let full: Vec<SlicePart> = slots
+                        .into_values()
+                        .map(|(shape, own)| shape.with_endpoints(own))
+                        .collect();
+                    Some(Arc::new(part.join_owned(full)))
+                }
+                None => {
+                    held = slots.into_values().map(|(_, own)| own).collect();
+                    None
+                }
+            };
+            let mut held = held.into_iter();
+            entry.slots = counts
                 .into_iter()
-                .map(|(name, (shape, own))| {
+                .map(|(name, shape, count)| {
                     let slot = Slot {
                         shape,
-                        count: own.len(),
-                        held: (!holds).then_some(own),
+                        count,
+                        held: if holds { None } else { held.next() },
                     };
                     (name, slot)
                 })

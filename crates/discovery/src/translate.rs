@@ -294,6 +294,15 @@ impl ServicePart {
         &self.base.name
     }
 
+    /// The service with the endpoints of `slices` (its own, in order),
+    /// moved rather than copied.
+    pub fn join_owned(&self, slices: Vec<SlicePart>) -> ClusterService {
+        let shapes: Vec<SlicePart> = slices.iter().map(SlicePart::shape).collect();
+        let mut service = self.join(shapes.iter());
+        service.endpoints = slices.into_iter().flat_map(|s| s.endpoints).collect();
+        service
+    }
+
     /// The service with the endpoints of `slices` (its own, in order).
     pub fn join<'a>(&self, slices: impl Iterator<Item = &'a SlicePart> + Clone) -> ClusterService {
         let mut service = self.base.clone();
@@ -330,6 +339,12 @@ impl SlicePart {
             endpoints: Vec::new(),
             ports: self.ports.clone(),
         }
+    }
+
+    /// Its endpoints, moved out when no one else holds the part.
+    pub fn into_endpoints(part: std::sync::Arc<Self>) -> Vec<ClusterEndpoint> {
+        std::sync::Arc::try_unwrap(part)
+            .map_or_else(|shared| shared.endpoints.clone(), |p| p.endpoints)
     }
 
     /// The same slice with these endpoints.

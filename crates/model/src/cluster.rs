@@ -203,6 +203,10 @@ pub struct ClusterState {
     pub changes: Option<Arc<ClusterChanges>>,
 }
 
+/// One service as it was and as it is: `None` before when it was added,
+/// `None` after when it was removed.
+pub type ServiceChange = (Option<Arc<ClusterService>>, Option<Arc<ClusterService>>);
+
 /// How one state of a source differs from the one before it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterChanges {
@@ -210,7 +214,7 @@ pub struct ClusterChanges {
     pub since: u64,
     /// Services changed, added (`None` before) or removed (`None` after):
     /// (before, after).
-    pub services: Vec<(Option<Arc<ClusterService>>, Option<Arc<ClusterService>>)>,
+    pub services: Vec<ServiceChange>,
     /// The pods changed.
     pub pods: bool,
 }

@@ -23,8 +23,8 @@ pub mod verdict;
 
 pub use cluster::{
     AllHealthy, AllUnhealthy, CheckProtocol, ClusterChanges, ClusterEndpoint, ClusterPod,
-    ClusterService, ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol, ServiceKind,
-    ServicePort,
+    ClusterService, ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol,
+    ServiceChange, ServiceKind, ServicePort,
 };
 pub use leader::{Elector, Leadership};
 pub use source::{BoxFuture, Sink, Source, SourceProblem, Update};

@@ -11,7 +11,7 @@ use crate::input::{BuildKind, BuildOptions, Builds, Input, Recipe, build};
 use crate::snapshot::Snapshot;
 use signpost_model::{
     AllUnhealthy, CheckProtocol, ClusterChanges, ClusterEndpoint, ClusterService, ClusterState,
-    EndpointKey, HealthCheckSpec, Protocol, ServiceKind, ServicePort, Verdicts,
+    EndpointKey, HealthCheckSpec, Protocol, ServiceChange, ServiceKind, ServicePort, Verdicts,
 };
 use signpost_proto::Name;
 use std::net::{IpAddr, Ipv4Addr};
@@ -174,10 +174,9 @@ fn random_changes_build_what_a_fresh_build_builds() {
             }
         }
         let mut health = verdicts(&mut rng, &services);
-        let mut revision = 1;
         let mut state = Arc::new(ClusterState {
             services: services.clone(),
-            revision,
+            revision: 1,
             ..ClusterState::default()
         });
         let mut builds = Builds::default();
@@ -243,8 +242,7 @@ fn random_changes_build_what_a_fresh_build_builds() {
                 }
             }
             // A source reports each service once: its state before and after.
-            let mut merged: Vec<(Option<Arc<ClusterService>>, Option<Arc<ClusterService>>)> =
-                Vec::new();
+            let mut merged: Vec<ServiceChange> = Vec::new();
             for (old, new) in changes {
                 let key = old
                     .as_ref()
@@ -270,7 +268,8 @@ fn random_changes_build_what_a_fresh_build_builds() {
             // Half the time the source says what changed, else the
             // compiler finds out by comparing.
             let says = rng.below(2) == 0;
-            revision += 1;
+            // The first state is revision 1; the state after step n is n + 2.
+            let revision = step + 2;
             state = Arc::new(ClusterState {
                 services: services.clone(),
                 pods: Vec::new(),

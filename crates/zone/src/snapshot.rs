@@ -27,11 +27,14 @@ pub struct Snapshot {
     pub(crate) geo: Arc<Vec<GeoName>>,
 }
 
+/// One shard of [`Names`]: owner names (lower-case wire format) to nodes.
+type Shard = FxHashMap<Box<[u8]>, Node>;
+
 /// Owner names (lower-case wire format) to their nodes, in shards that
 /// snapshots share until a change copies one.
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
-    shards: Box<[Arc<FxHashMap<Box<[u8]>, Node>>]>,
+    shards: Box<[Arc<Shard>]>,
     /// `shards.len() - 1` (a power of two).
     mask: u64,
     len: usize,

@@ -151,8 +151,8 @@ impl Loaded {
             .collect();
         let mut parsed: HashMap<PathBuf, Parsed> = stale
             .iter()
-            .zip(super::load::load_files(&stale))
-            .map(|(path, output)| (path.to_path_buf(), read_file(output)))
+            .zip(super::load::parse_files(&stale, read_file))
+            .map(|(path, parsed)| (path.to_path_buf(), parsed))
             .collect();
         for file in &walked.files {
             if let Some(parsed) = parsed.get_mut(&file.path) {
