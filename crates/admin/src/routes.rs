@@ -45,11 +45,15 @@ pub(crate) fn router(status: Arc<dyn Status>, site: &Site) -> Router {
         health,
         ready,
         metrics,
+        healthz,
         admin,
     } = site.surface;
     let mut router = Router::new();
     if health {
         router = router.route("/health", get(|| async { text(StatusCode::OK, "OK") }));
+    }
+    if healthz {
+        router = router.route("/healthz", get(|| async { text(StatusCode::OK, "OK") }));
     }
     if ready {
         router = router.route("/ready", get(ready_handler));

@@ -32,6 +32,9 @@ pub struct Surface {
     pub ready: bool,
     /// `/metrics` (the `prometheus` directive).
     pub metrics: bool,
+    /// `/healthz`: external-dns's liveness path, served by `signpost sync`
+    /// (whose Deployment manifests probe it) next to `/health`.
+    pub healthz: bool,
     /// The JSON APIs under `/api/v1/`, the status page `/` and its assets
     /// (the `admin` directive).
     pub admin: bool,

@@ -18,6 +18,8 @@ mod name;
 mod query;
 mod render;
 mod response;
+pub mod tsig;
+pub mod update;
 pub mod walk;
 
 pub use walk::HEADER_LEN;

@@ -118,6 +118,7 @@ fn admin_sites(config: &Config) -> anyhow::Result<Vec<(SocketAddr, signpost_admi
             health: process.health.contains(&address),
             ready: process.ready.contains(&address),
             metrics: process.prometheus.contains(&address),
+            healthz: false,
             admin: admin.is_some(),
         };
         let site = signpost_admin::Site {

@@ -6,9 +6,12 @@
 //!
 //! - `signpost dns --conf Corefile` serves DNS ([`dns_role`]);
 //! - `signpost check` / `signpost dns --validate` reports every problem of the
-//!   Corefile and the catalogs it names, each with its file and line.
+//!   Corefile and the catalogs it names, each with its file and line;
+//! - `signpost sync` publishes records for annotated Services and Ingresses
+//!   with external-dns's flags ([`sync_role`]).
 
 mod dns_role;
+mod sync_role;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -33,6 +36,8 @@ enum Command {
     Dns(dns_role::DnsArgs),
     /// Check a Corefile and its catalogs (same as `dns --validate`).
     Check(dns_role::CheckArgs),
+    /// Publish DNS records for Kubernetes objects, as external-dns does (same flags).
+    Sync(signpost_sync::flags::SyncArgs),
 }
 
 /// A configuration problem: exit code 64.
@@ -47,21 +52,44 @@ impl std::fmt::Display for InvalidConfig {
 
 impl std::error::Error for InvalidConfig {}
 
+/// Logs to stderr at `level` (`RUST_LOG` wins), as text or JSON lines.
+fn init_logging(level: &str, json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stderr())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            )
+            .init();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    // external-dns's negated booleans (`--no-flag`) for `signpost sync`.
+    let cli = Cli::parse_from(signpost_sync::flags::normalise_args(std::env::args_os()));
     let result = match cli.command {
-        Command::Dns(args) => dns_role::run(args),
-        Command::Check(args) => dns_role::check(&args),
+        Command::Dns(args) => {
+            init_logging("info", false);
+            dns_role::run(args)
+        }
+        Command::Check(args) => {
+            init_logging("info", false);
+            dns_role::check(&args)
+        }
+        Command::Sync(args) => match sync_role::settings(&args) {
+            Ok(settings) => {
+                init_logging(settings.log_filter, settings.log_json);
+                sync_role::run(&args, settings)
+            }
+            Err(error) => Err(error),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,5 @@
-//! Turns one catalog file into typed Services and EndpointSlices, with file:line for every error.
+//! Turns one catalog file into typed Services, EndpointSlices, Ingresses, Nodes and Pods, with
+//! file:line for every error.
 //!
 //! Control plane, synchronous, one call per file (files are parsed in parallel by the caller).
 //!
@@ -21,8 +22,9 @@ use std::borrow::Cow;
 use std::fs;
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -36,6 +38,9 @@ use super::validate;
 pub(crate) struct FileOutput {
     pub(crate) services: Vec<Located<Service>>,
     pub(crate) endpoint_slices: Vec<Located<EndpointSlice>>,
+    pub(crate) ingresses: Vec<Located<Ingress>>,
+    pub(crate) nodes: Vec<Located<Node>>,
+    pub(crate) pods: Vec<Located<Pod>>,
     pub(crate) errors: Vec<LoadError>,
 }
 
@@ -195,6 +200,9 @@ impl Loader<'_> {
         let defaults = match list {
             Some("ServiceList") => Some(("Service", "v1")),
             Some("EndpointSliceList") => Some(("EndpointSlice", "discovery.k8s.io/v1")),
+            Some("IngressList") => Some(("Ingress", "networking.k8s.io/v1")),
+            Some("NodeList") => Some(("Node", "v1")),
+            Some("PodList") => Some(("Pod", "v1")),
             _ => None,
         };
         let kind = header
@@ -259,7 +267,58 @@ impl Loader<'_> {
                     Err(problem) => self.fail(&fragment, problem),
                 }
             }
-            "List" | "ServiceList" | "EndpointSliceList" => {
+            "Ingress" => {
+                if let Err(problem) =
+                    check_api_version(&fragment, &kind, &api_version, "networking.k8s.io/v1")
+                {
+                    return self.fail(&fragment, problem);
+                }
+                match fragment.parse::<Ingress>() {
+                    Ok(mut ingress) => {
+                        let issues = validate::ingress(&mut ingress);
+                        if self.report(&fragment, issues) {
+                            let line = fragment.line;
+                            self.out.ingresses.push(Located {
+                                object: ingress,
+                                line,
+                            });
+                        }
+                    }
+                    Err(problem) => self.fail(&fragment, problem),
+                }
+            }
+            "Node" => {
+                if let Err(problem) = check_api_version(&fragment, &kind, &api_version, "v1") {
+                    return self.fail(&fragment, problem);
+                }
+                match fragment.parse::<Node>() {
+                    Ok(node) => {
+                        let issues = validate::node(&node);
+                        if self.report(&fragment, issues) {
+                            let line = fragment.line;
+                            self.out.nodes.push(Located { object: node, line });
+                        }
+                    }
+                    Err(problem) => self.fail(&fragment, problem),
+                }
+            }
+            "Pod" => {
+                if let Err(problem) = check_api_version(&fragment, &kind, &api_version, "v1") {
+                    return self.fail(&fragment, problem);
+                }
+                match fragment.parse::<Pod>() {
+                    Ok(mut pod) => {
+                        let issues = validate::pod(&mut pod);
+                        if self.report(&fragment, issues) {
+                            let line = fragment.line;
+                            self.out.pods.push(Located { object: pod, line });
+                        }
+                    }
+                    Err(problem) => self.fail(&fragment, problem),
+                }
+            }
+            "List" | "ServiceList" | "EndpointSliceList" | "IngressList" | "NodeList"
+            | "PodList" => {
                 if list.is_some() {
                     let line = fragment.line;
                     let message = format!("a {kind} inside a list is not supported");

@@ -5,17 +5,20 @@ use super::state::{CatalogState, LoadError, LoadErrors};
 use super::walk;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-/// Loads every Service and EndpointSlice under `paths`.
+/// Loads every Service, EndpointSlice, Ingress, Node and Pod under `paths`.
 ///
 /// A path that is a file is read whatever its extension. A directory is walked recursively,
 /// reading `*.yaml`, `*.yml` and `*.json` in sorted order and skipping entries whose name starts
 /// with `.` (such as the `..data` link of a ConfigMap mount). A missing path is an error.
 ///
-/// Files hold multi-document YAML, JSON, or a `kind: List` (`ServiceList`, `EndpointSliceList`)
-/// as `kubectl get svc,endpointslices -A -o yaml` prints it. Objects of other kinds are skipped.
+/// Files hold multi-document YAML, JSON, or a `kind: List`
+/// (`ServiceList`, `EndpointSliceList`, `IngressList`, `NodeList`, `PodList`) as
+/// `kubectl get svc,endpointslices,ingresses,nodes,pods -A -o yaml` prints it. Objects of other
+/// kinds are skipped.
 ///
 /// Blocking: it reads and parses every file (on scoped threads, one per core), so async callers
 /// run it with `spawn_blocking`.
@@ -37,6 +40,9 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
     let mut state = CatalogState::default();
     let mut seen_services: HashMap<(String, String), (usize, u32)> = HashMap::new();
     let mut seen_slices: HashMap<(String, String), (usize, u32)> = HashMap::new();
+    let mut seen_ingresses: HashMap<(String, String), (usize, u32)> = HashMap::new();
+    let mut seen_nodes: HashMap<(String, String), (usize, u32)> = HashMap::new();
+    let mut seen_pods: HashMap<(String, String), (usize, u32)> = HashMap::new();
     for (index, output) in outputs.into_iter().enumerate() {
         let file = &walked.files[index].path;
         errors.extend(output.errors);
@@ -78,6 +84,50 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
             }
             state.endpoint_slices.push(std::sync::Arc::new(object));
         }
+        let files = &walked.files;
+        for Located { object, line } in output.ingresses {
+            let meta = &object.metadata;
+            match unique(
+                &mut seen_ingresses,
+                files,
+                file,
+                line,
+                "Ingress",
+                meta,
+                index,
+            ) {
+                Some(error) => errors.push(error),
+                None => state.ingresses.push(Arc::new(object)),
+            }
+        }
+        for Located { object, line } in output.nodes {
+            match unique(
+                &mut seen_nodes,
+                files,
+                file,
+                line,
+                "Node",
+                &object.metadata,
+                index,
+            ) {
+                Some(error) => errors.push(error),
+                None => state.nodes.push(Arc::new(object)),
+            }
+        }
+        for Located { object, line } in output.pods {
+            match unique(
+                &mut seen_pods,
+                files,
+                file,
+                line,
+                "Pod",
+                &object.metadata,
+                index,
+            ) {
+                Some(error) => errors.push(error),
+                None => state.pods.push(Arc::new(object)),
+            }
+        }
     }
 
     if !errors.is_empty() {
@@ -87,12 +137,29 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<CatalogState, LoadErrors> {
         files = walked.files.len(),
         services = state.services.len(),
         endpoint_slices = state.endpoint_slices.len(),
+        ingresses = state.ingresses.len(),
+        nodes = state.nodes.len(),
+        pods = state.pods.len(),
         "catalog loaded"
     );
     Ok(state)
 }
 
 // === helpers ===
+
+/// Records an object's name; returns the duplicate error when it was seen.
+fn unique(
+    seen: &mut HashMap<(String, String), (usize, u32)>,
+    files: &[walk::FoundFile],
+    file: &Path,
+    line: u32,
+    kind: &str,
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    index: usize,
+) -> Option<LoadError> {
+    let first = check_duplicate(seen, namespaced_name(metadata), (index, line))?;
+    Some(duplicate_error(files, file, line, kind, metadata, first))
+}
 
 /// Parses files on scoped worker threads; the result is in the order of `files`.
 fn load_files(files: &[&Path]) -> Vec<FileOutput> {

@@ -1,5 +1,5 @@
-//! The embedded catalog source: Kubernetes `Service` and `EndpointSlice` manifests read from
-//! files and directories instead of an API server.
+//! The embedded catalog source: Kubernetes `Service`, `EndpointSlice`, `Ingress`, `Node` and `Pod`
+//! manifests read from files and directories instead of an API server.
 //!
 //! Control plane. A load yields a full [`CatalogState`]; [`CatalogSource`] turns it into the
 //! cluster model and hands it to the compiler, which replaces everything it had from this source

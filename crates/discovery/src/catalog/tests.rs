@@ -664,3 +664,49 @@ fn watcher_detects_a_missing_path_appearing() {
     dir.write("later.yaml", SERVICE_A);
     assert!(watcher.fingerprint_changed(), "appeared");
 }
+
+/// Record sync reads Ingresses, Nodes and Pods from the catalog, as
+/// `kubectl get ... -o yaml` prints them; their errors keep file:line.
+#[test]
+fn ingresses_nodes_and_pods_load_with_errors_at_their_lines() {
+    let dir = TempDir::new("sync-kinds");
+    let good = dir.write(
+        "objects.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: web.example.com\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n1\nstatus:\n  addresses:\n  - type: ExternalIP\n    address: 198.51.100.1\n---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p1\n    namespace: shop\n",
+    );
+    let state = load_ok(std::slice::from_ref(&good));
+    assert_eq!(state.ingresses.len(), 1);
+    assert_eq!(
+        state.ingresses[0].metadata.namespace.as_deref(),
+        Some("default")
+    );
+    assert_eq!(state.nodes.len(), 1);
+    assert_eq!(state.pods[0].metadata.namespace.as_deref(), Some("shop"));
+
+    let bad = dir.write(
+        "bad.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: bad_host!.example.com\n---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n1\nstatus:\n  addresses:\n  - type: InternalIP\n    address: not-an-ip\n---\napiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: old\n",
+    );
+    let errors = fixture_errors_at(&bad);
+    assert_eq!(
+        errors,
+        owned(&[
+            (
+                7,
+                "Ingress default/web: host \"bad_host!.example.com\" is not a valid DNS name"
+            ),
+            (16, "Node n1: InternalIP \"not-an-ip\" is not an IP address"),
+            (
+                18,
+                "unsupported apiVersion \"extensions/v1beta1\" for Ingress (want \"networking.k8s.io/v1\")"
+            ),
+        ])
+    );
+    // A duplicate across files is reported at the second one.
+    let copy = dir.write("copy.yaml", &fs::read_to_string(&good).unwrap());
+    let errors = load_err(&[good, copy]);
+    assert!(
+        errors.to_string().contains("duplicate Ingress default/web"),
+        "{errors}"
+    );
+}

@@ -8,8 +8,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use signpost_model::annotations::SERVICE_NAME_LABEL;
@@ -121,6 +122,101 @@ pub(crate) fn endpoint_slice(slice: &mut EndpointSlice) -> Vec<Issue> {
         }
     }
     issues
+}
+
+/// Validates an Ingress and fills in its namespace: it needs a name, and
+/// every rule host and TLS host must be a DNS name (a leading `*.` allowed).
+pub(crate) fn ingress(ingress: &mut Ingress) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let namespace = fill_namespace("Ingress", &mut ingress.metadata, &mut issues);
+    let Some(name) = named("Ingress", &ingress.metadata, &mut issues) else {
+        return issues;
+    };
+    let spec = ingress.spec.as_ref();
+    let rule_hosts = spec
+        .and_then(|s| s.rules.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.host.as_deref());
+    let tls_hosts = spec
+        .and_then(|s| s.tls.as_ref())
+        .into_iter()
+        .flatten()
+        .flat_map(|t| t.hosts.iter().flatten().map(String::as_str));
+    for host in rule_hosts.chain(tls_hosts) {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if !bare.split('.').all(is_dns_label) {
+            issues.push(Issue {
+                near: Some(host.to_owned()),
+                message: format!(
+                    "Ingress {namespace}/{name}: host {host:?} is not a valid DNS name"
+                ),
+            });
+        }
+    }
+    issues
+}
+
+/// Validates a Node: it needs a name; addresses of type InternalIP and
+/// ExternalIP must parse as IP addresses.
+pub(crate) fn node(node: &Node) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let Some(name) = named("Node", &node.metadata, &mut issues) else {
+        return issues;
+    };
+    let addresses = node.status.as_ref().and_then(|s| s.addresses.as_ref());
+    for address in addresses.into_iter().flatten() {
+        if matches!(address.type_.as_str(), "InternalIP" | "ExternalIP")
+            && address.address.parse::<IpAddr>().is_err()
+        {
+            issues.push(Issue {
+                near: Some(address.address.clone()),
+                message: format!(
+                    "Node {name}: {} {:?} is not an IP address",
+                    address.type_, address.address
+                ),
+            });
+        }
+    }
+    issues
+}
+
+/// Validates a Pod and fills in its namespace: it needs a name; its pod and
+/// host IPs must parse.
+pub(crate) fn pod(pod: &mut Pod) -> Vec<Issue> {
+    let mut issues = Vec::new();
+    let namespace = fill_namespace("Pod", &mut pod.metadata, &mut issues);
+    let Some(name) = named("Pod", &pod.metadata, &mut issues) else {
+        return issues;
+    };
+    let status = pod.status.as_ref();
+    let ips = status
+        .and_then(|s| s.pod_ip.as_ref())
+        .into_iter()
+        .chain(status.and_then(|s| s.host_ip.as_ref()));
+    for ip in ips {
+        if !ip.is_empty() && ip.parse::<IpAddr>().is_err() {
+            issues.push(Issue {
+                near: Some(ip.clone()),
+                message: format!("Pod {namespace}/{name}: {ip:?} is not an IP address"),
+            });
+        }
+    }
+    issues
+}
+
+/// The object's name, or an issue when it has none.
+fn named(kind: &str, metadata: &ObjectMeta, issues: &mut Vec<Issue>) -> Option<String> {
+    match metadata.name.as_deref() {
+        Some(name) if !name.is_empty() => Some(name.to_owned()),
+        _ => {
+            issues.push(Issue {
+                near: None,
+                message: format!("{kind} has no metadata.name"),
+            });
+            None
+        }
+    }
 }
 
 /// Sets a missing namespace to `default`, checks it, and returns it.

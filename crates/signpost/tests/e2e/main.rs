@@ -25,4 +25,5 @@ mod protocol;
 mod records;
 mod recursion;
 mod support;
+mod sync;
 mod upstream;

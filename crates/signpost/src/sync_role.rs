@@ -1,0 +1,204 @@
+//! `signpost sync`: external-dns's job. Flags, annotations and the TXT
+//! registry are external-dns v0.22's; objects come from `--catalog` (the
+//! Kubernetes API source plugs into the same `Source` seam).
+//!
+//! Wiring only: settings (exit 64 with every problem), the provider and
+//! registry, the controller on a two-thread runtime, `/healthz` and
+//! `/metrics` on `--metrics-address` (external-dns's `:7979`), and SIGTERM or
+//! SIGINT for a clean stop. `--once` exits 0 after a successful
+//! reconciliation and 1 after a failed one.
+
+use crate::InvalidConfig;
+use anyhow::Context as _;
+use signpost_model::status::{
+    EndpointReport, Explanation, GeoList, Overview, PlannedChange, RecursionList, ServiceList,
+    SyncStatus as SyncSection,
+};
+use signpost_model::{BoxFuture, Refusal, Status};
+use signpost_sync::config::{self, Settings};
+use signpost_sync::controller::{Controller, Reconciler};
+use signpost_sync::flags::SyncArgs;
+use signpost_sync::metrics::SyncMetrics;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the catalog's files are checked for changes.
+const CATALOG_POLL: Duration = Duration::from_millis(250);
+
+/// Validates the flags; the settings, or every problem (exit 64).
+pub(crate) fn settings(args: &SyncArgs) -> anyhow::Result<Settings> {
+    let env = |name: &str| std::env::var(name).ok();
+    config::settings(args, &env).map_err(|errors| InvalidConfig(errors.to_string()).into())
+}
+
+/// Runs the sync role until SIGTERM or SIGINT (or once, with `--once`).
+pub(crate) fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(config = %args.describe(), "config");
+    if settings.dry_run {
+        tracing::info!("running in dry-run mode. No changes to DNS records will be made.");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("signpost-sync")
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let provider = config::build_provider(&settings.provider).map_err(InvalidConfig)?;
+    let registry = config::build_registry(settings.txt.as_ref(), provider);
+    let metrics = Arc::new(SyncMetrics::default());
+    let reconciler = Reconciler::new(
+        registry,
+        settings.plan.clone(),
+        settings.dry_run,
+        metrics.clone(),
+    );
+    let cancel = CancellationToken::new();
+    let listener = tokio::net::TcpListener::bind(settings.metrics_address)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on --metrics-address {}",
+                settings.metrics_address
+            )
+        })?;
+    let bound = listener
+        .local_addr()
+        .context("listening on --metrics-address")?;
+    tracing::info!(http = %bound, "metrics and health endpoints listening");
+    let status: Arc<dyn Status> = Arc::new(SyncStatus {
+        metrics: metrics.clone(),
+        started_unix: unix_now(),
+    });
+    // external-dns's surface on --metrics-address: /healthz and /metrics
+    // (plus signpost's /health and /ready).
+    let site = signpost_admin::Site {
+        surface: signpost_admin::Surface {
+            health: true,
+            ready: true,
+            metrics: true,
+            healthz: true,
+            admin: false,
+        },
+        token: None,
+        limits: signpost_admin::Limits::default(),
+        metrics: Arc::new(signpost_admin::AdminMetrics::default()),
+    };
+    tokio::spawn(signpost_admin::serve(
+        listener,
+        status,
+        site,
+        cancel.clone(),
+    ));
+    let signals = cancel.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("received a termination signal; stopping");
+        signals.cancel();
+    });
+    let controller = Controller {
+        input: Box::new(signpost_discovery::catalog::CatalogSource::new(
+            settings.catalog.clone(),
+            CATALOG_POLL,
+        )),
+        sources: settings.sources.clone(),
+        min_ttl: settings.min_ttl,
+        reconciler,
+        schedule: settings.schedule.clone(),
+        leadership: None,
+        metrics,
+    };
+    let result = controller.run(cancel.clone()).await;
+    cancel.cancel();
+    result.map_err(anyhow::Error::from)
+}
+
+async fn wait_for_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The sync role on the admin endpoints: external-dns's `/healthz` and
+/// `/metrics`, `/ready` once a reconciliation succeeded, and the `sync`
+/// section of the status document (last sync, last plan, last error).
+struct SyncStatus {
+    metrics: Arc<SyncMetrics>,
+    started_unix: f64,
+}
+
+impl Status for SyncStatus {
+    fn ready(&self) -> bool {
+        self.metrics.last_sync() > 0.0
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        self.metrics.render(out);
+    }
+
+    fn overview(&self) -> Overview {
+        let last_sync = self.metrics.last_sync();
+        let (plan, error) = self.metrics.last_plan_and_error();
+        Overview {
+            role: "sync".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ready: self.ready(),
+            started_unix: self.started_unix,
+            sync: Some(SyncSection {
+                last_sync_unix: (last_sync > 0.0).then_some(last_sync),
+                last_plan: plan
+                    .into_iter()
+                    .map(|(action, name, record_type, targets)| PlannedChange {
+                        action: action.to_owned(),
+                        name,
+                        record_type: record_type.to_string(),
+                        targets,
+                    })
+                    .collect(),
+                errors: error.into_iter().collect(),
+            }),
+            ..Overview::default()
+        }
+    }
+
+    fn services(&self) -> BoxFuture<'_, ServiceList> {
+        Box::pin(async { ServiceList::default() })
+    }
+
+    fn endpoints(&self) -> BoxFuture<'_, Option<Vec<EndpointReport>>> {
+        Box::pin(async { None })
+    }
+
+    fn geo(&self) -> GeoList {
+        GeoList::default()
+    }
+
+    fn explain(&self, _name: &str, _client: &str) -> Result<Explanation, Refusal> {
+        Err(Refusal::NotFound(
+            "signpost sync serves no geographic names".to_owned(),
+        ))
+    }
+
+    fn recursion(&self) -> RecursionList {
+        RecursionList::default()
+    }
+}

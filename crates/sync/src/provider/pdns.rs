@@ -1,0 +1,666 @@
+//! `--provider=pdns`: the PowerDNS Authoritative HTTP API (`--pdns-server`,
+//! `--pdns-server-id`, `--pdns-api-key`).
+//!
+//! Control plane. Requests, as external-dns v0.22 makes them (notes §7.3):
+//!
+//! ```text
+//! GET   {server}/api/v1/servers/{id}/zones              zones (their names are the provider's filter)
+//! GET   {server}/api/v1/servers/{id}/zones/{zone}       rrsets ─▶ endpoints (disabled records left out, ALIAS read as CNAME)
+//! PATCH {server}/api/v1/servers/{id}/zones/{zone}       {"rrsets": [...]}: REPLACE for creates and updates, DELETE for deletes
+//! ```
+//!
+//! One PATCH per zone per phase (creates, updates, deletes); PowerDNS applies
+//! a PATCH in one transaction, so a record and its ownership TXT (same zone)
+//! are written together or not at all. Retryable failures are retried three
+//! times (250 ms, 500 ms, 1 s). HTTP/1.1 over a fresh connection per request
+//! (a sync makes a handful), TLS with `--tls-ca`/`--tls-client-cert` or the
+//! system roots for `https://`.
+//!
+//! Invariant: the API key is sent only in the `X-API-Key` header; it is in
+//! no error, log line or `Debug` output. Unlike external-dns, `--dry-run`
+//! works (the controller never calls the provider to write).
+
+use super::{Provider, ProviderError};
+use crate::endpoint::{Endpoint, RecordType};
+use crate::filter::DomainFilter;
+use crate::plan::Changes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use signpost_model::BoxFuture;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+const PROVIDER: &str = "pdns";
+/// TTL sent when an endpoint configures none (external-dns's default).
+pub const DEFAULT_TTL: u32 = 300;
+const TIMEOUT: Duration = Duration::from_secs(10);
+const BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+];
+
+/// The provider's settings.
+#[derive(Clone)]
+pub struct PdnsConfig {
+    /// `--pdns-server`, e.g. `http://127.0.0.1:8081` (a path prefix is kept).
+    pub server: String,
+    /// `--pdns-server-id`.
+    pub server_id: String,
+    /// `--pdns-api-key` (secret).
+    pub api_key: String,
+    /// `--pdns-skip-tls-verify`.
+    pub skip_tls_verify: bool,
+    /// `--tls-ca` (PEM file), `--tls-client-cert`, `--tls-client-cert-key`.
+    pub tls_ca: String,
+    /// Client certificate (PEM file).
+    pub tls_client_cert: String,
+    /// Client key (PEM file).
+    pub tls_client_key: String,
+    /// The user's domain filter: only matching zones are read.
+    pub domain_filter: DomainFilter,
+}
+
+impl fmt::Debug for PdnsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PdnsConfig")
+            .field("server", &self.server)
+            .field("server_id", &self.server_id)
+            .field("api_key", &"******")
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed `--pdns-server` URL.
+#[derive(Debug, Clone)]
+struct Server {
+    https: bool,
+    host: String,
+    port: u16,
+    prefix: String,
+}
+
+/// The PowerDNS provider.
+pub struct Pdns {
+    config: PdnsConfig,
+    server: Server,
+    tls: Option<tokio_rustls::TlsConnector>,
+    /// Zone names of the last listing (with trailing dots).
+    zones: Mutex<Vec<String>>,
+}
+
+impl fmt::Debug for Pdns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pdns")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ZoneSummary {
+    name: String,
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Zone {
+    #[serde(default)]
+    rrsets: Vec<RrSet>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct RrSet {
+    name: String,
+    #[serde(rename = "type")]
+    record_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u32>,
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    changetype: Option<&'static str>,
+    #[serde(default)]
+    records: Vec<Record>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Record {
+    content: String,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Serialize)]
+struct Patch<'a> {
+    rrsets: &'a [RrSet],
+}
+
+// === impl Pdns ===
+
+impl Pdns {
+    /// A provider for `config`.
+    pub fn new(config: PdnsConfig) -> Result<Self, String> {
+        let server = parse_url(&config.server)?;
+        let tls = if server.https {
+            Some(tls_connector(&config)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            config,
+            server,
+            tls,
+            zones: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        let scheme = if self.server.https { "https" } else { "http" };
+        format!(
+            "{scheme}://{}:{}{}",
+            self.server.host, self.server.port, self.server.prefix
+        )
+    }
+
+    /// One HTTP request; the status and body.
+    async fn request_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(StatusCode, Bytes), ProviderError> {
+        let unreachable = |detail: String| ProviderError::Unreachable {
+            provider: PROVIDER,
+            endpoint: self.endpoint(),
+            detail,
+        };
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.server.prefix))
+            .header(
+                hyper::header::HOST,
+                format!("{}:{}", self.server.host, self.server.port),
+            )
+            .header("X-API-Key", &self.config.api_key)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .map_err(|e| unreachable(format!("building the request: {e}")))?;
+        let exchange = async {
+            let stream = TcpStream::connect((self.server.host.as_str(), self.server.port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let response = match &self.tls {
+                None => send(TokioIo::new(stream), request).await,
+                Some(connector) => {
+                    let name = rustls::pki_types::ServerName::try_from(self.server.host.clone())
+                        .map_err(|e| unreachable(format!("server name: {e}")))?;
+                    let tls = connector
+                        .connect(name, stream)
+                        .await
+                        .map_err(|e| unreachable(format!("TLS: {e}")))?;
+                    send(TokioIo::new(tls), request).await
+                }
+            };
+            response.map_err(|e| unreachable(e.to_string()))
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| unreachable("request timed out".to_owned()))?
+    }
+
+    /// A request with retries; the body of a 2xx answer.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Bytes, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            let error = match self.request_once(&method, path, body).await {
+                Ok((status, body)) if status.is_success() => return Ok(body),
+                Ok((status, body)) => self.status_error(status, &body, path),
+                Err(error) => error,
+            };
+            if !error.is_retryable() || attempt >= BACKOFF.len() {
+                return Err(error);
+            }
+            tracing::debug!(error = %error, "PowerDNS request failed; retrying");
+            tokio::time::sleep(BACKOFF[attempt]).await;
+            attempt += 1;
+        }
+    }
+
+    fn status_error(&self, status: StatusCode, body: &[u8], path: &str) -> ProviderError {
+        #[derive(Deserialize)]
+        struct ApiError {
+            error: String,
+        }
+        let reason = serde_json::from_slice::<ApiError>(body)
+            .map(|e| e.error)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+        let endpoint = format!("{}{path}", self.endpoint());
+        let detail = format!("HTTP {}: {reason}", status.as_u16());
+        match status.as_u16() {
+            401 | 403 => ProviderError::Unauthorized {
+                provider: PROVIDER,
+                endpoint,
+                detail,
+            },
+            500.. => ProviderError::Server {
+                provider: PROVIDER,
+                endpoint,
+                detail,
+            },
+            _ => ProviderError::Rejected {
+                provider: PROVIDER,
+                endpoint,
+                detail,
+            },
+        }
+    }
+
+    fn zones_path(&self) -> String {
+        format!("/api/v1/servers/{}/zones", self.config.server_id)
+    }
+
+    async fn list(&self) -> Result<Vec<Endpoint>, ProviderError> {
+        let body = self.request(Method::GET, &self.zones_path(), &[]).await?;
+        let zones: Vec<ZoneSummary> =
+            serde_json::from_slice(&body).map_err(|e| self.bad_json(&e))?;
+        *self.zones.lock().unwrap_or_else(PoisonError::into_inner) =
+            zones.iter().map(|z| z.name.clone()).collect();
+        let mut out = Vec::new();
+        for zone in zones {
+            if !self.config.domain_filter.matches(&zone.name) {
+                continue;
+            }
+            let path = format!("{}/{}", self.zones_path(), zone.id);
+            let body = self.request(Method::GET, &path, &[]).await?;
+            let zone: Zone = serde_json::from_slice(&body).map_err(|e| self.bad_json(&e))?;
+            for rrset in zone.rrsets {
+                let record_type = match rrset.record_type.as_str() {
+                    "ALIAS" => RecordType::Cname,
+                    other => match other.parse::<RecordType>() {
+                        Ok(t) => t,
+                        Err(_) => continue,
+                    },
+                };
+                let targets: Vec<String> = rrset
+                    .records
+                    .into_iter()
+                    .filter(|r| !r.disabled)
+                    .map(|r| r.content)
+                    .collect();
+                if targets.is_empty() {
+                    continue;
+                }
+                out.push(
+                    Endpoint::new(&rrset.name, record_type, targets)
+                        .with_ttl(rrset.ttl.unwrap_or(0)),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn bad_json(&self, error: &serde_json::Error) -> ProviderError {
+        ProviderError::Server {
+            provider: PROVIDER,
+            endpoint: self.endpoint(),
+            detail: format!("unexpected answer: {error}"),
+        }
+    }
+
+    /// The zone (with trailing dot) holding `name`: the longest one.
+    fn zone_of(&self, name: &str) -> Option<String> {
+        let fqdn = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+        let zones = self.zones.lock().unwrap_or_else(PoisonError::into_inner);
+        zones
+            .iter()
+            .filter(|zone| {
+                let zone = zone.to_ascii_lowercase();
+                fqdn == zone || fqdn.ends_with(&format!(".{zone}"))
+            })
+            .max_by_key(|zone| zone.len())
+            .cloned()
+    }
+
+    async fn patch(&self, endpoints: &[Endpoint], delete: bool) -> Result<(), ProviderError> {
+        let mut by_zone: BTreeMap<String, Vec<RrSet>> = BTreeMap::new();
+        let mut sorted: Vec<&Endpoint> = endpoints.iter().collect();
+        sorted.sort_by(|a, b| (&a.dns_name, a.record_type).cmp(&(&b.dns_name, b.record_type)));
+        for endpoint in sorted {
+            let Some(zone) = self.zone_of(&endpoint.dns_name) else {
+                tracing::warn!(name = %endpoint.dns_name, "no PowerDNS zone holds this name; skipped");
+                continue;
+            };
+            by_zone
+                .entry(zone)
+                .or_default()
+                .push(rrset(endpoint, delete));
+        }
+        for (zone, rrsets) in by_zone {
+            let body = serde_json::to_vec(&Patch { rrsets: &rrsets }).unwrap_or_default();
+            let path = format!("{}/{zone}", self.zones_path());
+            self.request(Method::PATCH, &path, &body).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(&self, changes: &Changes) -> Result<(), ProviderError> {
+        if self
+            .zones
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+        {
+            self.list().await?;
+        }
+        self.patch(&changes.create, false).await?;
+        self.patch(&changes.update_new, false).await?;
+        self.patch(&changes.delete, true).await
+    }
+}
+
+/// One endpoint as a PATCH rrset.
+fn rrset(endpoint: &Endpoint, delete: bool) -> RrSet {
+    let alias =
+        endpoint.record_type == RecordType::Cname && endpoint.property("alias") == Some("true");
+    let dotted = matches!(
+        endpoint.record_type,
+        RecordType::Cname
+            | RecordType::Dname
+            | RecordType::Mx
+            | RecordType::Srv
+            | RecordType::Ns
+            | RecordType::Ptr
+    );
+    let records = endpoint
+        .targets
+        .iter()
+        .map(|target| {
+            let content = if dotted
+                && !target.ends_with('.')
+                && target.parse::<std::net::IpAddr>().is_err()
+            {
+                format!("{target}.")
+            } else {
+                target.clone()
+            };
+            Record {
+                content,
+                disabled: false,
+            }
+        })
+        .collect();
+    RrSet {
+        name: format!("{}.", endpoint.dns_name.trim_end_matches('.')),
+        record_type: if alias {
+            "ALIAS".to_owned()
+        } else {
+            endpoint.record_type.as_str().to_owned()
+        },
+        ttl: (!delete).then_some(if endpoint.ttl > 0 {
+            endpoint.ttl
+        } else {
+            DEFAULT_TTL
+        }),
+        changetype: Some(if delete { "DELETE" } else { "REPLACE" }),
+        records,
+    }
+}
+
+async fn send<T>(
+    io: TokioIo<T>,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), String>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    let driver = tokio::spawn(connection);
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    driver.abort();
+    Ok((status, body))
+}
+
+fn parse_url(url: &str) -> Result<Server, String> {
+    let bad = || format!("--pdns-server {url:?} is not an http:// or https:// URL");
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(bad());
+    };
+    let (authority, prefix) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+        let (host, rest) = bracketed.split_once(']').ok_or_else(bad)?;
+        let port = rest
+            .strip_prefix(':')
+            .map(str::parse::<u16>)
+            .transpose()
+            .map_err(|_| bad())?;
+        (host.to_owned(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (
+                host.to_owned(),
+                Some(port.parse::<u16>().map_err(|_| bad())?),
+            ),
+            None => (authority.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(Server {
+        https,
+        host,
+        port: port.unwrap_or(if https { 443 } else { 80 }),
+        prefix: prefix.to_owned(),
+    })
+}
+
+fn tls_connector(config: &PdnsConfig) -> Result<tokio_rustls::TlsConnector, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = if config.skip_tls_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        if config.tls_ca.is_empty() {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        } else {
+            for cert in read_pem_certs(&config.tls_ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("--tls-ca {}: {e}", config.tls_ca))?;
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    let client = if config.tls_client_cert.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let certs = read_pem_certs(&config.tls_client_cert)?;
+        let key_file = std::fs::read(&config.tls_client_key)
+            .map_err(|e| format!("--tls-client-cert-key {}: {e}", config.tls_client_key))?;
+        let key = rustls_pemfile::private_key(&mut key_file.as_slice())
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                format!(
+                    "--tls-client-cert-key {}: no private key",
+                    config.tls_client_key
+                )
+            })?;
+        builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("--tls-client-cert: {e}"))?
+    };
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(client)))
+}
+
+fn read_pem_certs(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    rustls_pemfile::certs(&mut data.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// `--pdns-skip-tls-verify`: accepts any certificate (signatures still checked).
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl Provider for Pdns {
+    fn name(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn records(&self) -> BoxFuture<'_, Result<Vec<Endpoint>, ProviderError>> {
+        Box::pin(self.list())
+    }
+
+    fn apply_changes<'a>(
+        &'a self,
+        changes: &'a Changes,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(self.apply(changes))
+    }
+
+    fn zone_filter(&self) -> Option<DomainFilter> {
+        let zones = self.zones.lock().unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<String> = zones
+            .iter()
+            .map(|z| z.trim_end_matches('.').to_owned())
+            .collect();
+        Some(DomainFilter::new(&names, &[]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let server = parse_url("https://pdns.example:8443/pdns/").unwrap();
+        assert!(server.https);
+        assert_eq!(
+            (server.host.as_str(), server.port, server.prefix.as_str()),
+            ("pdns.example", 8443, "/pdns")
+        );
+        let server = parse_url("http://[::1]:8081").unwrap();
+        assert_eq!((server.host.as_str(), server.port), ("::1", 8081));
+        assert!(parse_url("ftp://x").is_err());
+    }
+
+    /// external-dns's PATCH body: FQDNs, REPLACE with TTL 300 by default,
+    /// trailing dots on name targets, TXT verbatim, DELETE without TTL.
+    #[test]
+    fn patch_body() {
+        let cname = Endpoint::new(
+            "www.example.com",
+            RecordType::Cname,
+            vec!["lb.example.net".to_owned()],
+        );
+        let txt = Endpoint::new(
+            "a-www.example.com",
+            RecordType::Txt,
+            vec!["\"heritage=external-dns\"".to_owned()],
+        );
+        let body = serde_json::to_string(&Patch {
+            rrsets: &[rrset(&cname, false), rrset(&txt, true)],
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"{"rrsets":[{"name":"www.example.com.","type":"CNAME","ttl":300,"changetype":"REPLACE","records":[{"content":"lb.example.net.","disabled":false}]},{"name":"a-www.example.com.","type":"TXT","changetype":"DELETE","records":[{"content":"\"heritage=external-dns\"","disabled":false}]}]}"#
+        );
+        let secret = PdnsConfig {
+            server: "http://x".to_owned(),
+            server_id: "localhost".to_owned(),
+            api_key: "top-secret".to_owned(),
+            skip_tls_verify: false,
+            tls_ca: String::new(),
+            tls_client_cert: String::new(),
+            tls_client_key: String::new(),
+            domain_filter: DomainFilter::default(),
+        };
+        assert!(!format!("{secret:?}").contains("top-secret"));
+    }
+}
