@@ -2,7 +2,9 @@
 //! read again, and only the objects that changed reach the compiler.
 //!
 //! Control plane. Each poll lists the files and compares each one's
-//! metadata (size, mtime, inode) with what was loaded; only files that
+//! metadata (size, mtime, inode) with what was loaded; a poll runs every
+//! interval and at once when inotify reports a write or rename in a watched
+//! directory ([`super::wake`]); only files that
 //! differ are parsed (on scoped threads, as a full load does). Each object
 //! is read into its part at once ([`ServicePart`], [`SlicePart`]) and the
 //! Kubernetes object is dropped: the catalog keeps, per file, only the
@@ -17,6 +19,7 @@
 
 use super::document::{FileOutput, Located};
 use super::state::LoadError;
+use super::wake::Wake;
 use super::walk;
 use crate::cluster::{Key, ObjectBatch, ObjectChange, Read};
 use crate::translate::{ServicePart, SlicePart, is_malformed, skipped_service, skipped_slice};
@@ -68,6 +71,8 @@ struct Loaded {
     listing: Option<Vec<(PathBuf, Option<Stamp>)>>,
     /// Whether a complete state was delivered yet.
     delivered: bool,
+    /// The directories of the last listing (to watch for changes).
+    dirs: Vec<PathBuf>,
 }
 
 // === impl CatalogChanges ===
@@ -91,6 +96,7 @@ impl Source<ObjectBatch> for CatalogChanges {
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let mut loaded = Some(Loaded::default());
+            let mut wake = Wake::new();
             loop {
                 let Some(mut taken) = loaded.take() else {
                     return;
@@ -106,10 +112,19 @@ impl Source<ObjectBatch> for CatalogChanges {
                 let Ok(polled) = polled else {
                     return;
                 };
+                let watching_more = wake.watch(&polled.dirs);
                 loaded = Some(polled);
+                if watching_more {
+                    continue;
+                }
+                // The next poll: at once when a watched directory changes,
+                // else after the interval (files inotify cannot see, such as
+                // those on network file systems, and directories not yet
+                // watched).
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(self.poll) => {}
+                    () = wake.changed() => {}
                 }
             }
         })
@@ -122,7 +137,8 @@ impl Loaded {
     /// Lists the files; when anything changed, parses the changed files and
     /// delivers their changes, or every problem.
     fn poll(&mut self, paths: &[PathBuf], sink: &Sink<ObjectBatch>) {
-        let walked = walk::collect_files(paths);
+        let mut walked = walk::collect_files(paths);
+        self.dirs = std::mem::take(&mut walked.dirs);
         let listing: Vec<(PathBuf, Option<Stamp>)> = walked
             .files
             .iter()

@@ -11,6 +11,7 @@
 //!   hidden skipped)                                   └─ List / ServiceList /     │             or LoadErrors
 //!                                                        EndpointSliceList items ─┘
 //!  CatalogWatcher: stat only; says when to call load_paths again
+//!  CatalogChanges (the DNS cluster zone): re-reads only changed files, woken by inotify
 //! ```
 //!
 //! Invariants:
@@ -30,6 +31,7 @@ mod document;
 mod load;
 mod state;
 mod validate;
+mod wake;
 mod walk;
 mod watch;
 
