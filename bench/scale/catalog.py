@@ -10,7 +10,8 @@ ENDPOINTS endpoints each), starts `signpost dns --workers 1` on it and reports
 JSON: start to /ready, RSS at ready (VmRSS, VmHWM), then TIMED endpoint
 changes (bench/dns/change.py: one address of `db-00000` replaced, the file
 renamed into place, the answer polled every millisecond; GAP to GAP + 0.5 s
-apart) with p50/p99 from the write to the new answer, then CHURN more endpoint
+apart) with p50/p99 from the write to the new answer and signpost's CPU per
+change (polls between changes included), then CHURN more endpoint
 changes (one address of a headless service in another namespace file each,
 written back to back, the last one waited for), and RSS after all of them.
 Everything on loopback; every wait has a deadline.
@@ -99,11 +100,13 @@ def main():
         cpu_ready = cpu_seconds(server.pid)
         time.sleep(1)  # the first build's leftovers are freed by the compiler's idle tick
         rss_ready, hwm_ready = status_kib(server.pid, "VmRSS"), status_kib(server.pid, "VmHWM")
+        cpu_before_changes = cpu_seconds(server.pid)
         out = subprocess.run(
             [sys.executable, os.path.join(DNS, "change.py"), "--catalog", catalog, "--port", str(dns_port),
              "--changes", str(args.timed), "--gap", str(args.gap)],
             check=True, capture_output=True, text=True, timeout=1200,
         ).stdout
+        cpu_per_change = (cpu_seconds(server.pid) - cpu_before_changes) / max(1, args.timed)
         latencies = []
         for line in out.splitlines():
             fields = dict(item.split("=") for item in line.split())
@@ -161,6 +164,7 @@ def main():
             "timed_changes": len(latencies),
             "change_to_answer_ms": {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1),
                                     "max": round(latencies[-1] * 1000, 1)},
+            "signpost_cpu_per_change_ms": round(cpu_per_change * 1000, 1),
             "endpoint_changes_total": len(latencies) + churned,
             "rss_after_mib": round(rss_end / 1024, 1), "hwm_after_mib": round(hwm_end / 1024, 1),
             "rss_growth_pct": round(100 * (rss_end - rss_ready) / rss_ready, 1),

@@ -149,8 +149,10 @@ struct Joined {
 #[derive(Default)]
 struct Entry {
     part: Option<Arc<ServicePart>>,
-    /// By slice name.
-    slots: BTreeMap<String, Slot>,
+    /// By slice name, sorted. A Vec, not a map: nearly every service has
+    /// one slice, and a one-entry BTreeMap allocates a whole node (about
+    /// 1.4 kB here, 140 MB at 100,000 services).
+    slots: Vec<(String, Slot)>,
     /// The service with its endpoints; while there is one, the slots'
     /// endpoints live only in it.
     joined: Option<Arc<ClusterService>>,

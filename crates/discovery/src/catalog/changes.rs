@@ -23,8 +23,9 @@ use super::wake::Wake;
 use super::walk;
 use crate::cluster::{Key, ObjectBatch, ObjectChange, Read};
 use crate::translate::{ServicePart, SlicePart, is_malformed, skipped_service, skipped_slice};
+use rustc_hash::FxHashMap as HashMap;
 use signpost_model::{BoxFuture, Sink, Source};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -66,7 +67,9 @@ struct Parsed {
 #[derive(Default)]
 struct Loaded {
     /// Every file, in load order (sorted paths as the walk gives them).
-    files: BTreeMap<usize, (PathBuf, FileEntry)>,
+    /// Entries are shared with the catalog being built on a change, so an
+    /// unchanged file costs a pointer, not a copy of its keys.
+    files: BTreeMap<usize, (PathBuf, Arc<FileEntry>)>,
     /// The last listing: path → stamp, to notice a change.
     listing: Option<Vec<(PathBuf, Option<Stamp>)>>,
     /// Whether a complete state was delivered yet.
@@ -150,7 +153,7 @@ impl Loaded {
         }
         self.listing = Some(listing);
         // Files whose metadata differs from what was loaded are parsed again.
-        let known: HashMap<&PathBuf, &FileEntry> = self
+        let known: HashMap<&PathBuf, &Arc<FileEntry>> = self
             .files
             .values()
             .map(|(path, entry)| (path, entry))
@@ -176,17 +179,17 @@ impl Loaded {
             }
         }
         // The catalog as it would be: every file, old or new.
-        let mut next: Vec<(PathBuf, FileEntry)> = Vec::with_capacity(walked.files.len());
+        let mut next: Vec<(PathBuf, Arc<FileEntry>)> = Vec::with_capacity(walked.files.len());
         for file in &walked.files {
             let entry = match parsed.get(&file.path) {
-                Some(parsed) => parsed.entry.clone(),
+                Some(parsed) => Arc::new(parsed.entry.clone()),
                 None => known[&file.path].clone(),
             };
             next.push((file.path.clone(), entry));
         }
         let mut errors = walked.errors;
-        let mut seen_services: HashMap<&Key, (usize, u32)> = HashMap::new();
-        let mut seen_slices: HashMap<&Key, (usize, u32)> = HashMap::new();
+        let mut seen_services: HashMap<&Key, (usize, u32)> = HashMap::default();
+        let mut seen_slices: HashMap<&Key, (usize, u32)> = HashMap::default();
         for (index, (path, entry)) in next.iter().enumerate() {
             errors.extend(entry.errors.iter().cloned());
             for (kind, keys, seen) in [
@@ -219,19 +222,17 @@ impl Loaded {
         // changed file) is removed first, then what the changed files hold.
         let mut removed: Vec<ObjectChange> = Vec::new();
         let staying: HashMap<&PathBuf, ()> = next.iter().map(|(p, _)| (p, ())).collect();
-        let now_services: HashMap<&Key, ()> = seen_services.keys().map(|k| (*k, ())).collect();
-        let now_slices: HashMap<&Key, ()> = seen_slices.keys().map(|k| (*k, ())).collect();
         for (path, entry) in self.files.values() {
             if staying.contains_key(path) && !parsed.contains_key(path) {
                 continue;
             }
             for (key, _) in &entry.services {
-                if !now_services.contains_key(key) {
+                if !seen_services.contains_key(key) {
                     removed.push(ObjectChange::Service(key.clone(), None));
                 }
             }
             for (key, _) in &entry.slices {
-                if !now_slices.contains_key(key) {
+                if !seen_slices.contains_key(key) {
                     removed.push(ObjectChange::Slice(key.clone(), None));
                 }
             }
