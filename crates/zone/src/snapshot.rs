@@ -6,6 +6,19 @@
 //! with the snapshot before, so swapping in one endpoint change costs a few
 //! shard copies instead of a whole build. Lookups hash the name once more
 //! than a plain map (to pick the shard) and never allocate or lock.
+//!
+//! Measured (`cargo bench -p signpost-zone --bench scale`, 100,000 services /
+//! 1,000,000 endpoints, 501,003 names in 8,192 shards, on the shared 2-CPU
+//! machine at load average 21): the snapshot holds 207.5 MiB (434 B per
+//! name: key, node, rendered answers); the kept builder (records with their
+//! input counts, readers, names below) 215.2 MiB (450 B per name); a full
+//! build took 15.0 s of wall time, a build after one endpoint change p50
+//! 5.8 ms, p99 14.7 ms over 100 changes, and 100 changes left +0.9 MiB of
+//! heap. A one-service change copies at most 12 shards
+//! (`incremental_tests::one_change_copies_few_shards`). Chosen over a
+//! persistent map (`imbl`'s HAMT, not measured here): that would copy a path
+//! of nodes per change too, but make every lookup follow one pointer per
+//! level, where a shard costs one extra hash and no pointer.
 
 use rustc_hash::{FxHashMap, FxHasher};
 use signpost_proto::{AnswerView, Name, Rendered, is_within_wire, rcode, rtype};
