@@ -10,7 +10,7 @@
 //! Kubernetes object is dropped: the catalog keeps, per file, only the
 //! names of what it defined.
 //!
-//! Invariants, the same as a full load's ([`super::load_paths`]): a change
+//! Invariants, the same as a full load's ([`super::load::load_paths`]): a change
 //! is delivered only when every file loads without error and no object is
 //! defined twice; otherwise every error of every file is reported (each
 //! file's errors are remembered from its last parse) and the last good
@@ -18,7 +18,7 @@
 //! reported once per change on disk, not once per poll.
 
 use super::document::{FileOutput, Located};
-use super::state::LoadError;
+use super::state::{LoadError, LoadErrors};
 use super::wake::Wake;
 use super::walk;
 use crate::cluster::{Key, ObjectBatch, ObjectChange, Read};
@@ -81,7 +81,7 @@ struct Loaded {
 // === impl CatalogChanges ===
 
 impl CatalogChanges {
-    /// A source over the same paths [`super::load_paths`] takes.
+    /// A source over the same paths [`super::load::load_paths`] takes.
     pub fn new(paths: Vec<PathBuf>, poll: Duration) -> Self {
         Self { paths, poll }
     }
@@ -215,7 +215,7 @@ impl Loaded {
             }
         }
         if !errors.is_empty() {
-            sink.problems(super::problems(super::LoadErrors(errors)));
+            sink.problems(LoadErrors(errors).into_problems());
             return;
         }
         // Everything loads: what left (removed files, objects gone from a

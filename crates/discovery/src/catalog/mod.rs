@@ -110,13 +110,5 @@ impl Source<Arc<ClusterObjects>> for CatalogSource {
 
 /// Load errors as source problems.
 pub fn problems(errors: LoadErrors) -> Vec<SourceProblem> {
-    errors
-        .0
-        .into_iter()
-        .map(|e| SourceProblem {
-            file: e.file.display().to_string(),
-            line: e.line,
-            message: e.message,
-        })
-        .collect()
+    errors.into_problems()
 }
