@@ -14,6 +14,7 @@ the last one waited for, and RSS after all of them (issue 18: RSS after
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -197,6 +198,7 @@ def main():
     finally:
         fake.send_signal(signal.SIGTERM)
         fake.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
