@@ -45,7 +45,7 @@ fn snapshot() -> &'static Snapshot {
                 hostname: None,
                 pod_name: None,
                 ready: true,
-                ports: vec![port("https", Protocol::Tcp, 6443)],
+                ports: vec![port("https", Protocol::Tcp, 6443)].into(),
             }],
             publish_not_ready: false,
             health_check: None,
@@ -60,7 +60,7 @@ fn snapshot() -> &'static Snapshot {
                 hostname: Some(format!("db-{i}")),
                 pod_name: None,
                 ready: i % 7 != 0,
-                ports: vec![db_port.clone(), port("metrics", Protocol::Udp, 9187)],
+                ports: vec![db_port.clone(), port("metrics", Protocol::Udp, 9187)].into(),
             })
             .collect();
         let db = ClusterService {
