@@ -15,8 +15,13 @@
 //! ([`cluster::ObjectBatch`]); [`cluster::ClusterInput`] joins them into the
 //! cluster model the DNS compiler needs, whichever source found them. Record
 //! sync reads whole objects ([`objects::ClusterObjects`], from
-//! [`catalog::CatalogSource`]). The query-serving crates
+//! [`catalog::CatalogSource`] or [`kubernetes::KubernetesSource`]). The query-serving crates
 //! never depend on this one: the binary hands [`open`] to them.
+//!
+//! For `signpost health` and its replicas: [`verdicts`] publishes and follows
+//! verdict sets in a Kubernetes ConfigMap or an etcd key, and
+//! [`kubernetes::LeaseElector`] / [`etcd::EtcdElector`] elect the one
+//! process that publishes.
 
 pub mod catalog;
 pub mod cluster;
@@ -26,17 +31,36 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod objects;
 pub mod translate;
+pub mod verdicts;
 pub mod zonefile;
 
 use signpost_model::Source;
-use signpost_zone::{Input, SourceSpec};
+use signpost_zone::{Input, SourceSpec, VerdictStoreSpec};
 use std::sync::Arc;
+
+/// The verdict store `spec` names: a ConfigMap, or an etcd key under `spec.prefix`.
+pub fn verdict_store(spec: &VerdictStoreSpec) -> Arc<dyn verdicts::VerdictStore> {
+    match spec {
+        VerdictStoreSpec::Kubernetes {
+            connection,
+            namespace,
+            name,
+        } => Arc::new(kubernetes::ConfigMapVerdicts::new(
+            connection.clone(),
+            namespace,
+            name,
+        )),
+        VerdictStoreSpec::Etcd(etcd) => {
+            Arc::new(etcd::EtcdVerdictStore::new(etcd.clone(), &etcd.prefix))
+        }
+    }
+}
 
 /// Opens the source `spec` describes; the sources count into `metrics`.
 pub fn open(spec: &SourceSpec, metrics: &Arc<metrics::DiscoveryMetrics>) -> Box<dyn Source<Input>> {
     match spec {
         SourceSpec::Kubernetes(api) => Box::new(cluster::ClusterInput::new(
-            Box::new(kubernetes::KubernetesSource::new(
+            Box::new(kubernetes::KubernetesChanges::new(
                 api.clone(),
                 metrics.clone(),
             )),

@@ -9,7 +9,14 @@ use signpost_model::metrics::{Exposition, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// The Kubernetes resources a source watches.
-pub const RESOURCES: [&str; 4] = ["services", "endpointslices", "namespaces", "pods"];
+pub const RESOURCES: [&str; 6] = [
+    "services",
+    "endpointslices",
+    "namespaces",
+    "pods",
+    "ingresses",
+    "nodes",
+];
 /// Watch event types counted.
 pub const EVENTS: [&str; 3] = ["apply", "delete", "relist"];
 /// Why an object is left out of answers.
@@ -42,6 +49,10 @@ pub enum Resource {
     Namespaces = 2,
     /// core/v1 Pod.
     Pods = 3,
+    /// networking.k8s.io/v1 Ingress.
+    Ingresses = 4,
+    /// core/v1 Node (cluster-scoped).
+    Nodes = 5,
 }
 
 /// Index of an event type in [`EVENTS`].

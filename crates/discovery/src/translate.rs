@@ -203,7 +203,7 @@ pub struct ServicePart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct HealthDraft {
     protocol: CheckProtocol,
-    path: String,
+    path: Option<String>,
     port: DraftPort,
 }
 
@@ -458,10 +458,7 @@ fn health_draft(
         Some("tcp") => CheckProtocol::Tcp,
         _ => CheckProtocol::Http,
     };
-    let path = annotations
-        .get(HEALTH_CHECK_PATH)
-        .cloned()
-        .unwrap_or_else(|| "/health".to_owned());
+    let path = annotations.get(HEALTH_CHECK_PATH).cloned();
     let port = match annotations
         .get(HEALTH_CHECK_PORT)
         .and_then(|p| p.parse::<u16>().ok())

@@ -258,6 +258,7 @@ fn bench_answer(c: &mut Criterion) {
         client: "127.0.0.1:5300".parse().expect("valid address"),
         transport: Transport::Udp,
         shard: &shard,
+        received: tokio::time::Instant::now(),
     };
     let mut log = QueryLog::default();
     let mut out = vec![0u8; 65_535];

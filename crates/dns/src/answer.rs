@@ -155,7 +155,7 @@ impl Responder {
         exchange: Exchange<'_>,
         log: &mut QueryLog,
     ) -> Outcome {
-        let started = Instant::now();
+        let started = exchange.received;
         let query = match parse_query(packet) {
             Ok(query) => query,
             Err(ParseError::Drop) => return Outcome::Drop,
@@ -187,8 +187,7 @@ impl Responder {
             .iter()
             .find(|(z, _)| is_within_wire(query.qname_lower(), z.as_wire()))
             .map(|(_, i)| *i);
-        let Some((meta, responder)) =
-            self.respond(&query, zone.is_some(), exchange.client, out, limit)
+        let Some((meta, responder)) = self.respond(&query, zone.is_some(), exchange, out, limit)
         else {
             return Outcome::Defer {
                 zone: zone.unwrap_or(self.dropped_zone),
@@ -218,10 +217,11 @@ impl Responder {
         &self,
         query: &Query<'_>,
         in_zone: bool,
-        client: SocketAddr,
+        exchange: Exchange<'_>,
         out: &mut [u8],
         limit: usize,
     ) -> Option<(ResponseMeta, MetricResponder)> {
+        let client = exchange.client;
         // RFC 6891 §6.1.3: a version we do not implement gets BADVERS.
         if query.edns.is_some_and(|e| e.version > 0) {
             return Some((
@@ -264,7 +264,7 @@ impl Responder {
                         MetricResponder::Server,
                     ));
                 };
-                if let Some(meta) = recursion.from_cache(query, out, limit) {
+                if let Some(meta) = recursion.from_cache(query, exchange.received, out, limit) {
                     return Some((meta, MetricResponder::Cache));
                 }
                 if recursion.forwards(query.qname_lower()) {

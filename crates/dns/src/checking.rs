@@ -4,19 +4,24 @@
 //! compiler writes its listener's targets into one slot of a [`TargetBoard`]
 //! after a build, the checker sees their union, and its verdicts reach every
 //! compiler through the verdict bus as [`crate::compiler::Event::Verdicts`].
+//! With `healthcheck { verdicts ... }` there is no checker: the bus is the
+//! subscription to a `signpost health` leader's verdicts, and the targets
+//! the compilers write go nowhere.
 
 use signpost_health::checker::{self, CheckerParts, ReportRequest, Target};
 use signpost_health::{HealthMetrics, HealthcheckConfig, Prober};
-use signpost_model::{AllUnhealthy, LocalVerdicts};
+use signpost_model::{AllUnhealthy, LocalVerdicts, SubscribeVerdicts};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// The process's health checker and the channels around it.
 pub(crate) struct Health {
-    pub(crate) bus: Arc<LocalVerdicts>,
+    pub(crate) bus: Arc<dyn SubscribeVerdicts>,
     pub(crate) targets: Arc<TargetBoard>,
-    pub(crate) reports: tokio::sync::mpsc::Sender<ReportRequest>,
-    pub(crate) metrics: Arc<HealthMetrics>,
+    /// The checker's report channel; `None` when following a controller.
+    pub(crate) reports: Option<tokio::sync::mpsc::Sender<ReportRequest>>,
+    /// The checker's metrics; `None` when following a controller.
+    pub(crate) metrics: Option<Arc<HealthMetrics>>,
 }
 
 /// Every listener's health targets; the checker sees their union.
@@ -54,15 +59,22 @@ impl Health {
             metrics: metrics.clone(),
         };
         checker::spawn(parts, targets, report_requests, cancel);
-        let board = TargetBoard {
-            slots: Mutex::new((0..listeners).map(|_| Arc::new(Vec::new())).collect()),
-            sender,
-        };
         Self {
             bus,
-            targets: Arc::new(board),
-            reports,
-            metrics,
+            targets: Arc::new(TargetBoard::new(listeners, sender)),
+            reports: Some(reports),
+            metrics: Some(metrics),
+        }
+    }
+
+    /// Follows published verdicts instead of checking.
+    pub(crate) fn follow(verdicts: Arc<dyn SubscribeVerdicts>, listeners: usize) -> Self {
+        let (sender, _) = tokio::sync::watch::channel(Arc::new(Vec::new()));
+        Self {
+            bus: verdicts,
+            targets: Arc::new(TargetBoard::new(listeners, sender)),
+            reports: None,
+            metrics: None,
         }
     }
 }
@@ -70,6 +82,13 @@ impl Health {
 // === impl TargetBoard ===
 
 impl TargetBoard {
+    fn new(listeners: usize, sender: tokio::sync::watch::Sender<Arc<Vec<Target>>>) -> Self {
+        Self {
+            slots: Mutex::new((0..listeners).map(|_| Arc::new(Vec::new())).collect()),
+            sender,
+        }
+    }
+
     /// Replaces one listener's targets; the checker sees the union.
     pub(crate) fn set(&self, slot: usize, targets: Vec<Target>) {
         let mut slots = self

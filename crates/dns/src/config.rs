@@ -10,7 +10,7 @@ use signpost_corefile::{Errors, Location};
 use signpost_geo::GeoSettings;
 use signpost_health::HealthcheckConfig;
 use signpost_proto::Name;
-use signpost_zone::{Recipe, SourceSpec};
+use signpost_zone::{Recipe, SourceSpec, VerdictSpec};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +46,9 @@ pub struct ProcessConfig {
     /// The health checker's settings (one checker serves every listener),
     /// with where they were written.
     pub healthcheck: Option<(HealthcheckConfig, Location)>,
+    /// `healthcheck { verdicts ... }`: answers follow the verdicts a
+    /// `signpost health` leader publishes instead of checks of this process.
+    pub verdicts: Option<VerdictSpec>,
     /// `health { lameduck DURATION }`: after SIGTERM, keep answering this
     /// long (with `/ready` failing) before stopping.
     pub lameduck: Option<Duration>,

@@ -5,6 +5,7 @@
 
 use crate::metrics::{Shard, Transport};
 use std::net::SocketAddr;
+use tokio::time::Instant;
 
 /// Where an answer goes.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +16,10 @@ pub struct Exchange<'a> {
     pub transport: Transport,
     /// The worker's metric shard.
     pub shard: &'a Shard,
+    /// When the message arrived: read once per receive call (a UDP worker
+    /// reads the clock once per batch of datagrams), and used as "now" for
+    /// cache TTLs and as the start of the request duration.
+    pub received: Instant,
 }
 
 thread_local! {

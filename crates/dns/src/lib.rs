@@ -32,4 +32,4 @@ pub(crate) mod testing;
 pub mod udp;
 
 pub use config::{Config, ConfigErrors};
-pub use server::{DnsStatus, RunError, RunOptions, Server, SourceFactory};
+pub use server::{DnsStatus, RunError, RunOptions, Server, SourceFactory, VerdictFactory};

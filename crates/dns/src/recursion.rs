@@ -15,7 +15,7 @@
 //! tasks are spawned the same way, in the background.
 
 use crate::cache::{Cache, Entry, Lookup as CacheLookup, StaleMode};
-use crate::forward::{Forwarder, fit_udp};
+use crate::forward::{ForwardError, Forwarder, fit_udp};
 use crate::metrics::{Observation, Responder as MetricResponder, Shard, Transport};
 use signpost_proto::message::EdnsQuery;
 use signpost_proto::{Query, ResponseMeta, parse_query, rcode, write_error};
@@ -31,6 +31,23 @@ pub struct Recursion {
     runtime: tokio::runtime::Handle,
     shard: Arc<Shard>,
     loadbalance: bool,
+}
+
+/// Who asked a forwarded query, as the answer's metrics need it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asker {
+    /// The client's transport.
+    pub(crate) transport: Transport,
+    /// The client.
+    pub(crate) client: SocketAddr,
+    /// The metric slot of the matched server-block zone.
+    pub(crate) zone: usize,
+    /// The answer size limit.
+    pub(crate) limit: usize,
+    /// When the query arrived (the answer's duration starts here).
+    pub(crate) started: Instant,
+    /// The query's size in bytes.
+    pub(crate) request_size: usize,
 }
 
 // === impl Recursion ===
@@ -69,7 +86,7 @@ impl Recursion {
     }
 
     /// The forwarder for a lower-case wire name (the first that handles it).
-    fn forwarder_for(&self, qname: &[u8]) -> Option<&Forwarder> {
+    pub(crate) fn forwarder_for(&self, qname: &[u8]) -> Option<&Forwarder> {
         self.forwarders.iter().find(|f| f.handles(qname))
     }
 
@@ -81,10 +98,12 @@ impl Recursion {
     /// Answers from the cache when it holds a fresh entry (or a stale one in
     /// `serve_stale immediate` mode), starting a background refresh when the
     /// entry asks for one. Synchronous, lock-free, no allocation on a hit
-    /// without refresh.
+    /// without refresh. `now` is the caller's clock reading (the worker's,
+    /// taken once per receive), so a hit reads no clock of its own.
     pub fn from_cache(
         &self,
         query: &Query<'_>,
+        now: Instant,
         out: &mut [u8],
         limit: usize,
     ) -> Option<ResponseMeta> {
@@ -92,7 +111,6 @@ impl Recursion {
         if !cache.covers(query) {
             return None;
         }
-        let now = Instant::now();
         match cache.lookup(query, now) {
             CacheLookup::Hit(entry) => {
                 let meta = entry.write(query, now, out, limit);
@@ -150,6 +168,21 @@ impl Recursion {
         zone: usize,
         limit: usize,
     ) -> Vec<u8> {
+        self.resolve_via(packet, transport, client, zone, limit, false)
+            .await
+    }
+
+    /// [`Recursion::resolve`]; `upstream_tcp` asks the upstream over TCP
+    /// whatever the client's transport (a truncated UDP reply's retry).
+    async fn resolve_via(
+        &self,
+        packet: &[u8],
+        transport: Transport,
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        upstream_tcp: bool,
+    ) -> Vec<u8> {
         let started = Instant::now();
         let mut out = vec![0u8; limit.max(512)];
         let Ok(query) = parse_query(packet) else {
@@ -160,38 +193,74 @@ impl Recursion {
             out.truncate(meta.len);
             return out;
         };
-        let (meta, responder) = match forwarder.resolve_from(packet, transport).await {
+        let reply = if upstream_tcp {
+            forwarder.resolve_over_tcp(packet).await
+        } else {
+            forwarder.resolve_from(packet, transport).await
+        };
+        let asker = Asker {
+            transport,
+            client,
+            zone,
+            limit,
+            started,
+            request_size: packet.len(),
+        };
+        let len = self.finish(
+            &query,
+            reply.as_deref().map_err(|error| *error),
+            &asker,
+            &mut out,
+        );
+        out.truncate(len);
+        out
+    }
+
+    /// Writes the answer to a forwarded query into `out` (at least `limit`
+    /// and 512 bytes): the upstream's reply (its ID and question already the
+    /// client's) stored in the cache and written from there, or on failure a
+    /// stale answer when `serve_stale` allows one, else the error's RCODE.
+    /// Counts the answer (its duration from `started`) and rotates records
+    /// with `loadbalance`. Returns the answer's length.
+    pub(crate) fn finish(
+        &self,
+        query: &Query<'_>,
+        reply: Result<&[u8], ForwardError>,
+        asker: &Asker,
+        out: &mut [u8],
+    ) -> usize {
+        let limit = asker.limit;
+        let (meta, responder) = match reply {
             Ok(reply) => (
-                self.store_and_write(&query, &reply, &mut out, limit),
+                self.store_and_write(query, reply, out, limit),
                 MetricResponder::Forward,
             ),
-            Err(error) => match self.stale(&query, &mut out, limit) {
+            Err(error) => match self.stale(query, out, limit) {
                 Some(meta) => (meta, MetricResponder::Cache),
                 None => {
                     tracing::debug!(error = error.as_str(), "forward failed");
                     (
-                        write_error(&query, error.rcode(), &mut out),
+                        write_error(query, error.rcode(), out),
                         MetricResponder::Forward,
                     )
                 }
             },
         };
         self.shard.observe(&Observation {
-            zone,
-            transport,
-            ipv6: client.is_ipv6(),
+            zone: asker.zone,
+            transport: asker.transport,
+            ipv6: asker.client.is_ipv6(),
             qtype: query.qtype,
             rcode: meta.rcode,
             responder,
-            request_size: packet.len(),
+            request_size: asker.request_size,
             response_size: meta.len,
-            duration: started.elapsed(),
+            duration: asker.started.elapsed(),
         });
-        out.truncate(meta.len);
         if self.loadbalance {
-            signpost_proto::rotate_answers(&mut out, crate::exchange::next_turn());
+            signpost_proto::rotate_answers(&mut out[..meta.len], crate::exchange::next_turn());
         }
-        out
+        meta.len
     }
 
     fn store_and_write(
@@ -246,11 +315,36 @@ impl Recursion {
         limit: usize,
         socket: Arc<std::net::UdpSocket>,
     ) {
+        self.spawn_udp_via(packet, client, zone, limit, socket, false);
+    }
+
+    /// [`Recursion::spawn_udp`] asking the upstream over TCP: a UDP worker
+    /// got a truncated reply for this query (RFC 7766 §5).
+    pub(crate) fn spawn_udp_over_tcp(
+        self: &Arc<Self>,
+        packet: &[u8],
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        socket: Arc<std::net::UdpSocket>,
+    ) {
+        self.spawn_udp_via(packet, client, zone, limit, socket, true);
+    }
+
+    fn spawn_udp_via(
+        self: &Arc<Self>,
+        packet: &[u8],
+        client: SocketAddr,
+        zone: usize,
+        limit: usize,
+        socket: Arc<std::net::UdpSocket>,
+        upstream_tcp: bool,
+    ) {
         let this = self.clone();
         let packet = packet.to_vec();
         self.runtime.spawn(async move {
             let answer = this
-                .resolve(&packet, Transport::Udp, client, zone, limit)
+                .resolve_via(&packet, Transport::Udp, client, zone, limit, upstream_tcp)
                 .await;
             if !answer.is_empty()
                 && let Err(error) = socket.send_to(&answer, client)

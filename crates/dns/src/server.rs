@@ -39,7 +39,7 @@ use signpost_model::status::{
 use signpost_model::{
     BoxFuture, ClusterService, Refusal, ServiceKind, Sink, Source, Status, SubscribeVerdicts,
 };
-use signpost_zone::{Input, Snapshot, SourceSpec};
+use signpost_zone::{Input, Snapshot, SourceSpec, VerdictSpec};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,6 +49,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Opens the source a plan names; the binary passes `signpost_discovery::open`.
 pub type SourceFactory = Arc<dyn Fn(&SourceSpec) -> Box<dyn Source<Input>> + Send + Sync>;
+
+/// Subscribes to the verdicts `healthcheck { verdicts ... }` names, on the
+/// current runtime, until the token is cancelled; the binary passes
+/// `signpost_discovery`'s verdict follower.
+pub type VerdictFactory =
+    Arc<dyn Fn(&VerdictSpec, CancellationToken) -> Arc<dyn SubscribeVerdicts> + Send + Sync>;
 
 /// Process-level settings that are not in the Corefile.
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +189,17 @@ impl Server {
         factory: SourceFactory,
         options: RunOptions,
     ) -> Result<Self, RunError> {
+        Self::start_with_verdicts(config, factory, None, options)
+    }
+
+    /// [`Self::start`] for configurations that may follow published
+    /// verdicts (`healthcheck { verdicts ... }`), opened with `verdicts`.
+    pub fn start_with_verdicts(
+        config: Config,
+        factory: SourceFactory,
+        verdicts: Option<VerdictFactory>,
+        options: RunOptions,
+    ) -> Result<Self, RunError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("signpost-control")
@@ -190,14 +207,23 @@ impl Server {
             .build()
             .map_err(RunError::Runtime)?;
         let cancel = CancellationToken::new();
-        let health = config.process.healthcheck.as_ref().map(|(settings, _)| {
-            let _guard = runtime.enter();
-            Health::start(
-                *settings,
-                config.listeners.len().max(1),
-                cancel.child_token(),
-            )
-        });
+        let listeners = config.listeners.len().max(1);
+        let health = match (&config.process.healthcheck, &config.process.verdicts) {
+            (None, _) => None,
+            (Some((settings, _)), None) => {
+                let _guard = runtime.enter();
+                Some(Health::start(*settings, listeners, cancel.child_token()))
+            }
+            (Some(_), Some(spec)) => {
+                let open = verdicts.as_ref().ok_or_else(|| {
+                    RunError::Runtime(std::io::Error::other(
+                        "`healthcheck { verdicts ... }` needs a verdict backend",
+                    ))
+                })?;
+                let _guard = runtime.enter();
+                Some(Health::follow(open(spec, cancel.child_token()), listeners))
+            }
+        };
         let status = Arc::new(DnsStatus {
             compilers: Arc::new(CompilerStatus::default()),
             ready: AtomicBool::new(false),
@@ -209,8 +235,8 @@ impl Server {
             servers: ArcSwap::default(),
             caches: ArcSwap::default(),
             forwards: ArcSwap::default(),
-            health_metrics: health.as_ref().map(|h| h.metrics.clone()),
-            reports: health.as_ref().map(|h| h.reports.clone()),
+            health_metrics: health.as_ref().and_then(|h| h.metrics.clone()),
+            reports: health.as_ref().and_then(|h| h.reports.clone()),
         });
         let mut server = Self {
             runtime,

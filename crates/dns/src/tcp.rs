@@ -124,6 +124,7 @@ async fn connection(
             client,
             transport: Transport::Tcp,
             shard: responder.shard(usize::MAX),
+            received: tokio::time::Instant::now(),
         };
         let answer_len = match responder.answer(&query[..len], &mut out[2..], exchange, &mut log) {
             Outcome::Reply(answer_len) => answer_len,

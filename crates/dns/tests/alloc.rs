@@ -255,6 +255,7 @@ fn authoritative_answers_do_not_allocate() {
         client: "127.0.0.1:5000".parse().unwrap(),
         transport: Transport::Udp,
         shard: &shard,
+        received: tokio::time::Instant::now(),
     };
     let run = |out: &mut Vec<u8>, log: &mut QueryLog| {
         let mut written = 0;

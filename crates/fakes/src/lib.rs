@@ -27,11 +27,17 @@
 //! Control plane only (no DNS). Invariants: one global resourceVersion counter, bumped by every write and
 //! never reused (also across restarts with a state file); the store's lock is never held across `.await`.
 //!
+//! [`cloudflare`], [`azure_dns`] and [`google_dns`] fake other services, Cloudflare's DNS API, Azure DNS
+//! and Google Cloud DNS with their token endpoints, for `signpost sync`'s tests (each names its own reference at its top).
+//!
 //! Start one in process with [`FakeApiServer::start`]; the binary `signpost-fake-apiserver` serves the same
 //! for out-of-process clients (see the crate README).
 
 pub mod auth;
+pub mod azure_dns;
+pub mod cloudflare;
 mod discovery;
+pub mod google_dns;
 mod ops;
 pub mod patch;
 mod persist;

@@ -164,7 +164,8 @@ pub struct Registry {
 
 impl Registry {
     /// The built-in types signpost uses: core/v1 services, namespaces, pods, configmaps, secrets;
-    /// discovery.k8s.io/v1 endpointslices; coordination.k8s.io/v1 leases; networking.k8s.io/v1 ingresses.
+    /// nodes; discovery.k8s.io/v1 endpointslices; coordination.k8s.io/v1 leases; networking.k8s.io/v1
+    /// ingresses.
     pub fn builtin() -> Self {
         let types = vec![
             ResourceType::new("", "v1", "namespaces", "Namespace", false)
@@ -180,6 +181,9 @@ impl Registry {
                 .short(&["po"])
                 .with_status()
                 .in_all(),
+            ResourceType::new("", "v1", "nodes", "Node", false)
+                .short(&["no"])
+                .with_status(),
             ResourceType::new("", "v1", "configmaps", "ConfigMap", true).short(&["cm"]),
             ResourceType::new("", "v1", "secrets", "Secret", true),
             ResourceType::new(

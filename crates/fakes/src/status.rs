@@ -80,6 +80,16 @@ impl FieldError {
         }
     }
 
+    /// `field.TooLong` of a size in bytes: `Too long: may not be more than N bytes` (the value is not
+    /// shown).
+    pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
+        Self {
+            cause_type: "FieldValueTooLong",
+            field: field.into(),
+            body: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
     /// `field.Forbidden`: `Forbidden: detail`.
     pub fn forbidden(field: impl Into<String>, detail: &str) -> Self {
         Self {

@@ -11,7 +11,10 @@
 //! - `EndpointSlice`: `addressType` required and one of `FQDN`, `IPv4`, `IPv6` (immutable), each endpoint
 //!   with 1 to 100 addresses valid for the address type. Like the real server, an absent or empty
 //!   `endpoints` list is accepted (the EndpointSlice controller writes such placeholder slices);
-//! - `Pod`: `spec.containers` required; `Lease`: `spec.leaseDurationSeconds` > 0 when set.
+//! - `Pod`: `spec.containers` required; `Lease`: `spec.leaseDurationSeconds` > 0 when set;
+//! - `ConfigMap` (`ValidateConfigMap`): every `data` and `binaryData` key a valid config key
+//!   (`IsConfigMapKey`), no key in both, and the values together at most 1 MiB
+//!   ([`MAX_CONFIG_MAP_BYTES`], reported on the field `[]`, as the real server words it).
 //!
 //! Defaulting mirrors what a client reads back: Service `type`, `sessionAffinity`, port `protocol` and
 //! `targetPort`, an allocated `clusterIP` from 10.96.0.0/12 with `clusterIPs`/`ipFamilies`/`ipFamilyPolicy`;
@@ -159,6 +162,7 @@ pub fn validate(resource: &ResourceType, object: &Value, old: Option<&Value>) ->
         {
             errors.push(FieldError::required("spec.containers", ""));
         }
+        ("", "ConfigMap") => validate_config_map(object, &mut errors),
         ("coordination.k8s.io", "Lease") => {
             if let Some(seconds) = object["spec"]["leaseDurationSeconds"].as_i64()
                 && seconds <= 0
@@ -171,6 +175,79 @@ pub fn validate(resource: &ResourceType, object: &Value, old: Option<&Value>) ->
             }
         }
         _ => {}
+    }
+    errors
+}
+
+/// `corev1.MaxSecretSize`, the limit on a ConfigMap's (and a Secret's) data: 1 MiB.
+pub const MAX_CONFIG_MAP_BYTES: usize = 1024 * 1024;
+
+/// `ValidateConfigMap`: keys, duplicates between `data` and `binaryData`, total size of the values
+/// (`binaryData` values counted decoded, as the server stores them).
+fn validate_config_map(object: &Value, errors: &mut Vec<FieldError>) {
+    let mut total = 0;
+    if let Some(data) = object["data"].as_object() {
+        for (key, value) in data {
+            for message in config_map_key_errors(key) {
+                errors.push(FieldError::invalid(
+                    format!("data[{key}]"),
+                    &json!(key),
+                    &message,
+                ));
+            }
+            total += value.as_str().map_or(0, str::len);
+        }
+    }
+    if let Some(binary) = object["binaryData"].as_object() {
+        for (key, value) in binary {
+            for message in config_map_key_errors(key) {
+                errors.push(FieldError::invalid(
+                    format!("binaryData[{key}]"),
+                    &json!(key),
+                    &message,
+                ));
+            }
+            if object["data"].get(key).is_some() {
+                errors.push(FieldError::invalid(
+                    format!("binaryData[{key}]"),
+                    &json!(key),
+                    "duplicate key in both data and binaryData",
+                ));
+            }
+            let encoded = value.as_str().unwrap_or("");
+            total += base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_or(encoded.len(), |bytes| bytes.len());
+        }
+    }
+    if total > MAX_CONFIG_MAP_BYTES {
+        errors.push(FieldError::too_long("[]", MAX_CONFIG_MAP_BYTES));
+    }
+}
+
+/// `validation.IsConfigMapKey`.
+fn config_map_key_errors(key: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if key.len() > 253 {
+        errors.push("must be no more than 253 characters".to_owned());
+    }
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        errors.push(
+            "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  \
+             or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+                .to_owned(),
+        );
+    }
+    if key == "." {
+        errors.push("must not be '.'".to_owned());
+    } else if key == ".." {
+        errors.push("must not be '..'".to_owned());
+    } else if key.starts_with("..") {
+        errors.push("must not start with '..'".to_owned());
     }
     errors
 }
@@ -458,6 +535,37 @@ mod tests {
             errors[1].body,
             "Required value: must contain at least 1 address"
         );
+    }
+
+    /// Core `ValidateConfigMap`: config keys, and at most 1 MiB of values (`MaxSecretSize`), reported on `[]`
+    /// as `Too long: may not be more than 1048576 bytes`; exactly 1 MiB is accepted.
+    #[test]
+    fn config_map_rules() {
+        let config_maps = kind("", "configmaps");
+        let ok = json!({"metadata": {"name": "c"}, "data": {"a.yaml": "x", "B_2-c": "y"}});
+        assert!(validate(&config_maps, &ok, None).is_empty());
+        let bad_keys = json!({"metadata": {"name": "c"}, "data": {"a/b": "x", "..x": "y"}});
+        let errors = validate(&config_maps, &bad_keys, None);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].field, "data[..x]");
+        assert!(
+            errors[0].body.ends_with("must not start with '..'"),
+            "{errors:?}"
+        );
+        assert_eq!(errors[1].field, "data[a/b]");
+        let full = json!({"metadata": {"name": "c"},
+                          "data": {"a": "x".repeat(MAX_CONFIG_MAP_BYTES - 1), "b": "y"}});
+        assert!(validate(&config_maps, &full, None).is_empty());
+        let over = json!({"metadata": {"name": "c"},
+                          "data": {"a": "x".repeat(MAX_CONFIG_MAP_BYTES), "b": "y"}});
+        let errors = validate(&config_maps, &over, None);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "[]");
+        assert_eq!(
+            errors[0].body,
+            "Too long: may not be more than 1048576 bytes"
+        );
+        assert_eq!(errors[0].cause_type, "FieldValueTooLong");
     }
 
     /// Core validation: clusterIP must be an IP, "None" or empty; ports are required unless headless.

@@ -130,14 +130,34 @@ pub struct CheckerParts {
 
 /// Spawns the checker on the current runtime. It follows `targets`, checks,
 /// publishes every change of the set of unhealthy endpoints, and answers
-/// report requests.
+/// report requests. Every endpoint starts healthy.
 pub fn spawn(
     parts: CheckerParts,
     targets: watch::Receiver<Arc<Vec<Target>>>,
     reports: mpsc::Receiver<ReportRequest>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    spawn_from(parts, &Verdicts::default(), targets, reports, cancel)
+}
+
+/// [`spawn`] for a checker that takes over from another one (a new leader of
+/// `signpost health`): the endpoints `published` holds start out of answers
+/// (unhealthy, no passes yet) and return only after `success_threshold`
+/// passes, so a takeover never puts an endpoint back without a check. The
+/// first publication is the published set itself (without endpoints that are no
+/// longer targets), so nothing changes in answers at the handover.
+///
+/// `targets` must already hold a complete target list: the checker
+/// publishes after reading it.
+pub fn spawn_from(
+    parts: CheckerParts,
+    published: &Verdicts,
+    targets: watch::Receiver<Arc<Vec<Target>>>,
+    reports: mpsc::Receiver<ReportRequest>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     let checker = Checker {
+        seed: published.unhealthy.clone(),
         policy: parts.policy,
         options: parts.options,
         probe: parts.probe,
@@ -153,6 +173,9 @@ pub fn spawn(
 pub type ReportRequest = tokio::sync::oneshot::Sender<Vec<EndpointReport>>;
 
 struct Checker {
+    /// Endpoints that start unhealthy (a predecessor's published verdicts);
+    /// used by the first reconcile only.
+    seed: HashSet<EndpointKey>,
     policy: HealthPolicy,
     options: CheckerOptions,
     probe: Arc<dyn Probe>,
@@ -214,11 +237,18 @@ impl Checker {
             }
             let due = now + self.offset(&target.key);
             self.queue.push(Reverse((due, target.key.clone())));
+            let state = if self.seed.contains(&target.key) {
+                EndpointState {
+                    phase: Phase::Unhealthy { passes: 0 },
+                }
+            } else {
+                EndpointState::default()
+            };
             self.entries.insert(
                 target.key.clone(),
                 Entry {
                     target: target.clone(),
-                    state: EndpointState::default(),
+                    state,
                     due,
                     in_flight: false,
                     failures: 0,
@@ -230,6 +260,9 @@ impl Checker {
             );
             changed = true;
         }
+        // The seed describes the state at the start only; an endpoint that
+        // leaves and comes back later is new.
+        self.seed = HashSet::new();
         if changed {
             self.publish(false);
         }

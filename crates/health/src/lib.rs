@@ -13,6 +13,7 @@
 //! ```
 
 pub mod checker;
+pub mod controller;
 pub mod directive;
 pub mod metrics;
 pub mod probe;
@@ -20,11 +21,12 @@ pub mod state;
 pub mod targets;
 
 pub use checker::{CheckerOptions, CheckerParts, EndpointReport, Probe, ReportRequest, Target};
+pub use controller::{ControllerConfig, ElectionTimings};
 pub use directive::HealthcheckConfig;
 pub use metrics::HealthMetrics;
 pub use probe::{CheckKind, Prober};
 pub use state::{Change, EndpointState, HealthPolicy, Phase};
-pub use targets::health_targets;
+pub use targets::{health_targets, health_targets_with};
 
 #[cfg(test)]
 mod tests;

@@ -8,10 +8,23 @@ use crate::checker::Target;
 use crate::probe::CheckKind;
 use signpost_model::{CheckProtocol, ClusterService, EndpointKey};
 
+/// The HTTP path checked when a service names none
+/// (`dns.aikernel.io/health-check-path` absent).
+pub const DEFAULT_PATH: &str = "/health";
+
 /// The targets of `services`: each address of each endpoint that answers
 /// serve (ready, or any with `publishNotReadyAddresses`) of each service
 /// annotated `dns.aikernel.io/health-check-enabled: "true"`.
 pub fn health_targets<'a>(services: impl IntoIterator<Item = &'a ClusterService>) -> Vec<Target> {
+    health_targets_with(services, DEFAULT_PATH)
+}
+
+/// [`health_targets`] with `default_path` for services whose annotations
+/// name no path (the health controller's `endpoints.healthCheckPath`).
+pub fn health_targets_with<'a>(
+    services: impl IntoIterator<Item = &'a ClusterService>,
+    default_path: &str,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     for service in services {
         let Some(check) = &service.health_check else {
@@ -36,7 +49,10 @@ pub fn health_targets<'a>(services: impl IntoIterator<Item = &'a ClusterService>
                     },
                     kind: kind.clone(),
                     port: check.port,
-                    path: check.path.clone(),
+                    path: check
+                        .path
+                        .clone()
+                        .unwrap_or_else(|| default_path.to_owned()),
                 });
             }
         }

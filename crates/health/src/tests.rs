@@ -292,3 +292,74 @@ async fn reports_keep_a_bounded_history_of_changes() {
     cancel.cancel();
     handle.await.unwrap();
 }
+
+/// Issue 12: a checker that takes over (a new `signpost health` leader)
+/// starts from the published verdicts, never from "all healthy": its first
+/// publication is the published set, a published endpoint that still fails
+/// stays out, and one that passes returns only after `success_threshold`
+/// passes.
+#[tokio::test(start_paused = true)]
+async fn takeover_starts_from_the_published_verdicts() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let bus = Arc::new(LocalVerdicts::default());
+    let verdicts = bus.subscribe();
+    // The bus's own starting value, before any checker published.
+    assert!(verdicts.recv().unwrap().unhealthy.is_empty());
+    let (_targets_tx, targets_rx) =
+        tokio::sync::watch::channel(Arc::new(vec![target("10.0.0.1"), target("10.0.0.2")]));
+    let (_reports_tx, reports_rx) = tokio::sync::mpsc::channel(1);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let published = signpost_model::Verdicts {
+        unhealthy: [target("10.0.0.1").key, target("10.0.0.9").key]
+            .into_iter()
+            .collect(),
+    };
+    let parts = checker::CheckerParts {
+        policy: HealthPolicy {
+            success_threshold: 2,
+            ..seed()
+        },
+        options: CheckerOptions::default(),
+        probe: Arc::new(Switch(healthy.clone())),
+        publisher: bus.clone(),
+        metrics: Arc::new(HealthMetrics::default()),
+    };
+    let handle = checker::spawn_from(parts, &published, targets_rx, reports_rx, cancel.clone());
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let out = |v: &signpost_model::Verdicts| {
+        let mut a: Vec<String> = v.unhealthy.iter().map(|k| k.address.to_string()).collect();
+        a.sort();
+        a
+    };
+    // Before any check: the published set, less the endpoint that is no longer a target.
+    let initial: Vec<Arc<signpost_model::Verdicts>> = verdicts.try_iter().collect();
+    assert!(
+        initial.iter().all(|v| out(v) == ["10.0.0.1"]),
+        "{initial:?}"
+    );
+    assert!(!initial.is_empty(), "nothing published at the start");
+    // Failing checks keep it out; 10.0.0.2 (healthy when published) fails a
+    // run but stays in until the delay rule allows.
+    tokio::time::sleep(secs(25)).await;
+    for v in verdicts.try_iter() {
+        assert_eq!(out(&v), ["10.0.0.1"], "a failing endpoint came back early");
+    }
+    // Passing now: one pass is not enough (success_threshold 2), two are.
+    healthy.store(true, Ordering::SeqCst);
+    let passing_since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Some(latest) = verdicts.try_iter().last()
+            && latest.unhealthy.is_empty()
+        {
+            break;
+        }
+        assert!(Instant::now() - passing_since <= secs(21), "never returned");
+    }
+    assert!(
+        Instant::now() - passing_since > secs(10),
+        "returned after a single pass"
+    );
+    cancel.cancel();
+    handle.await.unwrap();
+}

@@ -69,8 +69,10 @@ impl GeoSpec {
 pub struct HealthCheckSpec {
     /// `http`, `https` or `tcp` (`dns.aikernel.io/health-check-protocol`, default `http`).
     pub protocol: CheckProtocol,
-    /// HTTP path (`dns.aikernel.io/health-check-path`, default `/health`).
-    pub path: String,
+    /// HTTP path (`dns.aikernel.io/health-check-path`); `None` without the
+    /// annotation: the checker's default path (`/health`, or the health
+    /// controller's `endpoints.healthCheckPath`).
+    pub path: Option<String>,
     /// Port on each endpoint (`dns.aikernel.io/health-check-port`, else the service's first port).
     pub port: u16,
 }

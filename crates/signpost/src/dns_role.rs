@@ -3,12 +3,13 @@
 use crate::InvalidConfig;
 use anyhow::Context as _;
 use signpost_discovery::metrics::DiscoveryMetrics;
-use signpost_dns::{Config, DnsStatus, RunOptions, Server, SourceFactory};
+use signpost_discovery::verdicts::{FollowMetrics, VerdictFollower};
+use signpost_dns::{Config, DnsStatus, RunOptions, Server, SourceFactory, VerdictFactory};
 use signpost_model::status::{
     EndpointReport, Explanation, GeoList, Overview, RecursionList, ServiceList,
 };
-use signpost_model::{BoxFuture, Refusal, Status};
-use signpost_zone::SourceSpec;
+use signpost_model::{BoxFuture, Refusal, Status, SubscribeVerdicts};
+use signpost_zone::{SourceSpec, VerdictSpec};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,11 +61,26 @@ fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()>
         let metrics = metrics.clone();
         Arc::new(move |spec: &SourceSpec| signpost_discovery::open(spec, &metrics))
     };
+    // `healthcheck { verdicts ... }`: follow a `signpost health` leader.
+    let follow_metrics = config
+        .process
+        .verdicts
+        .as_ref()
+        .map(|_| Arc::new(FollowMetrics::default()));
+    let verdicts: Option<VerdictFactory> = follow_metrics.clone().map(|metrics| {
+        Arc::new(move |spec: &VerdictSpec, cancel| {
+            let store = signpost_discovery::verdict_store(&spec.store);
+            let follower = VerdictFollower::start(store, spec.stale_after, metrics.clone(), cancel);
+            Arc::new(follower) as Arc<dyn SubscribeVerdicts>
+        }) as VerdictFactory
+    });
     let sites = admin_sites(&config)?;
-    let server = Server::start(config, factory, options).context("serving DNS")?;
+    let server =
+        Server::start_with_verdicts(config, factory, verdicts, options).context("serving DNS")?;
     let status: Arc<dyn Status> = Arc::new(DnsRoleStatus {
         dns: server.status(),
         sources: metrics,
+        verdicts: follow_metrics,
     });
     for (address, site) in sites {
         let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
@@ -136,6 +152,8 @@ fn admin_sites(config: &Config) -> anyhow::Result<Vec<(SocketAddr, signpost_admi
 struct DnsRoleStatus {
     dns: Arc<DnsStatus>,
     sources: Arc<DiscoveryMetrics>,
+    /// The verdict follower's counters, with `healthcheck { verdicts ... }`.
+    verdicts: Option<Arc<FollowMetrics>>,
 }
 
 impl Status for DnsRoleStatus {
@@ -147,6 +165,9 @@ impl Status for DnsRoleStatus {
         self.dns.render_metrics(out);
         self.sources.render(out);
         signpost_discovery::etcd::render_metrics(out);
+        if let Some(verdicts) = &self.verdicts {
+            verdicts.render(out);
+        }
     }
 
     fn overview(&self) -> Overview {

@@ -8,9 +8,12 @@
 //! - `signpost check` / `signpost dns --validate` reports every problem of the
 //!   Corefile and the catalogs it names, each with its file and line;
 //! - `signpost sync` publishes records for annotated Services and Ingresses
-//!   with external-dns's flags ([`sync_role`]).
+//!   with external-dns's flags ([`sync_role`]);
+//! - `signpost health --config FILE` runs the leader-elected health
+//!   controller shared by many DNS replicas ([`health_role`]).
 
 mod dns_role;
+mod health_role;
 mod sync_role;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve DNS as a Corefile describes.
@@ -38,6 +43,9 @@ enum Command {
     Check(dns_role::CheckArgs),
     /// Publish DNS records for Kubernetes objects, as external-dns does (same flags).
     Sync(signpost_sync::flags::SyncArgs),
+    /// Run the health controller: probe annotated services' endpoints while
+    /// leading, and publish the verdicts every DNS replica follows.
+    Health(health_role::HealthArgs),
 }
 
 /// A configuration problem: exit code 64.
@@ -90,6 +98,10 @@ fn main() -> ExitCode {
             }
             Err(error) => Err(error),
         },
+        Command::Health(args) => {
+            init_logging("info", false);
+            health_role::run(args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

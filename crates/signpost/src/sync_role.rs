@@ -1,6 +1,7 @@
 //! `signpost sync`: external-dns's job. Flags, annotations and the TXT
-//! registry are external-dns v0.22's; objects come from `--catalog` (the
-//! Kubernetes API source plugs into the same `Source` seam).
+//! registry are external-dns v0.22's; objects come from the Kubernetes API
+//! (watched as the `kubernetes` plugin watches it, plus Ingresses and Nodes)
+//! or, with `--catalog`, from manifest files.
 //!
 //! Wiring only: settings (exit 64 with every problem), the provider and
 //! registry, the controller on a two-thread runtime, `/healthz` and
@@ -10,15 +11,20 @@
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
+use signpost_discovery::catalog::CatalogSource;
+use signpost_discovery::kubernetes::KubernetesSource;
+use signpost_discovery::metrics::DiscoveryMetrics;
+use signpost_discovery::objects::ClusterObjects;
 use signpost_model::status::{
     EndpointReport, Explanation, GeoList, Overview, PlannedChange, RecursionList, ServiceList,
     SyncStatus as SyncSection,
 };
-use signpost_model::{BoxFuture, Refusal, Status};
-use signpost_sync::config::{self, Settings};
+use signpost_model::{BoxFuture, Refusal, Source, Status};
+use signpost_sync::config::{self, KubeSettings, Settings};
 use signpost_sync::controller::{Controller, Reconciler};
 use signpost_sync::flags::SyncArgs;
 use signpost_sync::metrics::SyncMetrics;
+use signpost_zone::{KubeConnection, KubernetesApi};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +53,48 @@ pub(crate) fn run(args: &SyncArgs, settings: Settings) -> anyhow::Result<()> {
     runtime.block_on(serve(settings))
 }
 
+/// What the API source watches for these settings, and how it connects.
+fn kubernetes_api(settings: &KubeSettings) -> KubernetesApi {
+    // The settings refuse --kubeconfig together with --server.
+    let connection = match (&settings.kubeconfig, &settings.server) {
+        (Some(path), _) => KubeConnection::Kubeconfig {
+            path: path.clone(),
+            context: None,
+        },
+        (None, Some(url)) => KubeConnection::Endpoint {
+            url: url.clone(),
+            tls: None,
+        },
+        (None, None) => KubeConnection::InCluster,
+    };
+    KubernetesApi {
+        connection,
+        namespaces: Some(settings.namespace.clone())
+            .filter(|n| !n.is_empty())
+            .into_iter()
+            .collect(),
+        // `--label-filter` is applied by the sources, to Services and
+        // Ingresses only.
+        labels: None,
+        namespace_labels: None,
+        endpoints: settings.services,
+        // Headless Services publish their ready pods (and the pods' nodes).
+        pods: settings.services,
+        ingresses: settings.ingresses,
+        nodes: settings.services,
+    }
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let discovery = Arc::new(DiscoveryMetrics::default());
+    let input: Box<dyn Source<Arc<ClusterObjects>>> = if settings.catalog.is_empty() {
+        Box::new(KubernetesSource::new(
+            kubernetes_api(&settings.kubernetes),
+            discovery.clone(),
+        ))
+    } else {
+        Box::new(CatalogSource::new(settings.catalog.clone(), CATALOG_POLL))
+    };
     let provider = config::build_provider(&settings.provider).map_err(InvalidConfig)?;
     let registry = config::build_registry(settings.txt.as_ref(), provider);
     let metrics = Arc::new(SyncMetrics::default());
@@ -72,6 +119,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(http = %bound, "metrics and health endpoints listening");
     let status: Arc<dyn Status> = Arc::new(SyncStatus {
         metrics: metrics.clone(),
+        discovery,
         started_unix: unix_now(),
     });
     // external-dns's surface on --metrics-address: /healthz and /metrics
@@ -101,10 +149,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         signals.cancel();
     });
     let controller = Controller {
-        input: Box::new(signpost_discovery::catalog::CatalogSource::new(
-            settings.catalog.clone(),
-            CATALOG_POLL,
-        )),
+        input,
         sources: settings.sources.clone(),
         min_ttl: settings.min_ttl,
         reconciler,
@@ -143,6 +188,8 @@ fn unix_now() -> f64 {
 /// section of the status document (last sync, last plan, last error).
 struct SyncStatus {
     metrics: Arc<SyncMetrics>,
+    /// The Kubernetes source's watches (all zero with `--catalog`).
+    discovery: Arc<DiscoveryMetrics>,
     started_unix: f64,
 }
 
@@ -153,6 +200,7 @@ impl Status for SyncStatus {
 
     fn render_metrics(&self, out: &mut String) {
         self.metrics.render(out);
+        self.discovery.render(out);
     }
 
     fn overview(&self) -> Overview {

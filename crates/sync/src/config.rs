@@ -4,8 +4,10 @@
 //! Control plane, start-up only. Validation follows external-dns v0.22
 //! (notes §8.3) with its messages; flags for behaviour signpost does not
 //! have yet are rejected by name rather than silently ignored, and the cloud
-//! providers (aws, google, azure, cloudflare and the rest) are accepted on
-//! the command line but refused at start-up as not built yet.
+//! providers not built yet (google, azure, cloudflare and the rest) are
+//! accepted on the command line but refused at start-up. Provider
+//! credentials come from the mounted Secret (`--credentials-dir`), the
+//! environment or the provider's own files, never from a log line.
 
 use crate::controller::{PlanSettings, Schedule};
 use crate::endpoint::RecordType;
@@ -43,6 +45,18 @@ pub enum ProviderSettings {
     /// `coredns` / `skydns`.
     #[cfg(feature = "coredns")]
     CoreDns(crate::provider::coredns::CoreDnsConfig),
+    /// `aws` (Route 53).
+    #[cfg(feature = "aws")]
+    Aws(crate::provider::aws::AwsConfig),
+    /// `azure` / `azure-dns`.
+    #[cfg(feature = "azure")]
+    Azure(crate::provider::azure::AzureConfig),
+    /// `google`.
+    #[cfg(feature = "google")]
+    Google(crate::provider::google::GoogleConfig),
+    /// `cloudflare`.
+    #[cfg(feature = "cloudflare")]
+    Cloudflare(crate::provider::cloudflare::CloudflareConfig),
 }
 
 /// Everything `signpost sync` runs with.
@@ -50,8 +64,10 @@ pub enum ProviderSettings {
 pub struct Settings {
     /// The sources.
     pub sources: SourceConfig,
-    /// `--catalog` paths.
+    /// `--catalog` paths; when empty, objects come from the Kubernetes API.
     pub catalog: Vec<PathBuf>,
+    /// How to reach the Kubernetes API (when there is no `--catalog`).
+    pub kubernetes: KubeSettings,
     /// The provider.
     pub provider: ProviderSettings,
     /// `None` for `--registry=noop`.
@@ -72,6 +88,23 @@ pub struct Settings {
     pub log_json: bool,
 }
 
+/// How `signpost sync` reaches the Kubernetes API server, as external-dns
+/// decides it: `--kubeconfig` (or `~/.kube/config` when that exists), with
+/// `--server` overriding the URL; neither: the pod's service account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KubeSettings {
+    /// `--kubeconfig`, or `~/.kube/config` when the flag is empty and the file exists.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--server`: the API server's URL.
+    pub server: Option<String>,
+    /// `--namespace`: only this namespace's objects (empty: all).
+    pub namespace: String,
+    /// Watch Services, EndpointSlices and Nodes (`--source=service`).
+    pub services: bool,
+    /// Watch Ingresses (`--source=ingress`).
+    pub ingresses: bool,
+}
+
 /// Every configuration problem; the binary exits 64 with them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigErrors(pub Vec<String>);
@@ -85,18 +118,13 @@ impl fmt::Display for ConfigErrors {
 /// Providers external-dns v0.22 has and signpost does not build yet.
 const NOT_BUILT: &[&str] = &[
     "alibabacloud",
-    "aws",
     "aws-sd",
-    "azure",
-    "azure-dns",
     "azure-private-dns",
     "civo",
-    "cloudflare",
     "dnsimple",
     "exoscale",
     "gandi",
     "godaddy",
-    "google",
     "linode",
     "ns1",
     "oci",
@@ -127,6 +155,17 @@ const UNSUPPORTED: &[&str] = &[
     "rfc2136-kerberos-username",
     "rfc2136-kerberos-password",
     "rfc2136-kerberos-realm",
+    "aws-zone-tags",
+    "aws-profile",
+    "aws-assume-role",
+    "aws-assume-role-external-id",
+    "aws-zone-match-parent",
+    "cloudflare-custom-hostnames",
+    "cloudflare-custom-hostnames-min-tls-version",
+    "cloudflare-custom-hostnames-certificate-authority",
+    "cloudflare-regional-services",
+    "cloudflare-region-key",
+    "cloudflare-record-comment",
 ];
 
 struct Collector(Vec<String>);
@@ -168,7 +207,7 @@ pub fn settings(
         c.0.push("no provider specified".to_owned());
     } else if NOT_BUILT.contains(&provider_name) {
         c.0.push(format!(
-            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns)"
+            "--provider={provider_name}: this provider is not built into signpost yet (built: inmemory, rfc2136, pdns, coredns, aws, azure, cloudflare, google)"
         ));
     }
     let policy = match args.get("policy") {
@@ -275,14 +314,42 @@ pub fn settings(
         ingress_class,
         ignore_ingress_tls_spec: args.flag("ignore-ingress-tls-spec"),
         ignore_ingress_rules_spec: args.flag("ignore-ingress-rules-spec"),
+        geo_region_latency: provider_name == "aws",
     };
     let catalog: Vec<PathBuf> = args.all("catalog").iter().map(PathBuf::from).collect();
-    if catalog.is_empty() {
+    let non_empty = |flag: &str| Some(args.get(flag).to_owned()).filter(|v| !v.is_empty());
+    let server = non_empty("server");
+    let explicit_kubeconfig = non_empty("kubeconfig").map(PathBuf::from);
+    if explicit_kubeconfig.is_some() && server.is_some() {
         c.0.push(
-            "no source of Kubernetes objects: give --catalog PATH (the Kubernetes API source is not built into this version yet)"
+            "--server with --kubeconfig: overriding a kubeconfig's server is not supported; \
+             give --server alone, or a kubeconfig whose current context names the server"
                 .to_owned(),
         );
     }
+    let kubeconfig = explicit_kubeconfig.or_else(|| {
+        // external-dns: an empty --kubeconfig means ~/.kube/config when it
+        // exists; --server alone connects to that URL instead.
+        env("HOME")
+            .filter(|_| server.is_none())
+            .map(|home| PathBuf::from(home).join(".kube/config"))
+            .filter(|path| path.is_file())
+    });
+    if let Some(url) = server
+        .as_ref()
+        .filter(|url| !(url.starts_with("https://") || url.starts_with("http://")))
+    {
+        c.0.push(format!(
+            "--server={url}: the API server URL must start with https:// or http://"
+        ));
+    }
+    let kubernetes = KubeSettings {
+        kubeconfig,
+        server,
+        namespace: args.get("namespace").to_owned(),
+        services: sources.sources.iter().any(|s| s == "service"),
+        ingresses: sources.sources.iter().any(|s| s == "ingress"),
+    };
 
     // Planner.
     let types = |c: &mut Collector, flag: &str| -> Vec<RecordType> {
@@ -380,6 +447,7 @@ pub fn settings(
     Ok(Settings {
         sources,
         catalog,
+        kubernetes,
         provider,
         txt,
         plan: PlanSettings {
@@ -469,6 +537,18 @@ fn provider_settings(
                         .then(|| owner_id.to_owned()),
                 },
             ))
+        }
+        #[cfg(feature = "aws")]
+        "aws" => aws_settings(args, env, c, domain_filter).map(ProviderSettings::Aws),
+        #[cfg(feature = "azure")]
+        "azure" | "azure-dns" => {
+            azure_settings(args, env, c, domain_filter).map(ProviderSettings::Azure)
+        }
+        #[cfg(feature = "google")]
+        "google" => google_settings(args, env, c, domain_filter).map(ProviderSettings::Google),
+        #[cfg(feature = "cloudflare")]
+        "cloudflare" => {
+            cloudflare_settings(args, env, c, domain_filter).map(ProviderSettings::Cloudflare)
         }
         "" => None,
         other if NOT_BUILT.contains(&other) => None,
@@ -577,6 +657,520 @@ fn rfc2136_settings(
     })
 }
 
+/// Reads one key of the mounted credentials Secret (`--credentials-dir`):
+/// `Ok(None)` when the directory or the file is absent.
+fn secret_file(args: &SyncArgs, key: &str) -> Result<Option<String>, String> {
+    let dir = args.get("credentials-dir");
+    if dir.is_empty() {
+        return Ok(None);
+    }
+    let path = std::path::Path::new(dir).join(key);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!(
+            "--credentials-dir: cannot read {}: {}",
+            path.display(),
+            e.kind()
+        )),
+    }
+}
+
+/// A positive integer flag.
+fn positive(c: &mut Collector, args: &SyncArgs, flag: &str) -> usize {
+    match args.get(flag).parse::<usize>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            c.0.push(format!(
+                "--{flag} {:?}: give a whole number of at least 1",
+                args.get(flag)
+            ));
+            1
+        }
+    }
+}
+
+/// Route 53 access keys, first found wins: the mounted Secret's
+/// `aws-access-key-id` / `aws-secret-access-key` (`--credentials-dir`), the
+/// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), the shared credentials file
+/// (`AWS_SHARED_CREDENTIALS_FILE` or `~/.aws/credentials`, profile
+/// `AWS_PROFILE` or `default`).
+#[cfg(feature = "aws")]
+fn aws_credentials(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::provider::aws::AwsCredentials, String> {
+    use crate::provider::aws::AwsCredentials;
+    let id = secret_file(args, "aws-access-key-id")?;
+    let key = secret_file(args, "aws-secret-access-key")?;
+    match (id, key) {
+        (Some(id), Some(key)) if !id.is_empty() && !key.is_empty() => {
+            return Ok(AwsCredentials {
+                access_key_id: id,
+                secret_access_key: key,
+                session_token: None,
+                source: format!("the Secret mounted at {}", args.get("credentials-dir")),
+            });
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "--credentials-dir {}: aws-access-key-id and aws-secret-access-key must both be present",
+                args.get("credentials-dir")
+            ));
+        }
+        _ => {}
+    }
+    let non_empty = |name: &str| env(name).filter(|v| !v.is_empty());
+    if let (Some(id), Some(key)) = (
+        non_empty("AWS_ACCESS_KEY_ID"),
+        non_empty("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        return Ok(AwsCredentials {
+            access_key_id: id,
+            secret_access_key: key,
+            session_token: non_empty("AWS_SESSION_TOKEN"),
+            source: "the environment".to_owned(),
+        });
+    }
+    let file = non_empty("AWS_SHARED_CREDENTIALS_FILE")
+        .or_else(|| non_empty("HOME").map(|home| format!("{home}/.aws/credentials")));
+    let profile = non_empty("AWS_PROFILE").unwrap_or_else(|| "default".to_owned());
+    if let Some(file) = file {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                let (id, key, token) = shared_credentials(&text, &profile);
+                if let (Some(id), Some(key)) = (id, key) {
+                    return Ok(AwsCredentials {
+                        access_key_id: id,
+                        secret_access_key: key,
+                        session_token: token,
+                        source: format!("{file} [{profile}]"),
+                    });
+                }
+                return Err(format!(
+                    "{file}: profile [{profile}] has no aws_access_key_id and aws_secret_access_key"
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{file}: {}", e.kind())),
+        }
+    }
+    Err("no AWS credentials: mount the Secret's aws-access-key-id and aws-secret-access-key and give --credentials-dir, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or provide a shared credentials file".to_owned())
+}
+
+/// One profile of an AWS shared credentials file (INI): key id, secret, token.
+#[cfg(feature = "aws")]
+fn shared_credentials(
+    text: &str,
+    profile: &str,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let (mut id, mut key, mut token) = (None, None, None);
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            let section = section.trim();
+            inside = section == profile || section == format!("profile {profile}");
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = Some(v.trim().to_owned()).filter(|v| !v.is_empty());
+            match k.trim().to_ascii_lowercase().as_str() {
+                "aws_access_key_id" => id = v,
+                "aws_secret_access_key" => key = v,
+                "aws_session_token" => token = v,
+                _ => {}
+            }
+        }
+    }
+    (id, key, token)
+}
+
+#[cfg(feature = "aws")]
+fn aws_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::aws::AwsConfig> {
+    use crate::provider::aws::{AwsConfig, DEFAULT_ENDPOINT, ZoneType};
+    let zone_type = match args.get("aws-zone-type") {
+        "" => ZoneType::Any,
+        "public" => ZoneType::Public,
+        "private" => ZoneType::Private,
+        other => {
+            c.0.push(format!(
+                "--aws-zone-type={other}: give public, private or nothing"
+            ));
+            ZoneType::Any
+        }
+    };
+    let batch_changes = positive(c, args, "aws-batch-change-size");
+    let batch_bytes = positive(c, args, "aws-batch-change-size-bytes");
+    let batch_values = positive(c, args, "aws-batch-change-size-values");
+    let api_retries = match args.get("aws-api-retries").parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            c.0.push(format!(
+                "--aws-api-retries {:?}: give a whole number",
+                args.get("aws-api-retries")
+            ));
+            0
+        }
+    };
+    if args.given("aws-zones-cache-duration") {
+        tracing::warn!(
+            "--aws-zones-cache-duration has no effect: hosted zones are listed on every run"
+        );
+    }
+    let endpoint = env("AWS_ENDPOINT_URL_ROUTE_53")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let credentials = c.check(aws_credentials(args, env))?;
+    Some(AwsConfig {
+        endpoint,
+        credentials,
+        zone_type,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        batch_changes,
+        batch_bytes,
+        batch_values,
+        batch_interval: c.duration(args, "aws-batch-change-interval"),
+        evaluate_target_health: args.flag("aws-evaluate-target-health"),
+        api_retries,
+        prefer_cname: args.flag("aws-prefer-cname"),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
+/// The Cloudflare API token, first found wins: the mounted Secret's
+/// `cloudflare-api-token` (`--credentials-dir`), then `CF_API_TOKEN` (a
+/// `file:/path` value names a file holding it, as in external-dns).
+#[cfg(feature = "cloudflare")]
+fn cloudflare_token(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, String), String> {
+    if let Some(token) = secret_file(args, "cloudflare-api-token")?.filter(|t| !t.is_empty()) {
+        return Ok((
+            token,
+            format!("the Secret mounted at {}", args.get("credentials-dir")),
+        ));
+    }
+    if let Some(value) = env("CF_API_TOKEN").filter(|v| !v.is_empty()) {
+        if let Some(path) = value.strip_prefix("file:") {
+            let token = std::fs::read_to_string(path)
+                .map_err(|e| format!("CF_API_TOKEN: cannot read {path}: {}", e.kind()))?;
+            return Ok((token.trim().to_owned(), path.to_owned()));
+        }
+        return Ok((value.trim().to_owned(), "the environment".to_owned()));
+    }
+    if env("CF_API_KEY").is_some_and(|v| !v.is_empty()) {
+        return Err("CF_API_KEY and CF_API_EMAIL (the global API key) are not supported: create an API token with Zone:Read and DNS:Edit and give it as the Secret's cloudflare-api-token or CF_API_TOKEN".to_owned());
+    }
+    Err("no Cloudflare credentials: mount the Secret's cloudflare-api-token and give --credentials-dir, or set CF_API_TOKEN".to_owned())
+}
+
+#[cfg(feature = "cloudflare")]
+fn cloudflare_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::cloudflare::CloudflareConfig> {
+    use crate::provider::cloudflare::{CloudflareConfig, DEFAULT_ENDPOINT};
+    let per_page = match args.get("cloudflare-dns-records-per-page").parse::<usize>() {
+        Ok(n) if (5..=5000).contains(&n) => n,
+        _ => {
+            c.0.push(format!(
+                "--cloudflare-dns-records-per-page {:?}: give a number from 5 to 5000",
+                args.get("cloudflare-dns-records-per-page")
+            ));
+            100
+        }
+    };
+    let batch_size = positive(c, args, "batch-change-size");
+    let prefix = args
+        .all("annotation-prefix")
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "external-dns.kubernetes.io/".to_owned());
+    let endpoint = env("CF_API_BASE_URL")
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    let (token, token_source) = c.check(cloudflare_token(args, env))?;
+    Some(CloudflareConfig {
+        endpoint,
+        token,
+        token_source,
+        proxied: args.flag("cloudflare-proxied"),
+        proxied_property: format!("{prefix}cloudflare-proxied"),
+        per_page,
+        batch_size,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
+/// external-dns's Azure config file (`--azure-config-file`), the fields
+/// signpost reads.
+#[cfg(feature = "azure")]
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AzureFile {
+    #[serde(default)]
+    cloud: String,
+    #[serde(default)]
+    tenant_id: String,
+    #[serde(default)]
+    subscription_id: String,
+    #[serde(default)]
+    resource_group: String,
+    #[serde(default)]
+    aad_client_id: String,
+    #[serde(default)]
+    aad_client_secret: String,
+    #[serde(default)]
+    use_managed_identity_extension: bool,
+    #[serde(default)]
+    use_workload_identity_extension: bool,
+    #[serde(default)]
+    active_directory_authority_host: String,
+    #[serde(default)]
+    resource_manager_endpoint: String,
+}
+
+/// Azure settings, each field first found: the mounted Secret
+/// (`azure-tenant-id`, `azure-client-id`, `azure-client-secret`), the flags
+/// (`--azure-subscription-id`, `--azure-resource-group`), the config file,
+/// the environment (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+/// `AZURE_CLIENT_SECRET`, `AZURE_SUBSCRIPTION_ID`).
+#[cfg(feature = "azure")]
+fn azure_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::azure::AzureConfig> {
+    use crate::provider::azure::{AzureConfig, DEFAULT_AUTHORITY, DEFAULT_RESOURCE_MANAGER};
+    let path = args.get("azure-config-file");
+    let file = match std::fs::read_to_string(path) {
+        Ok(text) => c
+            .check(serde_json::from_str::<AzureFile>(&text).map_err(|e| {
+                format!("--azure-config-file {path}: line {} column {}: not valid external-dns Azure JSON ({:?} error)", e.line(), e.column(), e.classify())
+            }))
+            .unwrap_or_default(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !args.given("azure-config-file") => AzureFile::default(),
+        Err(e) => {
+            c.0.push(format!("--azure-config-file {path}: {}", e.kind()));
+            AzureFile::default()
+        }
+    };
+    if file.use_managed_identity_extension || file.use_workload_identity_extension {
+        c.0.push(format!("--azure-config-file {path}: managed and workload identities are not supported yet; use a client id and secret"));
+    }
+    if !matches!(file.cloud.as_str(), "" | "AzurePublicCloud" | "AzureCloud")
+        && file.resource_manager_endpoint.is_empty()
+    {
+        c.0.push(format!("--azure-config-file {path}: cloud {:?} needs resourceManagerEndpoint and activeDirectoryAuthorityHost", file.cloud));
+    }
+    let non_empty = |value: String| Some(value).filter(|v| !v.is_empty());
+    let mut pick = |secret: &str, flag: Option<&str>, from_file: &str, variable: &str| -> String {
+        let from_secret = match secret_file(args, secret) {
+            Ok(value) => value.filter(|v| !v.is_empty()),
+            Err(e) => {
+                c.0.push(e);
+                None
+            }
+        };
+        from_secret
+            .or_else(|| flag.and_then(|f| non_empty(args.get(f).to_owned())))
+            .or_else(|| non_empty(from_file.to_owned()))
+            .or_else(|| env(variable).filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+    };
+    let tenant_id = pick("azure-tenant-id", None, &file.tenant_id, "AZURE_TENANT_ID");
+    let client_id = pick(
+        "azure-client-id",
+        None,
+        &file.aad_client_id,
+        "AZURE_CLIENT_ID",
+    );
+    let client_secret = pick(
+        "azure-client-secret",
+        None,
+        &file.aad_client_secret,
+        "AZURE_CLIENT_SECRET",
+    );
+    let subscription_id = pick(
+        "azure-subscription-id",
+        Some("azure-subscription-id"),
+        &file.subscription_id,
+        "AZURE_SUBSCRIPTION_ID",
+    );
+    let resource_group = pick(
+        "azure-resource-group",
+        Some("azure-resource-group"),
+        &file.resource_group,
+        "AZURE_RESOURCE_GROUP",
+    );
+    for (value, what) in [
+        (
+            &tenant_id,
+            "tenant id (Secret key azure-tenant-id, tenantId, AZURE_TENANT_ID)",
+        ),
+        (
+            &client_id,
+            "client id (Secret key azure-client-id, aadClientId, AZURE_CLIENT_ID)",
+        ),
+        (
+            &client_secret,
+            "client secret (Secret key azure-client-secret, aadClientSecret, AZURE_CLIENT_SECRET)",
+        ),
+        (
+            &subscription_id,
+            "subscription (--azure-subscription-id, subscriptionId, AZURE_SUBSCRIPTION_ID)",
+        ),
+        (
+            &resource_group,
+            "resource group (--azure-resource-group, resourceGroup)",
+        ),
+    ] {
+        if value.is_empty() {
+            c.0.push(format!("azure: no {what}"));
+        }
+    }
+    let authority = non_empty(file.active_directory_authority_host.clone())
+        .or_else(|| env("AZURE_AUTHORITY_HOST").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_AUTHORITY.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    let resource_manager = non_empty(file.resource_manager_endpoint.clone())
+        .or_else(|| env("AZURE_RESOURCE_MANAGER_ENDPOINT").filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| DEFAULT_RESOURCE_MANAGER.to_owned())
+        .trim_end_matches('/')
+        .to_owned();
+    let max_retries = match args.get("azure-maxretries-count").parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            c.0.push("--azure-maxretries-count: give a whole number".to_owned());
+            3
+        }
+    };
+    Some(AzureConfig {
+        authority,
+        resource_manager,
+        tenant_id,
+        client_id,
+        client_secret,
+        subscription_id,
+        resource_group,
+        zone_names: args.all("zone-name-filter").to_vec(),
+        max_retries,
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
+/// Google settings: the service-account key from the mounted Secret
+/// (`key.json` under `--credentials-dir`) or `GOOGLE_APPLICATION_CREDENTIALS`;
+/// the project from `--google-project`, else the key's `project_id`.
+#[cfg(feature = "google")]
+fn google_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+    domain_filter: &DomainFilter,
+) -> Option<crate::provider::google::GoogleConfig> {
+    use crate::provider::google::{DEFAULT_ENDPOINT, GoogleConfig, ServiceAccount};
+    let visibility = args.get("google-zone-visibility").to_owned();
+    if !matches!(visibility.as_str(), "" | "public" | "private") {
+        c.0.push(format!(
+            "--google-zone-visibility={visibility}: give public, private or nothing"
+        ));
+    }
+    let batch_size = positive(c, args, "google-batch-change-size");
+    let batch_interval = c.duration(args, "google-batch-change-interval");
+    let dir = args.get("credentials-dir");
+    let mounted = std::path::Path::new(dir).join("key.json");
+    let path = if !dir.is_empty() && mounted.exists() {
+        mounted.display().to_string()
+    } else if let Some(path) = env("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty()) {
+        path
+    } else {
+        c.0.push("no Google credentials: mount the Secret's key.json and give --credentials-dir, or set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (the metadata server is not supported yet)".to_owned());
+        return None;
+    };
+    let text =
+        c.check(std::fs::read_to_string(&path).map_err(|e| format!("{path}: {}", e.kind())))?;
+    let account = c.check(serde_json::from_str::<ServiceAccount>(&text).map_err(|e| {
+        format!(
+            "{path}: line {} column {}: not a service-account key ({:?} error)",
+            e.line(),
+            e.column(),
+            e.classify()
+        )
+    }))?;
+    if account.kind != "service_account" {
+        c.0.push(format!(
+            "{path}: type {:?} is not supported (give a service_account key)",
+            account.kind
+        ));
+    }
+    let project = match args.get("google-project") {
+        "" => account.project_id.clone(),
+        project => project.to_owned(),
+    };
+    if project.is_empty() {
+        c.0.push("--google-project is required (the key file names no project_id)".to_owned());
+    }
+    let endpoint = env("CLOUDSDK_API_ENDPOINT_OVERRIDES_DNS")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
+    Some(GoogleConfig {
+        endpoint,
+        account,
+        project,
+        visibility,
+        batch_size,
+        batch_interval,
+        zone_ids: args.all("zone-id-filter").to_vec(),
+        domain_filter: domain_filter.clone(),
+        tls: crate::provider::http::TlsFiles {
+            skip_verify: false,
+            ca: args.get("tls-ca").to_owned(),
+            client_cert: args.get("tls-client-cert").to_owned(),
+            client_key: args.get("tls-client-cert-key").to_owned(),
+        },
+    })
+}
+
 /// The provider `settings` describe.
 pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, String> {
     Ok(match settings {
@@ -596,6 +1190,20 @@ pub fn build_provider(settings: &ProviderSettings) -> Result<Arc<dyn Provider>, 
         ProviderSettings::CoreDns(config) => {
             Arc::new(crate::provider::coredns::CoreDns::new(config.clone()))
         }
+        #[cfg(feature = "aws")]
+        ProviderSettings::Aws(config) => Arc::new(crate::provider::aws::Aws::new(config.clone())?),
+        #[cfg(feature = "azure")]
+        ProviderSettings::Azure(config) => {
+            Arc::new(crate::provider::azure::Azure::new(config.clone())?)
+        }
+        #[cfg(feature = "google")]
+        ProviderSettings::Google(config) => {
+            Arc::new(crate::provider::google::Google::new(config.clone())?)
+        }
+        #[cfg(feature = "cloudflare")]
+        ProviderSettings::Cloudflare(config) => Arc::new(
+            crate::provider::cloudflare::Cloudflare::new(config.clone())?,
+        ),
     })
 }
 

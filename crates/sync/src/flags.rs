@@ -99,7 +99,7 @@ pub const FLAGS: &[Flag] = &[
     single(
         "provider",
         &[],
-        "The DNS provider: inmemory, rfc2136, pdns, coredns (skydns)",
+        "The DNS provider: inmemory, rfc2136, pdns, coredns (skydns), aws, cloudflare",
     ),
     single(
         "policy",
@@ -238,7 +238,11 @@ pub const FLAGS: &[Flag] = &[
     boolean("create-ptr", false, "Not supported yet"),
     boolean("prefer-alias", false, "Not supported yet"),
     repeated("events-emit", &[], "Not supported yet"),
-    single("tls-ca", &[""], "CA file for provider TLS (pdns)"),
+    single(
+        "tls-ca",
+        &[""],
+        "CA file for provider TLS (pdns, aws endpoint override)",
+    ),
     single(
         "tls-client-cert",
         &[""],
@@ -249,6 +253,11 @@ pub const FLAGS: &[Flag] = &[
         &[""],
         "Client key for provider TLS (pdns)",
     ),
+    single(
+        "credentials-dir",
+        &[""],
+        "signpost: directory where the provider credentials Secret is mounted (aws-access-key-id, aws-secret-access-key, cloudflare-api-token)",
+    ),
     // Kubernetes and sources.
     repeated(
         "catalog",
@@ -258,7 +267,7 @@ pub const FLAGS: &[Flag] = &[
     single(
         "kubeconfig",
         &[""],
-        "Kubeconfig file (the Kubernetes API source comes in a later version)",
+        "Kubeconfig file (empty: ~/.kube/config if it exists, else in-cluster)",
     ),
     single("server", &[""], "Kubernetes API server URL override"),
     single(

@@ -82,7 +82,7 @@ fn service(rng: &mut Rng, namespace: usize, name: usize) -> ClusterService {
         publish_not_ready: rng.below(4) == 0,
         health_check: (rng.below(3) == 0).then(|| HealthCheckSpec {
             protocol: CheckProtocol::Http,
-            path: "/health".to_owned(),
+            path: Some("/health".to_owned()),
             port: 80,
         }),
         geo: None,

@@ -66,6 +66,33 @@ pub enum SourceSpec {
     Etcd(EtcdSpec),
 }
 
+/// Where a DNS replica reads the verdicts a `signpost health` leader
+/// publishes (`healthcheck { verdicts ... }`); `signpost-discovery` opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictSpec {
+    /// The object holding them.
+    pub store: VerdictStoreSpec,
+    /// How long the last verdicts stay in use while they cannot be read;
+    /// then every endpoint is served (fail open).
+    pub stale_after: Duration,
+}
+
+/// The object holding published verdicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerdictStoreSpec {
+    /// A ConfigMap on a Kubernetes API server.
+    Kubernetes {
+        /// How to reach the API server.
+        connection: KubeConnection,
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The key `<prefix>unhealthy` of an etcd cluster (`spec.prefix`).
+    Etcd(EtcdSpec),
+}
+
 /// Where an `etcd` plugin's records are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdSpec {
@@ -117,6 +144,10 @@ pub struct KubernetesApi {
     pub endpoints: bool,
     /// Watch Pods (`pods verified`).
     pub pods: bool,
+    /// Watch Ingresses (networking.k8s.io/v1; record sync's `ingress` source).
+    pub ingresses: bool,
+    /// Watch Nodes (record sync: NodePort services publish node addresses).
+    pub nodes: bool,
 }
 
 /// How the `kubernetes` plugin reaches its API server.

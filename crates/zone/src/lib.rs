@@ -28,7 +28,7 @@ pub mod zonefile;
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use input::{
     BuildKind, BuildOptions, Builds, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi,
-    Recipe, Secret, SourceSpec, build, serial_now,
+    Recipe, Secret, SourceSpec, VerdictSpec, VerdictStoreSpec, build, serial_now,
 };
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 

@@ -8,7 +8,8 @@
 //!
 //! ```text
 //! EtcdSource             prefix ─range read + watch─▶ Input::Sky ─▶ compiler
-//! EtcdVerdictPublisher   Verdicts ─put─▶ <prefix>unhealthy (one JSON value)
+//! EtcdVerdictStore       <prefix>unhealthy (one JSON value): the verdict store
+//! EtcdVerdictPublisher   Verdicts ─put─▶ <prefix>unhealthy
 //! EtcdVerdictSubscriber  <prefix>unhealthy ─read + watch─▶ SubscribeVerdicts
 //! EtcdElector            lease + keep-alive + campaign ─▶ Leadership
 //! ```
@@ -23,4 +24,6 @@ pub use client::{Backoff, EtcdError, REQUEST_TIMEOUT, connect};
 pub use elector::EtcdElector;
 pub use metrics::render_metrics;
 pub use source::EtcdSource;
-pub use verdicts::{EtcdVerdictPublisher, EtcdVerdictSubscriber, MAX_VALUE_BYTES, verdict_key};
+pub use verdicts::{
+    EtcdVerdictPublisher, EtcdVerdictStore, EtcdVerdictSubscriber, MAX_VALUE_BYTES, verdict_key,
+};

@@ -21,7 +21,12 @@
 //! ```
 //!
 //! Keys are (lower-case qname, qtype, qclass, DO, CD), built on the stack for
-//! lookups. Each of the two caches (success, denial) holds at most its
+//! lookups, and hashed with foldhash under a key drawn from the operating
+//! system's randomness once per process (plus one per cache). Clients choose
+//! the names, so a hash they could predict would let them fill one bucket
+//! (hash flooding); foldhash with a secret seed has no seed-independent
+//! collisions, and nothing here shows a client a hash or the map's order.
+//! It replaced SipHash, which took about 6 % of a cache hit. Each of the two caches (success, denial) holds at most its
 //! capacity. Eviction when one is full: sample four of its entries at random
 //! and evict the one that expires soonest, so expired entries go first and
 //! otherwise the choice is close to CoreDNS's random eviction. Entries are not
@@ -83,7 +88,7 @@ pub struct Entry {
 pub struct Cache {
     config: CacheConfig,
     zones: Vec<Name>,
-    map: papaya::HashMap<Arc<[u8]>, Arc<Entry>>,
+    map: papaya::HashMap<Arc<[u8]>, Arc<Entry>, KeyHasher>,
     writers: Mutex<Residents>,
     metrics: CacheMetrics,
     epoch: Instant,
@@ -94,6 +99,18 @@ pub struct Cache {
 struct Residents {
     kinds: [Vec<Arc<Entry>>; 2],
     rng: u64,
+}
+
+/// The key hash: foldhash, keyed per process and per cache (see the module notes).
+type KeyHasher = foldhash::fast::SeedableRandomState;
+
+/// A key hasher under secret random seeds: a process-wide one from the
+/// operating system's randomness (std's `RandomState` keys), and one per cache.
+fn key_hasher() -> KeyHasher {
+    static SHARED: std::sync::OnceLock<foldhash::SharedSeed> = std::sync::OnceLock::new();
+    let random = std::collections::hash_map::RandomState::new();
+    let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random.hash_one(0u64)));
+    KeyHasher::with_seed(random.hash_one(1u64), shared)
 }
 
 /// Entries sampled per eviction.
@@ -193,7 +210,10 @@ impl Cache {
             .collect::<Vec<_>>()
             .join(",");
         Self {
-            map: papaya::HashMap::with_capacity(config.success.capacity + config.denial.capacity),
+            map: papaya::HashMap::with_capacity_and_hasher(
+                config.success.capacity + config.denial.capacity,
+                key_hasher(),
+            ),
             writers: Mutex::new(Residents {
                 kinds: [Vec::new(), Vec::new()],
                 rng: seed | 1,

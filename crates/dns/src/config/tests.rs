@@ -165,6 +165,92 @@ fn differing_healthcheck_blocks_are_rejected() {
     );
 }
 
+/// Issue 12: `healthcheck { verdicts kubernetes|etcd ... }` subscribes to a
+/// `signpost health` leader's verdicts: defaults, explicit objects and
+/// connections, and the staleness bound.
+#[test]
+fn healthcheck_verdicts_from_the_controller() {
+    use signpost_zone::{KubeConnection, VerdictStoreSpec};
+    let config = parse(
+        ".:53 {\n    healthcheck {\n        verdicts kubernetes\n        all_unhealthy nxdomain\n    }\n}\n",
+    )
+    .unwrap();
+    let spec = config.process.verdicts.expect("verdicts");
+    assert_eq!(spec.stale_after, std::time::Duration::from_secs(60));
+    assert_eq!(
+        spec.store,
+        VerdictStoreSpec::Kubernetes {
+            connection: KubeConnection::InCluster,
+            namespace: "kube-system".into(),
+            name: "signpost-health-verdicts".into(),
+        }
+    );
+    assert_eq!(
+        config.listeners[0].healthcheck.map(|h| h.all_unhealthy),
+        Some(signpost_model::AllUnhealthy::NxDomain)
+    );
+    let config = parse(
+        ".:53 {\n    healthcheck {\n        verdicts kubernetes dns/verdicts {\n            kubeconfig kube.yaml ctx\n            stale_after 2m\n        }\n    }\n}\n",
+    )
+    .unwrap();
+    let spec = config.process.verdicts.unwrap();
+    assert_eq!(spec.stale_after, std::time::Duration::from_secs(120));
+    assert_eq!(
+        spec.store,
+        VerdictStoreSpec::Kubernetes {
+            connection: KubeConnection::Kubeconfig {
+                path: PathBuf::from("/etc/signpost/kube.yaml"),
+                context: Some("ctx".into()),
+            },
+            namespace: "dns".into(),
+            name: "verdicts".into(),
+        }
+    );
+    let config = parse(
+        ".:53 {\n    healthcheck {\n        verdicts etcd {\n            endpoint http://10.0.0.5:2379\n            path /dns/health\n        }\n    }\n}\n",
+    )
+    .unwrap();
+    match config.process.verdicts.unwrap().store {
+        VerdictStoreSpec::Etcd(etcd) => {
+            assert_eq!(etcd.endpoints, ["http://10.0.0.5:2379"]);
+            assert_eq!(etcd.prefix, "/dns/health/");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Every mistake of a `verdicts` subscription at its line: the checker's
+/// own options next to it, a bad object name, an unknown backend or option.
+#[test]
+fn healthcheck_verdicts_errors_at_their_lines() {
+    let errors = parse(
+        ".:53 {\n    healthcheck {\n        verdicts kubernetes kube-system\n        interval 5s\n        verdicts consul\n    }\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!(lines(&errors), [3, 4, 5], "{errors}");
+    let text = errors.to_string();
+    assert!(text.contains("NAMESPACE/NAME"), "{text}");
+    assert!(
+        text.contains("`interval` has no effect with `verdicts`"),
+        "{text}"
+    );
+    assert!(text.contains("only one `verdicts`"), "{text}");
+    let errors =
+        parse(".:53 {\n    healthcheck {\n        verdicts consul\n    }\n}\n").unwrap_err();
+    assert_eq!(lines(&errors), [3], "{errors}");
+    assert!(errors.to_string().contains("found \"consul\""), "{errors}");
+    let errors = parse(
+        ".:53 {\n    healthcheck {\n        verdicts etcd {\n            stale_after 0s\n            color blue\n        }\n    }\n}\n",
+    )
+    .unwrap_err();
+    assert_eq!(lines(&errors), [4, 5], "{errors}");
+    let text = errors.to_string();
+    assert!(
+        text.contains("unknown `verdicts etcd` option `color`"),
+        "{text}"
+    );
+}
+
 /// The `etcd` plugin with CoreDNS's defaults (path `/skydns`, endpoint
 /// `http://localhost:2379`, lease TTL bounds 30 s and 86400 s) and with every
 /// option of its README; a CIDR names its reverse zones.

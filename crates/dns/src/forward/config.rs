@@ -26,6 +26,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+/// The most one exchange with one upstream may take before the next upstream
+/// is tried. CoreDNS adapts its read timeout to observed latency; a fixed 2 s
+/// keeps two fail-overs inside the default 5 s query timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The port an upstream without one gets.
 pub const DEFAULT_UPSTREAM_PORT: u16 = 53;
 /// CoreDNS refuses more upstreams than this.
@@ -44,8 +49,10 @@ pub struct ForwardConfig {
     pub force_tcp: bool,
     /// Use UDP first even for clients that came over TCP (`prefer_udp`).
     pub prefer_udp: bool,
-    /// Idle lifetime of a reused connection (`expire`, default 10 s). Accepted
-    /// for compatibility; signpost opens one socket per exchange, so it is unused.
+    /// Lifetime of kept sockets (`expire`, default 10 s): a TCP connection
+    /// idle this long is closed (as CoreDNS), and a pooled UDP socket takes
+    /// new queries for this long after it opens, then closes once its last
+    /// query is answered.
     pub expire: Duration,
     /// Consecutive failures after which an upstream is down (`max_fails`,
     /// default 2). 0 turns health tracking off: every upstream is always up.

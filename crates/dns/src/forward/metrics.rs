@@ -43,6 +43,12 @@ pub(crate) struct UpstreamMetrics {
     health_check_failures: AtomicU64,
     responses: [AtomicU64; 16],
     durations: Box<[AtomicU64]>,
+    /// Queries sent on a kept socket: UDP, TCP.
+    conn_cache_hits: [AtomicU64; 2],
+    /// Sockets opened (UDP) and connections dialled (TCP).
+    conn_cache_misses: [AtomicU64; 2],
+    /// Replies that matched no query in flight.
+    unmatched_replies: AtomicU64,
 }
 
 /// The metrics of the forwarders of one server (listener).
@@ -79,6 +85,39 @@ impl UpstreamMetrics {
     /// Counts one failed health probe.
     pub(crate) fn health_check_failure(&self) {
         self.health_check_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a query sent on a kept socket (`coredns_proxy_conn_cache_hits_total`).
+    pub(crate) fn conn_cache_hit(&self, tcp: bool) {
+        self.conn_cache_hits[usize::from(tcp)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a socket opened or a connection dialled (`coredns_proxy_conn_cache_misses_total`).
+    pub(crate) fn conn_cache_miss(&self, tcp: bool) {
+        self.conn_cache_misses[usize::from(tcp)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a reply that matched no query in flight (a late reply or a forgery).
+    pub(crate) fn unmatched_reply(&self) {
+        self.unmatched_replies.fetch_add(1, Relaxed);
+    }
+
+    /// Sockets opened so far, UDP or TCP (tests).
+    #[cfg(test)]
+    pub(crate) fn sockets_opened(&self, tcp: bool) -> u64 {
+        self.conn_cache_misses[usize::from(tcp)].load(Relaxed)
+    }
+
+    /// Queries sent on kept sockets so far, UDP or TCP (tests).
+    #[cfg(test)]
+    pub(crate) fn sockets_reused(&self, tcp: bool) -> u64 {
+        self.conn_cache_hits[usize::from(tcp)].load(Relaxed)
+    }
+
+    /// Unmatched replies so far (tests).
+    #[cfg(test)]
+    pub(crate) fn unmatched_replies(&self) -> u64 {
+        self.unmatched_replies.load(Relaxed)
     }
 
     /// Queries sent so far (tests).
@@ -122,6 +161,9 @@ impl ForwardMetrics {
             durations: (0..16 * HISTOGRAM_WIDTH)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            conn_cache_hits: std::array::from_fn(|_| AtomicU64::new(0)),
+            conn_cache_misses: std::array::from_fn(|_| AtomicU64::new(0)),
+            unmatched_replies: AtomicU64::new(0),
         });
         self.lock().push(metrics.clone());
         metrics
@@ -238,6 +280,46 @@ fn render_refs(servers: &[&ForwardMetrics], out: &mut String) {
         let value = sum(to, &|u| u.health_check_failures.load(Relaxed));
         out.sample(
             "coredns_forward_healthcheck_failures_total",
+            &[("to", &to)],
+            value,
+        );
+    }
+
+    for (name, help, counters) in [
+        (
+            "coredns_proxy_conn_cache_hits_total",
+            "Counter of connection cache hits per upstream and protocol.",
+            &(|u: &UpstreamMetrics, proto: usize| u.conn_cache_hits[proto].load(Relaxed))
+                as &dyn Fn(&UpstreamMetrics, usize) -> u64,
+        ),
+        (
+            "coredns_proxy_conn_cache_misses_total",
+            "Counter of connection cache misses per upstream and protocol.",
+            &|u: &UpstreamMetrics, proto: usize| u.conn_cache_misses[proto].load(Relaxed),
+        ),
+    ] {
+        out.family(name, Kind::Counter, help);
+        for &to in &targets {
+            for (index, proto) in ["udp", "tcp"].into_iter().enumerate() {
+                let value = sum(to, &|u| counters(u, index));
+                out.sample(
+                    name,
+                    &[("proxy_name", &"forward"), ("to", &to), ("proto", &proto)],
+                    value,
+                );
+            }
+        }
+    }
+
+    out.family(
+        "signpost_forward_unmatched_replies_total",
+        Kind::Counter,
+        "Replies from an upstream that matched no query in flight (late, or forged); each retires its socket.",
+    );
+    for &to in &targets {
+        let value = sum(to, &|u| u.unmatched_replies.load(Relaxed));
+        out.sample(
+            "signpost_forward_unmatched_replies_total",
             &[("to", &to)],
             value,
         );

@@ -9,7 +9,7 @@
 //!                                        ▼
 //!        order upstreams by policy, skip down ones (all down: one at random)
 //!                                        ▼
-//!        per upstream: fresh ID ─▶ UDP (TC=1 ─▶ same upstream over TCP) or TCP
+//!        per upstream: pooled UDP socket, fresh random ID (TC=1 ─▶ the kept TCP connection) or TCP
 //!                      ≤ 2 s per attempt, all within the query's timeout (5 s)
 //!                                        ▼
 //!        reply with the client's ID and question restored
@@ -22,36 +22,56 @@
 //! upstream is down and skipped; any reply (query or probe) makes it
 //! healthy again. With `max_fails 0` upstreams are never down.
 //!
+//! Sockets (`pool`): per upstream, a few connected UDP sockets shared by
+//! every query (a reply is matched by ID and question; why that resists
+//! spoofing as well as a socket per query is in `pool`'s notes, after RFC
+//! 5452) and one TCP connection that carries queries pipelined, each kept
+//! for `expire`.
+//!
+//! A UDP client's miss does not go through `resolve`: the UDP worker forwards it
+//! itself on sockets of its own (`udp::inline`), with the same order, health,
+//! `max_concurrent` and metrics through [`Forwarder`]'s crate-internal hooks
+//! (`attempt_order`, `admit_query`, `note_*`); this path serves TCP clients,
+//! `force_tcp`, TCP retries of truncated replies and background refreshes.
+//!
 //! Invariants: no caller waits longer than [`ForwardConfig::timeout`]; the
 //! upstream never sees the client's message ID (RFC 5452 §9.2: a fresh random
-//! ID and source port per attempt); the coalescing map's lock is held only to
-//! look up, insert or remove, never across an `.await`.
+//! ID per query sent, on a source port picked at random); the coalescing
+//! map's lock is held only to look up, insert or remove, never across an
+//! `.await`.
 //!
-//! Differences from CoreDNS: no connection reuse (one socket per exchange,
-//! so `expire` is accepted and unused); a fixed per-attempt timeout instead of
-//! CoreDNS's adaptive read timeout; a truncated UDP reply is always retried
-//! over TCP (CoreDNS does so only with `prefer_udp` and otherwise hands the
-//! truncated reply to the client); the caller fits a reply for a UDP client
-//! with [`fit_udp`].
+//! Differences from CoreDNS: a UDP socket also retires `expire` after it
+//! opened, busy or not (CoreDNS closes only idle ones), so source ports keep
+//! changing; a fixed per-attempt timeout instead of CoreDNS's adaptive read
+//! timeout; a truncated UDP reply is always retried over TCP (CoreDNS does so
+//! only with `prefer_udp` and otherwise hands the truncated reply to the
+//! client); the caller fits a reply for a UDP client with [`fit_udp`].
 
 mod config;
 mod metrics;
+mod pool;
+mod random;
 mod wire;
 
 #[cfg(test)]
+mod pool_tests;
+#[cfg(test)]
 mod tests;
 
-pub use config::{DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
+pub use config::{ATTEMPT_TIMEOUT, DEFAULT_UPSTREAM_PORT, ForwardConfig, MAX_UPSTREAMS, Policy};
 pub use metrics::{ForwardMetrics, render_all};
+pub use pool::UDP_SOCKETS;
 pub use wire::fit_udp;
+pub(crate) use wire::{answers_question, question_end, set_id, truncated};
 
 use crate::metrics::Transport;
 use metrics::UpstreamMetrics;
+use pool::Pool;
+use random::Random;
 use signpost_proto::{is_within_wire, parse_query, rcode};
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -60,10 +80,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use wire::AttemptError;
 
-/// The most one exchange with one upstream may take before the next upstream
-/// is tried. CoreDNS adapts its read timeout to observed latency; a fixed 2 s
-/// keeps two fail-overs inside the default 5 s query timeout.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most a health probe waits for its reply.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -149,15 +165,8 @@ struct Upstream {
     /// Wakes the health task after a failure.
     wake: Notify,
     metrics: Arc<UpstreamMetrics>,
-}
-
-/// Unpredictable numbers for message IDs and the random policy: SipHash
-/// with the process's random keys over a counter (a keyed PRF), so no
-/// extra dependency and no lock.
-#[derive(Debug)]
-struct Random {
-    keys: std::collections::hash_map::RandomState,
-    counter: AtomicU64,
+    /// The sockets kept for it.
+    pool: Arc<Pool>,
 }
 
 // === impl Forwarder ===
@@ -175,26 +184,36 @@ impl Forwarder {
         metrics: Arc<ForwardMetrics>,
         parent: &CancellationToken,
     ) -> Self {
+        let random = Arc::new(Random::new());
+        let cancel = parent.child_token();
         let upstreams: Vec<Arc<Upstream>> = config
             .upstreams
             .iter()
             .map(|&address| {
+                let upstream_metrics = metrics.upstream(address);
                 Arc::new(Upstream {
                     address,
                     fails: AtomicU32::new(0),
                     wake: Notify::new(),
-                    metrics: metrics.upstream(address),
+                    pool: Arc::new(Pool::new(
+                        address,
+                        config.expire,
+                        random.clone(),
+                        upstream_metrics.clone(),
+                        cancel.clone(),
+                    )),
+                    metrics: upstream_metrics,
                 })
             })
             .collect();
         let inner = Arc::new(Inner {
             upstreams,
             metrics,
-            random: Arc::new(Random::new()),
+            random,
             in_flight: AtomicUsize::new(0),
             next_round_robin: AtomicUsize::new(0),
             pending: Mutex::new(HashMap::new()),
-            cancel: parent.child_token(),
+            cancel,
             config,
         });
         if inner.config.max_fails > 0 {
@@ -261,10 +280,23 @@ impl Forwarder {
         query: &[u8],
         client: Transport,
     ) -> Result<Vec<u8>, ForwardError> {
+        let config = &self.inner.config;
+        let tcp = config.force_tcp || (client == Transport::Tcp && !config.prefer_udp);
+        self.resolve_over(query, tcp).await
+    }
+
+    /// [`Forwarder::resolve_from`] over TCP whatever the client's transport:
+    /// the retry of a query whose UDP reply came back truncated (RFC 7766
+    /// §5), for a UDP worker that got that reply itself (`udp::inline`).
+    pub(crate) async fn resolve_over_tcp(&self, query: &[u8]) -> Result<Vec<u8>, ForwardError> {
+        self.resolve_over(query, true).await
+    }
+
+    /// Resolves `query` over TCP (`tcp`) or UDP first.
+    async fn resolve_over(&self, query: &[u8], tcp: bool) -> Result<Vec<u8>, ForwardError> {
         let parsed = parse_query(query).map_err(|_| ForwardError::Malformed)?;
         let _admission = self.admit()?;
         let config = &self.inner.config;
-        let tcp = config.force_tcp || (client == Transport::Tcp && !config.prefer_udp);
         let deadline = Instant::now() + config.timeout;
 
         let mut key = Vec::with_capacity(parsed.qname_lower().len() + 5);
@@ -346,6 +378,78 @@ impl Forwarder {
     }
 }
 
+// === the worker's own forwarding ===
+
+/// What a UDP worker needs to forward a query itself, on its own sockets and
+/// without a task (`udp::inline`): the same upstream order, health, limits
+/// and metrics as [`Forwarder::resolve_from`].
+impl Forwarder {
+    /// The upstreams to try for one query (see `Inner::order`).
+    pub(crate) fn attempt_order(&self, order: &mut Order) -> Result<(), ForwardError> {
+        self.inner.order(order)
+    }
+
+    /// The address of upstream `index`.
+    pub(crate) fn upstream_address(&self, index: u8) -> SocketAddr {
+        self.inner.upstreams[usize::from(index)].address
+    }
+
+    /// A fresh unpredictable message ID (RFC 5452 §9.2).
+    pub(crate) fn random_id(&self) -> u16 {
+        self.inner.random.id()
+    }
+
+    /// A number in `0..bound` from the forwarder's keyed sequence.
+    pub(crate) fn random_below(&self, bound: usize) -> usize {
+        self.inner.random.below(bound)
+    }
+
+    /// Counts one more client query in flight, or refuses it over
+    /// `max_concurrent` (counted in `coredns_forward_max_concurrent_rejects_total`;
+    /// the caller answers REFUSED, as CoreDNS). An admitted query is
+    /// uncounted by [`Forwarder::release_query`].
+    pub(crate) fn admit_query(&self) -> Result<(), ForwardError> {
+        self.admit().map(std::mem::forget)
+    }
+
+    /// Uncounts a query [`Forwarder::admit_query`] counted.
+    pub(crate) fn release_query(&self) {
+        self.inner.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Counts a query sent to upstream `index`, and whether its socket was
+    /// opened for it (`coredns_proxy_conn_cache_misses_total`) or kept.
+    pub(crate) fn note_sent(&self, index: u8, opened_socket: bool) {
+        let metrics = &self.inner.upstreams[usize::from(index)].metrics;
+        metrics.request();
+        if opened_socket {
+            metrics.conn_cache_miss(false);
+        } else {
+            metrics.conn_cache_hit(false);
+        }
+    }
+
+    /// Counts upstream `index`'s reply and marks it healthy.
+    pub(crate) fn note_reply(&self, index: u8, reply: &[u8], elapsed: Duration) {
+        let upstream = &self.inner.upstreams[usize::from(index)];
+        upstream.metrics.response(wire::rcode(reply), elapsed);
+        upstream.succeeded(self.inner.metrics.server());
+    }
+
+    /// Counts a failed attempt at upstream `index` toward `max_fails`.
+    pub(crate) fn note_failure(&self, index: u8) {
+        self.inner.upstreams[usize::from(index)]
+            .failed(self.inner.config.max_fails, self.inner.metrics.server());
+    }
+
+    /// Counts a reply from upstream `index` that matched no query in flight.
+    pub(crate) fn note_unmatched(&self, index: u8) {
+        self.inner.upstreams[usize::from(index)]
+            .metrics
+            .unmatched_reply();
+    }
+}
+
 /// A query counted in flight; uncounted on drop.
 struct Admission<'a>(&'a AtomicUsize);
 
@@ -385,27 +489,14 @@ impl Inner {
         tcp: bool,
         deadline: Instant,
     ) -> Result<Arc<[u8]>, ForwardError> {
-        if self.upstreams.is_empty() {
-            return Err(ForwardError::NoHealthyUpstream);
-        }
-        let (order, all_down) = self.order();
-        let order = if all_down {
-            // CoreDNS: with every upstream down, health checking itself has
-            // probably failed; try one upstream at random anyway.
-            self.metrics.health_check_broken();
-            if self.config.fail_fast_all_down {
-                return Err(ForwardError::NoHealthyUpstream);
-            }
-            vec![self.random.below(self.upstreams.len())]
-        } else {
-            order
-        };
+        let mut order = Order::default();
+        self.order(&mut order)?;
         let mut last_error = ForwardError::Timeout;
-        for index in order {
+        for &index in order.as_slice() {
             if Instant::now() >= deadline {
                 return Err(ForwardError::Timeout);
             }
-            let upstream = &self.upstreams[index];
+            let upstream = &self.upstreams[usize::from(index)];
             match self.attempt(upstream, &mut query, tcp, deadline).await {
                 Ok(reply) => return Ok(reply.into()),
                 Err(error) => {
@@ -420,7 +511,7 @@ impl Inner {
                 }
             }
         }
-        if all_down {
+        if order.all_down {
             return Err(ForwardError::NoHealthyUpstream);
         }
         Err(last_error)
@@ -437,15 +528,14 @@ impl Inner {
     ) -> Result<Vec<u8>, AttemptError> {
         let mut use_tcp = tcp;
         loop {
-            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
-            // RFC 5452 §9.2: an unpredictable ID per query sent.
-            wire::set_id(query, self.random.id());
-            upstream.metrics.request();
             let started = Instant::now();
+            let attempt_deadline = deadline.min(started + ATTEMPT_TIMEOUT);
+            upstream.metrics.request();
+            // The pool gives the query a fresh random ID (RFC 5452 §9.2).
             let reply = if use_tcp {
-                wire::tcp_exchange(upstream.address, query, attempt_deadline).await?
+                upstream.pool.tcp_exchange(query, attempt_deadline).await?
             } else {
-                wire::udp_exchange(upstream.address, query, attempt_deadline).await?
+                upstream.pool.udp_exchange(query, attempt_deadline).await?
             };
             upstream
                 .metrics
@@ -459,27 +549,63 @@ impl Inner {
         }
     }
 
-    /// Upstream indices in policy order with the down ones left out, and
-    /// whether every upstream is down.
-    fn order(&self) -> (Vec<usize>, bool) {
+    /// The upstreams to try for one query: in policy order with the down ones
+    /// left out; when every one is down, one at random (CoreDNS: health
+    /// checking itself has probably failed), or none with
+    /// `failfast_all_unhealthy_upstreams`. No allocation.
+    fn order(&self, order: &mut Order) -> Result<(), ForwardError> {
         let count = self.upstreams.len();
-        let mut order: Vec<usize> = (0..count).collect();
+        if count == 0 {
+            return Err(ForwardError::NoHealthyUpstream);
+        }
+        let mut all: [u8; MAX_UPSTREAMS] = std::array::from_fn(|i| i as u8);
+        let all = &mut all[..count];
         match self.config.policy {
             Policy::Sequential => {}
             Policy::RoundRobin => {
                 let start = self.next_round_robin.fetch_add(1, Ordering::Relaxed) % count;
-                order.rotate_left(start);
+                all.rotate_left(start);
             }
             Policy::Random => {
                 // Fisher–Yates.
                 for i in (1..count).rev() {
-                    order.swap(i, self.random.below(i + 1));
+                    all.swap(i, self.random.below(i + 1));
                 }
             }
         }
-        order.retain(|&i| !self.upstreams[i].is_down(self.config.max_fails));
-        let all_down = order.is_empty();
-        (order, all_down)
+        order.len = 0;
+        for &index in all.iter() {
+            if !self.upstreams[usize::from(index)].is_down(self.config.max_fails) {
+                order.indices[order.len] = index;
+                order.len += 1;
+            }
+        }
+        order.all_down = order.len == 0;
+        if order.all_down {
+            self.metrics.health_check_broken();
+            if self.config.fail_fast_all_down {
+                return Err(ForwardError::NoHealthyUpstream);
+            }
+            order.indices[0] = self.random.below(count) as u8;
+            order.len = 1;
+        }
+        Ok(())
+    }
+}
+
+/// Upstream indices in the order one query tries them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Order {
+    indices: [u8; MAX_UPSTREAMS],
+    len: usize,
+    /// Every upstream was down; the one listed is tried anyway.
+    pub(crate) all_down: bool,
+}
+
+impl Order {
+    /// The indices, first choice first.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.indices[..self.len]
     }
 }
 
@@ -566,30 +692,5 @@ impl HealthTask {
             tracing::debug!(?error, "forward health probe failed");
         }
         result.is_ok()
-    }
-}
-
-// === impl Random ===
-
-impl Random {
-    fn new() -> Self {
-        Self {
-            keys: std::collections::hash_map::RandomState::new(),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> u64 {
-        self.keys
-            .hash_one(self.counter.fetch_add(1, Ordering::Relaxed))
-    }
-
-    fn id(&self) -> u16 {
-        (self.next() >> 24) as u16
-    }
-
-    /// A number in `0..bound` (`bound` > 0; the bias is negligible for small bounds).
-    fn below(&self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
     }
 }

@@ -1,6 +1,7 @@
 //! Exchanging one message with one upstream, and the few wire checks it needs.
 //!
-//! Control plane (tokio). One fresh socket per exchange: a UDP socket bound
+//! Control plane (tokio). The fresh-socket exchanges here serve health
+//! probes (queries go through [`super::pool`]): a UDP socket bound
 //! to an ephemeral port and connected to the upstream (so the kernel drops
 //! datagrams from anyone else and an ICMP port unreachable surfaces as an
 //! error at once), or one TCP connection carrying one query.
@@ -15,7 +16,7 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 /// Largest DNS message (two-byte TCP length prefix; RFC 1035 §4.2.2).
-const MAX_MESSAGE: usize = 65535;
+pub(crate) const MAX_MESSAGE: usize = 65535;
 
 /// Why one exchange with one upstream failed. All are retried on the next upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,25 +91,36 @@ pub(crate) async fn tcp_exchange(
     }
 }
 
-/// Whether `reply` answers `query`: same ID, QR set, and the same question
-/// (name compared case-insensitively, RFC 4343). A reply without a question
-/// is accepted only with an error RCODE (servers answer FORMERR that way).
+/// Whether `reply` answers `query`: same ID, and [`answers_question`].
 pub(crate) fn answers(query: &[u8], reply: &[u8]) -> bool {
-    if reply.len() < HEADER_LEN || reply[..2] != query[..2] || reply[2] & 0x80 == 0 {
+    reply.len() >= HEADER_LEN
+        && query.len() >= HEADER_LEN
+        && reply[..2] == query[..2]
+        && question_end(query).is_some_and(|end| answers_question(&query[HEADER_LEN..end], reply))
+}
+
+/// Whether `reply` is a response to `question` (the question section as
+/// sent: name, type, class): QR set and the same question, the name compared
+/// case-insensitively (RFC 4343), type and class exactly. A reply without a
+/// question is accepted only with an error RCODE (servers answer FORMERR
+/// that way). The ID is the caller's to check.
+pub(crate) fn answers_question(question: &[u8], reply: &[u8]) -> bool {
+    if reply.len() < HEADER_LEN || reply[2] & 0x80 == 0 || question.len() < 5 {
         return false;
     }
     let question_count = u16::from_be_bytes([reply[4], reply[5]]);
     if question_count == 0 {
         return rcode(reply) != 0;
     }
-    match (question_end(query), question_end(reply)) {
-        (Some(sent_end), Some(reply_end)) => {
-            question_count == 1
-                && sent_end == reply_end
-                && query[HEADER_LEN..sent_end].eq_ignore_ascii_case(&reply[HEADER_LEN..reply_end])
-        }
-        _ => false,
-    }
+    let Some(end) = question_end(reply) else {
+        return false;
+    };
+    let (name, type_class) = question.split_at(question.len() - 4);
+    let sent = &reply[HEADER_LEN..end];
+    question_count == 1
+        && sent.len() == question.len()
+        && sent[..name.len()].eq_ignore_ascii_case(name)
+        && &sent[name.len()..] == type_class
 }
 
 /// The end of the first question (name without compression, type, class).

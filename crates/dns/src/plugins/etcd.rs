@@ -57,69 +57,13 @@ pub(super) fn parse(
         tls: None,
     };
     for option in &directive.block {
+        if connection_option(option, &mut spec, block, errors) {
+            continue;
+        }
         let args = option.args.as_slice();
         let location = &option.location;
         match option.name.as_str() {
             "fallthrough" => options.fallthrough = errors.fallthrough(option, &options.zones),
-            "path" => match args {
-                [path] => spec.prefix = key_prefix(path),
-                _ => errors.push(location, "`path` expects one key prefix"),
-            },
-            "endpoint" => match args {
-                [] => errors.push(location, "`endpoint` expects at least one URL"),
-                urls => {
-                    for url in urls {
-                        if !(url.starts_with("http://") || url.starts_with("https://")) {
-                            errors.push(
-                                location,
-                                format!("endpoint {url:?} must start with http:// or https://"),
-                            );
-                        }
-                    }
-                    spec.endpoints = urls.to_vec();
-                }
-            },
-            "credentials" => match args {
-                [] => errors.push(location, "`credentials` expects a user name and a password"),
-                [user, password] => {
-                    spec.credentials = Some((user.clone(), Secret(password.clone())));
-                }
-                // The password may be among the arguments: never repeated in the message.
-                _ => errors.push(
-                    location,
-                    "credentials requires 2 arguments, username and password",
-                ),
-            },
-            "tls" => {
-                let path = |p: &String| Some(block.base.join(p));
-                spec.tls = match args {
-                    [] => Some(EtcdTls::default()),
-                    [ca] => Some(EtcdTls {
-                        ca: path(ca),
-                        ..EtcdTls::default()
-                    }),
-                    [cert, key] => Some(EtcdTls {
-                        cert: path(cert),
-                        key: path(key),
-                        ca: None,
-                    }),
-                    [cert, key, ca] => Some(EtcdTls {
-                        cert: path(cert),
-                        key: path(key),
-                        ca: path(ca),
-                    }),
-                    more => {
-                        errors.push(
-                            location,
-                            format!(
-                                "maximum of three arguments allowed for TLS config, found {}",
-                                more.len()
-                            ),
-                        );
-                        None
-                    }
-                };
-            }
             "min-lease-ttl" => {
                 if let Some(ttl) = lease_ttl(option.name.as_str(), args, location, errors) {
                     options.min_lease_ttl = ttl;
@@ -149,6 +93,82 @@ pub(super) fn parse(
         recipe: Recipe::Etcd(options),
         location: directive.location.clone(),
     })))
+}
+
+/// Reads one connection option of an etcd client (`path`, `endpoint`,
+/// `credentials`, `tls`) into `spec`; false for any other option. Shared
+/// with `healthcheck { verdicts etcd { ... } }`.
+pub(super) fn connection_option(
+    option: &Directive,
+    spec: &mut EtcdSpec,
+    block: &Block<'_>,
+    errors: &mut Errors,
+) -> bool {
+    let args = option.args.as_slice();
+    let location = &option.location;
+    match option.name.as_str() {
+        "path" => match args {
+            [path] => spec.prefix = key_prefix(path),
+            _ => errors.push(location, "`path` expects one key prefix"),
+        },
+        "endpoint" => match args {
+            [] => errors.push(location, "`endpoint` expects at least one URL"),
+            urls => {
+                for url in urls {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        errors.push(
+                            location,
+                            format!("endpoint {url:?} must start with http:// or https://"),
+                        );
+                    }
+                }
+                spec.endpoints = urls.to_vec();
+            }
+        },
+        "credentials" => match args {
+            [] => errors.push(location, "`credentials` expects a user name and a password"),
+            [user, password] => {
+                spec.credentials = Some((user.clone(), Secret(password.clone())));
+            }
+            // The password may be among the arguments: never repeated in the message.
+            _ => errors.push(
+                location,
+                "credentials requires 2 arguments, username and password",
+            ),
+        },
+        "tls" => {
+            let path = |p: &String| Some(block.base.join(p));
+            spec.tls = match args {
+                [] => Some(EtcdTls::default()),
+                [ca] => Some(EtcdTls {
+                    ca: path(ca),
+                    ..EtcdTls::default()
+                }),
+                [cert, key] => Some(EtcdTls {
+                    cert: path(cert),
+                    key: path(key),
+                    ca: None,
+                }),
+                [cert, key, ca] => Some(EtcdTls {
+                    cert: path(cert),
+                    key: path(key),
+                    ca: path(ca),
+                }),
+                more => {
+                    errors.push(
+                        location,
+                        format!(
+                            "maximum of three arguments allowed for TLS config, found {}",
+                            more.len()
+                        ),
+                    );
+                    None
+                }
+            };
+        }
+        _ => return false,
+    }
+    true
 }
 
 impl Plugin for Etcd {

@@ -63,6 +63,8 @@ pub(super) fn parse(
         namespace_labels: None,
         endpoints: true,
         pods: false,
+        ingresses: false,
+        nodes: false,
     };
     let mut endpoint: Option<String> = None;
     let mut tls: Option<[PathBuf; 3]> = None;

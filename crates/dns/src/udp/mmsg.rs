@@ -60,6 +60,16 @@ impl Batch {
     /// timeout passes), then takes every one already queued, up to `BATCH`.
     /// Returns how many were received.
     pub(crate) fn receive(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_WAITFORONE)
+    }
+
+    /// Takes every datagram already queued, up to `BATCH`, without waiting:
+    /// `WouldBlock` when there is none.
+    pub(crate) fn receive_now(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.receive_with(socket, libc::MSG_DONTWAIT)
+    }
+
+    fn receive_with(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         for slot in 0..BATCH {
             self.iovecs[slot] = libc::iovec {
                 iov_base: self.packets[slot].as_mut_ptr().cast(),
@@ -83,7 +93,7 @@ impl Batch {
                 socket.as_raw_fd(),
                 self.headers.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
@@ -157,6 +167,39 @@ impl Batch {
         Ok(())
     }
 }
+
+/// Waits until one of `sockets` is readable (or has an error to report), at
+/// most `timeout`; marks each socket's entry in `readable`. `poll(2)`.
+pub(crate) fn wait_readable(
+    sockets: &[&UdpSocket],
+    readable: &mut [bool],
+    timeout: std::time::Duration,
+) -> io::Result<()> {
+    let mut fds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; POLL_MAX];
+    let count = sockets.len().min(POLL_MAX);
+    for (fd, socket) in fds.iter_mut().zip(&sockets[..count]) {
+        fd.fd = socket.as_raw_fd();
+        fd.events = libc::POLLIN;
+    }
+    let millis = timeout.as_millis().clamp(0, i32::MAX as u128) as libc::c_int;
+    // SAFETY: `fds` is a live array of `count` initialized pollfd (count <=
+    // its length); the kernel writes only their `revents`.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), count as libc::nfds_t, millis) };
+    if ready < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for (flag, fd) in readable.iter_mut().zip(&fds[..count]) {
+        *flag = fd.revents != 0;
+    }
+    Ok(())
+}
+
+/// Most sockets [`wait_readable`] watches at once.
+pub(crate) const POLL_MAX: usize = 64;
 
 /// Reads a kernel-filled sockaddr back into a `SocketAddr`.
 fn socket_address(storage: &libc::sockaddr_storage, length: libc::socklen_t) -> Option<SocketAddr> {

@@ -11,8 +11,10 @@ use crate::answer::{Outcome, Responder};
 use crate::exchange::Exchange;
 use crate::metrics::Transport;
 use crate::querylog::QueryLog;
+use inline::Inline;
 use mmsg::Batch;
 
+mod inline;
 mod mmsg;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -83,8 +85,19 @@ fn run_worker(
 ) {
     let mut batch = Batch::new(RECEIVE_BUFFER, signpost_proto::ADVERTISED_UDP_SIZE as usize);
     let mut log = QueryLog::default();
+    let mut inline = Inline::new();
     while !shutdown.load(Ordering::Relaxed) {
-        let count = match batch.receive(socket) {
+        // Nothing forwarded in flight: block on the client socket alone (the
+        // hit path's one system call per batch). Otherwise wait on it and the
+        // upstream sockets together, answering replies as they come.
+        let received = if inline.is_idle() {
+            batch.receive(socket)
+        } else if inline.poll(socket, SHUTDOWN_POLL) {
+            batch.receive_now(socket)
+        } else {
+            Ok(0)
+        };
+        let count = match received {
             Ok(count) => count,
             Err(error)
                 if matches!(
@@ -94,15 +107,22 @@ fn run_worker(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                continue;
+                0
             }
             Err(error) => {
                 tracing::debug!(%error, "udp receive failed");
-                continue;
+                0
             }
         };
-        // One responder for the whole batch: a reload swaps it between batches.
+        if count == 0 {
+            inline.maintain(tokio::time::Instant::now(), socket);
+            continue;
+        }
+        // One responder and one clock reading for the whole batch: a reload
+        // swaps the responder between batches, and every datagram of the batch
+        // arrived by the time the receive call returned.
         let responder = current.load();
+        let received = tokio::time::Instant::now();
         for slot in 0..count {
             let (packet, client, out) = batch.datagram(slot);
             let Some(client) = client else { continue };
@@ -110,12 +130,15 @@ fn run_worker(
                 client,
                 transport: Transport::Udp,
                 shard: responder.shard(index),
+                received,
             };
             match responder.answer(packet, out, exchange, &mut log) {
                 Outcome::Reply(answer_len) => batch.queue_reply(slot, answer_len),
                 Outcome::Drop => {}
                 Outcome::Defer { zone, limit } => {
-                    if let Some(recursion) = responder.recursion() {
+                    if let Some(recursion) = responder.recursion()
+                        && !inline.start(recursion, packet, client, zone, limit, received, socket)
+                    {
                         recursion.spawn_udp(packet, client, zone, limit, socket.clone());
                     }
                 }
@@ -124,5 +147,6 @@ fn run_worker(
         if let Err(error) = batch.send(socket) {
             tracing::debug!(%error, "udp send failed");
         }
+        inline.maintain(received, socket);
     }
 }

@@ -10,6 +10,10 @@
 //! | `inmemory` | `inmemory` | a map in this process |
 //! | `rfc2136` | `rfc2136` | any RFC 2136 server: UPDATE with TSIG, AXFR to list |
 //! | `pdns` | `pdns` | the PowerDNS Authoritative HTTP API |
+//! | `aws` | `aws` | Amazon Route 53's REST API, SigV4 signed |
+//! | `azure` | `azure` | Azure DNS through Azure Resource Manager |
+//! | `google` | `google` | Google Cloud DNS API v1, service-account key |
+//! | `cloudflare` | `cloudflare` | Cloudflare's DNS API (v4), batch endpoint |
 //! | `coredns` | `coredns` | etcd, in the SkyDNS layout CoreDNS's `etcd` plugin serves |
 //!
 //! Invariants every provider keeps:
@@ -22,9 +26,20 @@
 //!   never contain a secret (TSIG secret, API key).
 //!
 //! This file holds only what the providers share; it names none of them.
+//! `http` is the HTTP/1.1 client the HTTP providers share.
 
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
+#[cfg(feature = "cloudflare")]
+pub mod cloudflare;
 #[cfg(feature = "coredns")]
 pub mod coredns;
+#[cfg(feature = "google")]
+pub mod google;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "inmemory")]
 pub mod inmemory;
 #[cfg(feature = "pdns")]

@@ -20,26 +20,24 @@
 //! no error, log line or `Debug` output. Unlike external-dns, `--dry-run`
 //! works (the controller never calls the provider to write).
 
+use super::http::{HttpClient, TlsFiles, quote};
 use super::{Provider, ProviderError};
 use crate::endpoint::{Endpoint, RecordType};
 use crate::filter::DomainFilter;
 use crate::plan::Changes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use signpost_model::BoxFuture;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
-use tokio::net::TcpStream;
 
 const PROVIDER: &str = "pdns";
 /// TTL sent when an endpoint configures none (external-dns's default).
 pub const DEFAULT_TTL: u32 = 300;
-const TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF: [Duration; 3] = [
     Duration::from_millis(250),
     Duration::from_millis(500),
@@ -77,20 +75,10 @@ impl fmt::Debug for PdnsConfig {
     }
 }
 
-/// A parsed `--pdns-server` URL.
-#[derive(Debug, Clone)]
-struct Server {
-    https: bool,
-    host: String,
-    port: u16,
-    prefix: String,
-}
-
 /// The PowerDNS provider.
 pub struct Pdns {
     config: PdnsConfig,
-    server: Server,
-    tls: Option<tokio_rustls::TlsConnector>,
+    http: HttpClient,
     /// Zone names of the last listing (with trailing dots).
     zones: Mutex<Vec<String>>,
 }
@@ -145,26 +133,22 @@ struct Patch<'a> {
 impl Pdns {
     /// A provider for `config`.
     pub fn new(config: PdnsConfig) -> Result<Self, String> {
-        let server = parse_url(&config.server)?;
-        let tls = if server.https {
-            Some(tls_connector(&config)?)
-        } else {
-            None
+        let tls = TlsFiles {
+            skip_verify: config.skip_tls_verify,
+            ca: config.tls_ca.clone(),
+            client_cert: config.tls_client_cert.clone(),
+            client_key: config.tls_client_key.clone(),
         };
+        let http = HttpClient::new(PROVIDER, "--pdns-server", &config.server, &tls)?;
         Ok(Self {
             config,
-            server,
-            tls,
+            http,
             zones: Mutex::new(Vec::new()),
         })
     }
 
     fn endpoint(&self) -> String {
-        let scheme = if self.server.https { "https" } else { "http" };
-        format!(
-            "{scheme}://{}:{}{}",
-            self.server.host, self.server.port, self.server.prefix
-        )
+        self.http.base()
     }
 
     /// One HTTP request; the status and body.
@@ -174,44 +158,20 @@ impl Pdns {
         path: &str,
         body: &[u8],
     ) -> Result<(StatusCode, Bytes), ProviderError> {
-        let unreachable = |detail: String| ProviderError::Unreachable {
-            provider: PROVIDER,
-            endpoint: self.endpoint(),
-            detail,
-        };
-        let request = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.server.prefix))
-            .header(
-                hyper::header::HOST,
-                format!("{}:{}", self.server.host, self.server.port),
-            )
+        let request = self
+            .http
+            .builder(method, path)
             .header("X-API-Key", &self.config.api_key)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::copy_from_slice(body)))
-            .map_err(|e| unreachable(format!("building the request: {e}")))?;
-        let exchange = async {
-            let stream = TcpStream::connect((self.server.host.as_str(), self.server.port))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            let response = match &self.tls {
-                None => send(TokioIo::new(stream), request).await,
-                Some(connector) => {
-                    let name = rustls::pki_types::ServerName::try_from(self.server.host.clone())
-                        .map_err(|e| unreachable(format!("server name: {e}")))?;
-                    let tls = connector
-                        .connect(name, stream)
-                        .await
-                        .map_err(|e| unreachable(format!("TLS: {e}")))?;
-                    send(TokioIo::new(tls), request).await
-                }
-            };
-            response.map_err(|e| unreachable(e.to_string()))
-        };
-        tokio::time::timeout(TIMEOUT, exchange)
-            .await
-            .map_err(|_| unreachable("request timed out".to_owned()))?
+            .map_err(|e| ProviderError::Unreachable {
+                provider: PROVIDER,
+                endpoint: self.endpoint(),
+                detail: format!("building the request: {e}"),
+            })?;
+        let response = self.http.send(request).await?;
+        Ok((response.status, response.body))
     }
 
     /// A request with retries; the body of a 2xx answer.
@@ -244,7 +204,8 @@ impl Pdns {
         }
         let reason = serde_json::from_slice::<ApiError>(body)
             .map(|e| e.error)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+            .unwrap_or_else(|_| quote(body, &[&self.config.api_key]));
+        let reason = super::http::redact(&reason, &[&self.config.api_key]);
         let endpoint = format!("{}{path}", self.endpoint());
         let detail = format!("HTTP {}: {reason}", status.as_u16());
         match status.as_u16() {
@@ -283,29 +244,7 @@ impl Pdns {
             }
             let path = format!("{}/{}", self.zones_path(), zone.id);
             let body = self.request(Method::GET, &path, &[]).await?;
-            let zone: Zone = serde_json::from_slice(&body).map_err(|e| self.bad_json(&e))?;
-            for rrset in zone.rrsets {
-                let record_type = match rrset.record_type.as_str() {
-                    "ALIAS" => RecordType::Cname,
-                    other => match other.parse::<RecordType>() {
-                        Ok(t) => t,
-                        Err(_) => continue,
-                    },
-                };
-                let targets: Vec<String> = rrset
-                    .records
-                    .into_iter()
-                    .filter(|r| !r.disabled)
-                    .map(|r| r.content)
-                    .collect();
-                if targets.is_empty() {
-                    continue;
-                }
-                out.push(
-                    Endpoint::new(&rrset.name, record_type, targets)
-                        .with_ttl(rrset.ttl.unwrap_or(0)),
-                );
-            }
+            out.extend(zone_endpoints(&body).map_err(|e| self.bad_json(&e))?);
         }
         Ok(out)
     }
@@ -370,6 +309,33 @@ impl Pdns {
 }
 
 /// One endpoint as a PATCH rrset.
+/// The records of one zone as PowerDNS's `GET .../zones/{id}` answers it
+/// (its `rrsets`): enabled records of the types sync knows, `ALIAS` as CNAME.
+pub fn zone_endpoints(body: &[u8]) -> Result<Vec<Endpoint>, serde_json::Error> {
+    let zone: Zone = serde_json::from_slice(body)?;
+    let mut out = Vec::new();
+    for rrset in zone.rrsets {
+        let record_type = match rrset.record_type.as_str() {
+            "ALIAS" => RecordType::Cname,
+            other => match other.parse::<RecordType>() {
+                Ok(t) => t,
+                Err(_) => continue,
+            },
+        };
+        let targets: Vec<String> = rrset
+            .records
+            .into_iter()
+            .filter(|r| !r.disabled)
+            .map(|r| r.content)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        out.push(Endpoint::new(&rrset.name, record_type, targets).with_ttl(rrset.ttl.unwrap_or(0)));
+    }
+    Ok(out)
+}
+
 fn rrset(endpoint: &Endpoint, delete: bool) -> RrSet {
     let alias =
         endpoint.record_type == RecordType::Cname && endpoint.property("alias") == Some("true");
@@ -417,175 +383,6 @@ fn rrset(endpoint: &Endpoint, delete: bool) -> RrSet {
     }
 }
 
-async fn send<T>(
-    io: TokioIo<T>,
-    request: Request<Full<Bytes>>,
-) -> Result<(StatusCode, Bytes), String>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    let driver = tokio::spawn(connection);
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    driver.abort();
-    Ok((status, body))
-}
-
-fn parse_url(url: &str) -> Result<Server, String> {
-    let bad = || format!("--pdns-server {url:?} is not an http:// or https:// URL");
-    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        (true, rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        (false, rest)
-    } else {
-        return Err(bad());
-    };
-    let (authority, prefix) = match rest.find('/') {
-        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, rest) = bracketed.split_once(']').ok_or_else(bad)?;
-        let port = rest
-            .strip_prefix(':')
-            .map(str::parse::<u16>)
-            .transpose()
-            .map_err(|_| bad())?;
-        (host.to_owned(), port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (
-                host.to_owned(),
-                Some(port.parse::<u16>().map_err(|_| bad())?),
-            ),
-            None => (authority.to_owned(), None),
-        }
-    };
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok(Server {
-        https,
-        host,
-        port: port.unwrap_or(if https { 443 } else { 80 }),
-        prefix: prefix.to_owned(),
-    })
-}
-
-fn tls_connector(config: &PdnsConfig) -> Result<tokio_rustls::TlsConnector, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let builder = if config.skip_tls_verify {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
-        if config.tls_ca.is_empty() {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        } else {
-            for cert in read_pem_certs(&config.tls_ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("--tls-ca {}: {e}", config.tls_ca))?;
-            }
-        }
-        builder.with_root_certificates(roots)
-    };
-    let client = if config.tls_client_cert.is_empty() {
-        builder.with_no_client_auth()
-    } else {
-        let certs = read_pem_certs(&config.tls_client_cert)?;
-        let key_file = std::fs::read(&config.tls_client_key)
-            .map_err(|e| format!("--tls-client-cert-key {}: {e}", config.tls_client_key))?;
-        let key = rustls_pemfile::private_key(&mut key_file.as_slice())
-            .ok()
-            .flatten()
-            .ok_or_else(|| {
-                format!(
-                    "--tls-client-cert-key {}: no private key",
-                    config.tls_client_key
-                )
-            })?;
-        builder
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| format!("--tls-client-cert: {e}"))?
-    };
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(client)))
-}
-
-fn read_pem_certs(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-    rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{path}: {e}"))
-}
-
-/// `--pdns-skip-tls-verify`: accepts any certificate (signatures still checked).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 impl Provider for Pdns {
     fn name(&self) -> &'static str {
         PROVIDER
@@ -615,19 +412,6 @@ impl Provider for Pdns {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls() {
-        let server = parse_url("https://pdns.example:8443/pdns/").unwrap();
-        assert!(server.https);
-        assert_eq!(
-            (server.host.as_str(), server.port, server.prefix.as_str()),
-            ("pdns.example", 8443, "/pdns")
-        );
-        let server = parse_url("http://[::1]:8081").unwrap();
-        assert_eq!((server.host.as_str(), server.port), ("::1", 8081));
-        assert!(parse_url("ftp://x").is_err());
-    }
 
     /// external-dns's PATCH body: FQDNs, REPLACE with TTL 300 by default,
     /// trailing dots on name targets, TXT verbatim, DELETE without TTL.

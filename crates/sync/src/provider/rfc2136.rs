@@ -192,25 +192,15 @@ impl Rfc2136 {
                     .verify(&message, now())
                     .map_err(|e| tsig_error(e, server))?;
             }
-            let [_, answers, _, _] = walk::section_counts(&message).unwrap_or_default();
-            let start = walk::question_end(&message).ok_or_else(|| malformed(server))?;
-            for record in Records::new(&message, start, u32::from(answers)) {
-                let record = record.map_err(|_| malformed(server))?;
-                if record.rtype == rtype::SOA {
-                    soa_seen += 1;
-                    continue;
-                }
-                if record.class != CLASS_IN {
-                    continue;
-                }
-                if let Some((name, record_type, target)) = presentation(&message, &record) {
-                    let entry = records
-                        .entry((name.clone(), record_type))
-                        .or_insert_with(|| {
-                            Endpoint::new(&name, record_type, Vec::new()).with_ttl(record.ttl)
-                        });
-                    entry.targets.push(target);
-                }
+            let (rows, soa) = transfer_message(&message).ok_or_else(|| malformed(server))?;
+            soa_seen += soa;
+            for row in rows {
+                let entry = records
+                    .entry((row.name.clone(), row.record_type))
+                    .or_insert_with(|| {
+                        Endpoint::new(&row.name, row.record_type, Vec::new()).with_ttl(row.ttl)
+                    });
+                entry.targets.push(row.target);
             }
             if messages > 1_000_000 {
                 return Err(malformed(server));
@@ -531,6 +521,48 @@ async fn receive(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     tokio::time::timeout(TIMEOUT, read)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "read timed out"))?
+}
+
+/// One record of a zone transfer, in the form the planner compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferRow {
+    /// Owner name, lower case, no trailing dot.
+    pub name: String,
+    /// Its type (only the types sync manages; others are left out).
+    pub record_type: RecordType,
+    /// The value in presentation form (TXT quoted).
+    pub target: String,
+    /// Its TTL.
+    pub ttl: u32,
+}
+
+/// One message of a zone transfer (RFC 5936 §2.2): the class-IN records of
+/// its answer section that sync manages, and how many SOA records it holds
+/// (the second SOA ends the transfer). `None` when the message is malformed.
+pub fn transfer_message(message: &[u8]) -> Option<(Vec<TransferRow>, usize)> {
+    let [_, answers, _, _] = walk::section_counts(message)?;
+    let start = walk::question_end(message)?;
+    let mut rows = Vec::new();
+    let mut soa = 0;
+    for record in Records::new(message, start, u32::from(answers)) {
+        let record = record.ok()?;
+        if record.rtype == rtype::SOA {
+            soa += 1;
+            continue;
+        }
+        if record.class != CLASS_IN {
+            continue;
+        }
+        if let Some((name, record_type, target)) = presentation(message, &record) {
+            rows.push(TransferRow {
+                name,
+                record_type,
+                target,
+                ttl: record.ttl,
+            });
+        }
+    }
+    Some((rows, soa))
 }
 
 fn read_name(message: &[u8], at: usize) -> Option<(Name, usize)> {

@@ -57,6 +57,10 @@ pub struct SourceConfig {
     pub ignore_ingress_tls_spec: bool,
     /// `--ignore-ingress-rules-spec`.
     pub ignore_ingress_rules_spec: bool,
+    /// signpost: publish `dns.aikernel.io/geo-region` as Route 53 latency
+    /// routing (set identifier and `aws/region` = the region) when the
+    /// object names neither; on for `--provider=aws`.
+    pub geo_region_latency: bool,
 }
 
 impl Default for SourceConfig {
@@ -79,6 +83,7 @@ impl Default for SourceConfig {
             ingress_class: Vec::new(),
             ignore_ingress_tls_spec: false,
             ignore_ingress_rules_spec: false,
+            geo_region_latency: false,
         }
     }
 }
@@ -317,6 +322,29 @@ pub(crate) fn object_context<'a>(
         provider_specific: annotations.provider_specific(),
         problems,
     };
+    // The reference deployment's geographic routing at the provider: one
+    // public name, one latency record set per region (Route 53 answers each
+    // client from the region with the lowest latency).
+    let geo_region = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(signpost_model::annotations::GEO_REGION))
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty());
+    if let Some(region) = geo_region.filter(|_| config.geo_region_latency) {
+        if context.set_identifier.is_empty() {
+            region.clone_into(&mut context.set_identifier);
+        }
+        if !context
+            .provider_specific
+            .iter()
+            .any(|(n, _)| n == "aws/region")
+        {
+            context
+                .provider_specific
+                .push(("aws/region".to_owned(), region.to_owned()));
+        }
+    }
     if let Some(ttl) = annotations.get("ttl") {
         match parse_ttl(ttl) {
             Ok(ttl) => context.ttl = ttl,

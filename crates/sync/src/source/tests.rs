@@ -284,3 +284,43 @@ fn dedup_min_ttl_and_pruning() {
         [("coredns/group".to_owned(), "g".to_owned())]
     );
 }
+
+/// `dns.aikernel.io/geo-region` becomes Route 53 latency routing (set
+/// identifier and `aws/region`) only for the aws provider; an explicit
+/// `set-identifier` wins.
+#[test]
+fn geo_region_is_latency_routing_for_aws() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let meta = |extra: &[(&str, &str)]| ObjectMeta {
+        name: Some("app".to_owned()),
+        namespace: Some("default".to_owned()),
+        annotations: Some(
+            [("dns.aikernel.io/geo-region", "eu-west-1")]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        ),
+        ..ObjectMeta::default()
+    };
+    let aws = SourceConfig {
+        geo_region_latency: true,
+        ..SourceConfig::default()
+    };
+    let mut problems = Vec::new();
+    let context = crate::source::common::object_context("service", &meta(&[]), &aws, &mut problems);
+    assert_eq!(context.set_identifier, "eu-west-1");
+    assert!(
+        context
+            .provider_specific
+            .contains(&("aws/region".to_owned(), "eu-west-1".to_owned()))
+    );
+    let explicit = meta(&[("external-dns.kubernetes.io/set-identifier", "eu-a")]);
+    let context = crate::source::common::object_context("service", &explicit, &aws, &mut problems);
+    assert_eq!(context.set_identifier, "eu-a");
+    let other = SourceConfig::default();
+    let context =
+        crate::source::common::object_context("service", &meta(&[]), &other, &mut problems);
+    assert_eq!(context.set_identifier, "");
+    assert!(context.provider_specific.is_empty());
+}

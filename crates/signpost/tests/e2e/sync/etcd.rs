@@ -250,3 +250,67 @@ fn etcd_down_mid_run() {
     assert_eq!(rows_at(&records, web).len(), 1, "{records:?}");
     back.daemon.stop();
 }
+
+/// `dig +short` lines for `name type` from `server`, sorted.
+fn served(server: &crate::support::TestServer, name: &str, record_type: &str) -> Vec<String> {
+    let mut lines: Vec<String> = server
+        .dig(&[name, record_type, "+short"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Etcd issue, "Done when" 4: what `signpost sync --provider=coredns`
+/// writes, `signpost dns`'s `etcd` plugin serves — the record, its update,
+/// the ownership TXT, and NXDOMAIN after the Service is deleted.
+#[test]
+fn records_synced_to_etcd_are_served_by_the_etcd_plugin() {
+    let etcd = Etcd::shared();
+    let zone = EtcdZone {
+        etcd,
+        zone: "served.test",
+        prefix: "/skydns-served/",
+    };
+    let corefile = format!(
+        "served.test:{{PORT}} {{\n    bind 127.0.0.1\n    etcd {{\n        path /skydns-served\n        endpoint {}\n    }}\n    ready 127.0.0.1:{{ADMIN}}\n}}\n",
+        etcd.url()
+    );
+    let server = crate::support::TestServer::start_with(&corefile, &[], true);
+    let catalog = Catalog::new();
+    let sync = SyncProcess::start(&catalog, &sync_args(&zone, "sync"), &zone.env());
+    sync.wait_first_sync();
+
+    let web = "web.served.test";
+    let check = |name: &str, record_type: &str, want: &[&str]| {
+        let ok = wait_until(INTERVAL + MARGIN, || {
+            served(&server, name, record_type) == want
+        });
+        assert!(
+            ok,
+            "{name} {record_type}: {:?}, want {want:?}\nkeys: {:?}\nsync:\n{}\ndns:\n{}",
+            served(&server, name, record_type),
+            zone.records(),
+            sync.log(),
+            server.log()
+        );
+    };
+    catalog.service("web", web, "192.0.2.90", "");
+    check(web, "A", &["192.0.2.90"]);
+    // external-dns stores the registry value quoted in `text`, and CoreDNS's
+    // etcd plugin serves `text` byte for byte: the TXT string holds the quotes.
+    let txt = format!(
+        "\"\\\"{}\\\"\"",
+        ownership("default", "service/default/web")
+    );
+    check(&format!("a-{web}"), "TXT", &[txt.as_str()]);
+
+    catalog.service("web", web, "192.0.2.91", "");
+    check(web, "A", &["192.0.2.91"]);
+
+    catalog.remove("web.yaml");
+    check(web, "A", &[]);
+    let status = server.dig(&[web, "A"]);
+    assert!(status.contains("status: NXDOMAIN"), "{status}");
+}
