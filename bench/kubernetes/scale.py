@@ -6,12 +6,15 @@ endpoints each, 10 % headless), then `signpost dns` watching it; reports the
 time from start to /ready, RSS at ready, and for CHANGES endpoint changes
 (one address of a headless service replaced through the API) the time from
 the API accepting the change to the new answer, and signpost's CPU per
-change. Everything on loopback; every wait has a deadline.
+change; then CHURN more endpoint changes (default 0) patched back to back,
+the last one waited for, and RSS after all of them (issue 18: RSS after
+1,000 changes). Everything on loopback; every wait has a deadline.
 """
 
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import ssl
@@ -75,6 +78,7 @@ def main():
     services = int(os.environ.get("SERVICES", "100000"))
     endpoints = int(os.environ.get("ENDPOINTS", "10"))
     changes = int(os.environ.get("CHANGES", "100"))
+    churn = int(os.environ.get("CHURN", "0"))
     fake_bin, signpost_bin = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="signpost-k8s-scale.")
     fake_log = open(os.path.join(work, "fake.log"), "w")
@@ -113,6 +117,9 @@ def main():
                     raise SystemExit("signpost did not become ready (see " + work + ")")
                 time.sleep(0.05)
             ready = time.monotonic() - t0
+            cpu_ready = cpu_seconds(server.pid)
+            # The first build's leftovers are freed after the compiler's idle tick.
+            time.sleep(1)
             rss_ready, hwm_ready = rss_kib(server.pid), rss_kib(server.pid, "VmHWM")
 
             context = ssl.create_default_context(cafile=os.path.join(work, "ca.crt"))
@@ -141,6 +148,31 @@ def main():
                 latencies.append(time.monotonic() - accepted)
             cpu_per_change = (cpu_seconds(server.pid) - cpu_before) / changes
             rss_after = rss_kib(server.pid)
+            # Churn: more changes back to back; the last one is waited for.
+            last = None
+            for change in range(churn):
+                index = headless[change % len(headless)]
+                ns, name = f"ns-{index // 100}", f"svc-{index % 100}"
+                address = f"10.201.{change // 250}.{change % 250 + 1}"
+                patch = {"endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}
+                request = urllib.request.Request(
+                    f"{url}/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}-1",
+                    data=json.dumps(patch).encode(), method="PATCH",
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+                with urllib.request.urlopen(request, context=context, timeout=10) as r:
+                    assert r.status == 200, r.status
+                last = (f"{name}.{ns}.svc.cluster.local", address)
+            if last:
+                accepted = time.monotonic()
+                while query_a(dns_port, last[0]) != [last[1]]:
+                    if time.monotonic() - accepted > 120:
+                        raise SystemExit("the last churn change never reached answers")
+                    time.sleep(0.01)
+                time.sleep(1)
+            rss_churn, hwm_churn = rss_kib(server.pid), rss_kib(server.pid, "VmHWM")
+            with open("/proc/loadavg") as f:
+                load = f.read().split()[:3]
             latencies.sort()
             p = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
             print(json.dumps({
@@ -153,6 +185,12 @@ def main():
                 "change_to_answer_ms": {"p50": round(p(0.5), 1), "p99": round(p(0.99), 1), "max": round(latencies[-1] * 1000, 1)},
                 "signpost_cpu_per_change_ms": round(cpu_per_change * 1000, 1),
                 "rss_after_changes_mib": round(rss_after / 1024, 1),
+                "cpu_to_ready_s": round(cpu_ready, 2),
+                "endpoint_changes_total": changes + churn,
+                "rss_after_all_changes_mib": round(rss_churn / 1024, 1),
+                "hwm_after_all_changes_mib": round(hwm_churn / 1024, 1),
+                "rss_growth_pct": round(100 * (rss_churn - rss_ready) / rss_ready, 1),
+                "loadavg": load,
             }, indent=2))
         finally:
             server.send_signal(signal.SIGTERM)
@@ -160,6 +198,7 @@ def main():
     finally:
         fake.send_signal(signal.SIGTERM)
         fake.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ fn snapshot() -> Snapshot {
             hostname: None,
             pod_name: None,
             ready: true,
-            ports: vec![port("https", Protocol::Tcp, 6443)],
+            ports: vec![port("https", Protocol::Tcp, 6443)].into(),
         }],
         publish_not_ready: false,
         health_check: None,
@@ -97,7 +97,7 @@ fn snapshot() -> Snapshot {
             hostname: Some(format!("db-{i}")),
             pod_name: None,
             ready: i % 7 != 0,
-            ports: vec![db_port.clone(), port("metrics", Protocol::Udp, 9187)],
+            ports: vec![db_port.clone(), port("metrics", Protocol::Udp, 9187)].into(),
         })
         .collect();
     let db = ClusterService {
@@ -125,7 +125,7 @@ fn snapshot() -> Snapshot {
                 hostname: None,
                 pod_name: None,
                 ready: true,
-                ports: Vec::new(),
+                ports: Vec::new().into(),
             })
             .collect(),
         publish_not_ready: false,
@@ -250,6 +250,7 @@ fuzz_target!(|packet: &[u8]| {
             client: "192.0.2.7:5300".parse().expect("valid literal"),
             transport,
             shard: &fixture.shard,
+            received: tokio::time::Instant::now(),
         };
         let outcome = fixture.responder.answer(packet, &mut out, exchange, &mut log);
         let reply = match (&expected, outcome) {

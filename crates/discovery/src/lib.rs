@@ -10,9 +10,12 @@
 //!                      etcd     (SkyDNS keys; range read, then a watch)     ─┘
 //! ```
 //!
-//! Sources of Kubernetes objects deliver [`objects::ClusterObjects`];
-//! [`cluster::ClusterInput`] and [`translate`] turn them into the cluster
-//! model the DNS compiler needs, whichever source found them. The query-serving crates
+//! Sources of Kubernetes objects for the DNS cluster zone read each object
+//! into its compact part ([`translate`]) and deliver the ones that changed
+//! ([`cluster::ObjectBatch`]); [`cluster::ClusterInput`] joins them into the
+//! cluster model the DNS compiler needs, whichever source found them. Record
+//! sync reads whole objects ([`objects::ClusterObjects`], from
+//! [`catalog::CatalogSource`] or [`kubernetes::KubernetesSource`]). The query-serving crates
 //! never depend on this one: the binary hands [`open`] to them.
 //!
 //! For `signpost health` and its replicas: [`verdicts`] publishes and follows
@@ -57,14 +60,14 @@ pub fn verdict_store(spec: &VerdictStoreSpec) -> Arc<dyn verdicts::VerdictStore>
 pub fn open(spec: &SourceSpec, metrics: &Arc<metrics::DiscoveryMetrics>) -> Box<dyn Source<Input>> {
     match spec {
         SourceSpec::Kubernetes(api) => Box::new(cluster::ClusterInput::new(
-            Box::new(kubernetes::KubernetesSource::new(
+            Box::new(kubernetes::KubernetesChanges::new(
                 api.clone(),
                 metrics.clone(),
             )),
             metrics.clone(),
         )),
         SourceSpec::Catalog { paths, poll } => Box::new(cluster::ClusterInput::new(
-            Box::new(catalog::CatalogSource::new(paths.clone(), *poll)),
+            Box::new(catalog::CatalogChanges::new(paths.clone(), *poll)),
             metrics.clone(),
         )),
         SourceSpec::ZoneFile {

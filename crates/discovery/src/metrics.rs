@@ -39,7 +39,7 @@ pub struct DiscoveryMetrics {
 }
 
 /// Index of a resource in [`RESOURCES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Resource {
     /// core/v1 Service.
     Services = 0,

@@ -183,45 +183,80 @@ fn convert(
     service: &Service,
     slices: &[&EndpointSlice],
 ) -> ClusterService {
-    let spec = service.spec.clone().unwrap_or_default();
-    let kind = if spec.type_.as_deref() == Some("ExternalName") {
-        ServiceKind::ExternalName(spec.external_name.clone().unwrap_or_default())
-    } else if spec.cluster_ip.as_deref() == Some("None") {
-        ServiceKind::Headless
-    } else {
-        let mut addresses: Vec<IpAddr> = spec
-            .cluster_ips
-            .iter()
-            .flatten()
-            .filter_map(|ip| ip.parse().ok())
-            .collect();
-        if addresses.is_empty() {
-            addresses.extend(
-                spec.cluster_ip
-                    .as_deref()
-                    .and_then(|ip| ip.parse::<IpAddr>().ok()),
-            );
-        }
-        ServiceKind::ClusterIp(addresses)
-    };
-    let ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|p| {
-            Some(ServicePort {
-                name: p.name.clone().unwrap_or_default(),
-                protocol: protocol(p.protocol.as_deref()),
-                port: u16::try_from(p.port).ok()?,
-            })
-        })
-        .collect();
-    let mut endpoints = Vec::new();
-    for slice in slices {
-        if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
-            continue;
-        }
-        let slice_ports: Vec<ServicePort> = slice
+    let part = ServicePart::new(namespace, name, service);
+    let parts: Vec<SlicePart> = slices.iter().map(|s| SlicePart::new(s)).collect();
+    part.join(parts.iter())
+}
+
+/// What the cluster zone reads of one Service: everything but its
+/// endpoints, which come from its EndpointSlices ([`ServicePart::join`]).
+/// Sources keep this instead of the Service object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePart {
+    /// The service with no endpoints and no health check yet.
+    base: ClusterService,
+    /// The health check, once its port is known.
+    health: Option<HealthDraft>,
+}
+
+/// A health check whose port may come from the EndpointSlices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HealthDraft {
+    protocol: CheckProtocol,
+    path: Option<String>,
+    port: DraftPort,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DraftPort {
+    Known(u16),
+    /// The EndpointSlice port named like the service's first port, else `fallback`.
+    Named {
+        name: Option<String>,
+        fallback: Option<u16>,
+    },
+    /// No port: no health check.
+    None,
+}
+
+/// What the cluster zone reads of one EndpointSlice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlicePart {
+    /// The Service it belongs to (`kubernetes.io/service-name`); `None`: it joins none.
+    pub service: Option<String>,
+    /// Its endpoints (none for an address type other than IPv4 and IPv6).
+    pub endpoints: Vec<ClusterEndpoint>,
+    /// Its ports as written (name, port), for a health check's port.
+    ports: Vec<(Option<String>, Option<i32>)>,
+}
+
+// === impl ServicePart ===
+
+impl ServicePart {
+    /// Reads a Service (`namespace` defaulted by the caller).
+    pub fn new(namespace: &str, name: &str, service: &Service) -> Self {
+        let spec = service.spec.clone().unwrap_or_default();
+        let kind = if spec.type_.as_deref() == Some("ExternalName") {
+            ServiceKind::ExternalName(spec.external_name.clone().unwrap_or_default())
+        } else if spec.cluster_ip.as_deref() == Some("None") {
+            ServiceKind::Headless
+        } else {
+            let mut addresses: Vec<IpAddr> = spec
+                .cluster_ips
+                .iter()
+                .flatten()
+                .filter_map(|ip| ip.parse().ok())
+                .collect();
+            if addresses.is_empty() {
+                addresses.extend(
+                    spec.cluster_ip
+                        .as_deref()
+                        .and_then(|ip| ip.parse::<IpAddr>().ok()),
+                );
+            }
+            ServiceKind::ClusterIp(addresses)
+        };
+        let ports = spec
             .ports
             .iter()
             .flatten()
@@ -229,45 +264,174 @@ fn convert(
                 Some(ServicePort {
                     name: p.name.clone().unwrap_or_default(),
                     protocol: protocol(p.protocol.as_deref()),
-                    port: u16::try_from(p.port?).ok()?,
+                    port: u16::try_from(p.port).ok()?,
                 })
             })
             .collect();
-        for endpoint in &slice.endpoints {
-            let pod_name = endpoint
-                .target_ref
-                .as_ref()
-                .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
-                .and_then(|r| r.name.clone());
-            endpoints.push(ClusterEndpoint {
-                addresses: endpoint
-                    .addresses
-                    .iter()
-                    .filter_map(|a| a.parse().ok())
-                    .collect(),
-                hostname: endpoint.hostname.clone(),
-                pod_name,
-                // EndpointConditions: "ready ... nil should be interpreted as true".
-                ready: endpoint
-                    .conditions
-                    .as_ref()
-                    .and_then(|c| c.ready)
-                    .unwrap_or(true),
-                ports: slice_ports.clone(),
-            });
+        Self {
+            base: ClusterService {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                kind,
+                ports,
+                endpoints: Vec::new(),
+                publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
+                health_check: None,
+                geo: geo(service),
+                external_addresses: external_addresses(service, &spec),
+            },
+            health: health_draft(service, &spec),
         }
     }
-    ClusterService {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        kind,
-        ports,
-        endpoints,
-        publish_not_ready: spec.publish_not_ready_addresses.unwrap_or(false),
-        health_check: health_check(service, &spec, slices),
-        geo: geo(service),
-        external_addresses: external_addresses(service, &spec),
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.base.namespace
     }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.base.name
+    }
+
+    /// The service with the endpoints of `slices` (its own, in order),
+    /// moved rather than copied.
+    pub fn join_owned(&self, slices: Vec<SlicePart>) -> ClusterService {
+        let shapes: Vec<SlicePart> = slices.iter().map(SlicePart::shape).collect();
+        let mut service = self.join(shapes.iter());
+        service.endpoints = slices.into_iter().flat_map(|s| s.endpoints).collect();
+        service
+    }
+
+    /// The service with the endpoints of `slices` (its own, in order).
+    pub fn join<'a>(&self, slices: impl Iterator<Item = &'a SlicePart> + Clone) -> ClusterService {
+        let mut service = self.base.clone();
+        service.health_check = self.health.as_ref().and_then(|draft| {
+            let port = match &draft.port {
+                DraftPort::Known(port) => *port,
+                DraftPort::None => return None,
+                DraftPort::Named { name, fallback } => slices
+                    .clone()
+                    .flat_map(|s| &s.ports)
+                    .find(|(port_name, _)| port_name == name)
+                    .and_then(|(_, port)| *port)
+                    .and_then(|p| u16::try_from(p).ok())
+                    .or(*fallback)?,
+            };
+            Some(HealthCheckSpec {
+                protocol: draft.protocol,
+                path: draft.path.clone(),
+                port,
+            })
+        });
+        service.endpoints = slices.flat_map(|s| s.endpoints.iter().cloned()).collect();
+        service
+    }
+}
+
+// === impl SlicePart ===
+
+impl SlicePart {
+    /// The same slice without its endpoints.
+    pub fn shape(&self) -> Self {
+        Self {
+            service: self.service.clone(),
+            endpoints: Vec::new(),
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// Its endpoints, moved out when no one else holds the part.
+    pub fn into_endpoints(part: std::sync::Arc<Self>) -> Vec<ClusterEndpoint> {
+        std::sync::Arc::try_unwrap(part)
+            .map_or_else(|shared| shared.endpoints.clone(), |p| p.endpoints)
+    }
+
+    /// The same slice with these endpoints.
+    pub fn with_endpoints(&self, endpoints: Vec<ClusterEndpoint>) -> Self {
+        Self {
+            service: self.service.clone(),
+            endpoints,
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// Reads an EndpointSlice.
+    pub fn new(slice: &EndpointSlice) -> Self {
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .cloned();
+        let ports = slice
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.port))
+            .collect();
+        let mut endpoints = Vec::new();
+        if matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
+            let slice_ports: std::sync::Arc<[ServicePort]> = slice
+                .ports
+                .iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(ServicePort {
+                        name: p.name.clone().unwrap_or_default(),
+                        protocol: protocol(p.protocol.as_deref()),
+                        port: u16::try_from(p.port?).ok()?,
+                    })
+                })
+                .collect();
+            for endpoint in &slice.endpoints {
+                let pod_name = endpoint
+                    .target_ref
+                    .as_ref()
+                    .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
+                    .and_then(|r| r.name.clone());
+                endpoints.push(ClusterEndpoint {
+                    addresses: endpoint
+                        .addresses
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .collect(),
+                    hostname: endpoint.hostname.clone(),
+                    pod_name,
+                    // EndpointConditions: "ready ... nil should be interpreted as true".
+                    ready: endpoint
+                        .conditions
+                        .as_ref()
+                        .and_then(|c| c.ready)
+                        .unwrap_or(true),
+                    ports: slice_ports.clone(),
+                });
+            }
+        }
+        Self {
+            service,
+            endpoints,
+            ports,
+        }
+    }
+}
+
+/// What a Service object alone says of its cluster-zone standing: skipped
+/// (with why) or served.
+pub fn skipped_service(service: &Service) -> Option<Skipped> {
+    skipped_objects(std::iter::once(service), std::iter::empty())
+        .into_iter()
+        .next()
+}
+
+/// What one EndpointSlice leaves out of answers.
+pub fn skipped_slice(slice: &EndpointSlice) -> Vec<Skipped> {
+    skipped_objects(std::iter::empty(), std::iter::once(slice))
+}
+
+/// True when a Service's cluster IP does not parse: it serves nothing.
+pub fn is_malformed(service: &Service) -> bool {
+    malformed_cluster_ip(service).is_some()
 }
 
 fn protocol(text: Option<&str>) -> Protocol {
@@ -281,11 +445,10 @@ fn protocol(text: Option<&str>) -> Protocol {
 /// Reads the health-check annotations. The port is the annotation's, else the
 /// service's first port as the endpoints see it: its numeric `targetPort`, or
 /// the EndpointSlice port of that name, or the port itself.
-fn health_check(
+fn health_draft(
     service: &Service,
     spec: &k8s_openapi::api::core::v1::ServiceSpec,
-    slices: &[&EndpointSlice],
-) -> Option<HealthCheckSpec> {
+) -> Option<HealthDraft> {
     let annotations = service.metadata.annotations.as_ref()?;
     if annotations.get(HEALTH_CHECK_ENABLED).map(String::as_str) != Some("true") {
         return None;
@@ -300,23 +463,25 @@ fn health_check(
         .get(HEALTH_CHECK_PORT)
         .and_then(|p| p.parse::<u16>().ok())
     {
-        Some(port) => port,
+        Some(port) => DraftPort::Known(port),
         None => {
             use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-            let first = spec.ports.as_ref()?.first()?;
-            match &first.target_port {
-                Some(IntOrString::Int(port)) => u16::try_from(*port).ok()?,
-                _ => slices
-                    .iter()
-                    .flat_map(|s| s.ports.iter().flatten())
-                    .find(|p| p.name == first.name)
-                    .and_then(|p| p.port)
-                    .and_then(|p| u16::try_from(p).ok())
-                    .or_else(|| u16::try_from(first.port).ok())?,
+            match spec.ports.as_ref().and_then(|p| p.first()) {
+                None => DraftPort::None,
+                Some(first) => match &first.target_port {
+                    Some(IntOrString::Int(port)) => match u16::try_from(*port) {
+                        Ok(port) => DraftPort::Known(port),
+                        Err(_) => DraftPort::None,
+                    },
+                    _ => DraftPort::Named {
+                        name: first.name.clone(),
+                        fallback: u16::try_from(first.port).ok(),
+                    },
+                },
             }
         }
     };
-    Some(HealthCheckSpec {
+    Some(HealthDraft {
         protocol,
         path,
         port,

@@ -87,7 +87,7 @@ fn services() -> Vec<ClusterService> {
                     hostname: None,
                     pod_name: None,
                     ready: true,
-                    ports: ports(),
+                    ports: ports().into(),
                 })
                 .collect(),
             publish_not_ready: false,

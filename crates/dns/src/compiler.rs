@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use signpost_model::metrics::{Exposition, Kind};
 use signpost_model::{AllUnhealthy, ClusterState, SourceProblem, Update, Verdicts};
 use signpost_zone::cluster::GeoOptions;
-use signpost_zone::{BuildOptions, Input, Recipe, Snapshot};
+use signpost_zone::{BuildKind, BuildOptions, Builds, Input, Recipe, Snapshot};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -105,6 +105,8 @@ impl Compiler {
         let mut dirty = true;
         // The snapshot replaced last time, freed here after an idle tick.
         let mut retired: Option<Arc<Snapshot>> = None;
+        // What the last build made, so a change renders only what it touches.
+        let mut builds = Builds::default();
         while !cancel.is_cancelled() {
             if !dirty || states.iter().any(Option::is_none) {
                 match self.events.recv_timeout(IDLE_TICK) {
@@ -141,8 +143,10 @@ impl Compiler {
             // I1: every source has a complete state.
             dirty = false;
             generation += 1;
-            let snapshot = self.build(generation, &states, &verdicts);
-            retired = Some(self.snapshot.swap(Arc::new(snapshot)));
+            let snapshot = self.build(&mut builds, generation, &states, &verdicts);
+            // The replaced snapshot shares most of its names with the new
+            // one; what only it holds is freed here after an idle tick.
+            retired = Some(self.snapshot.swap(snapshot));
             self.shown.services.store(Arc::new(
                 states
                     .iter()
@@ -161,7 +165,14 @@ impl Compiler {
         }
     }
 
-    fn build(&self, generation: u64, states: &[Option<Input>], verdicts: &Verdicts) -> Snapshot {
+    fn build(
+        &self,
+        builds: &mut Builds,
+        generation: u64,
+        states: &[Option<Input>],
+        verdicts: &Arc<Verdicts>,
+    ) -> Arc<Snapshot> {
+        let started = tokio::time::Instant::now();
         let parts: Vec<(&Recipe, &Input)> = self
             .plans
             .iter()
@@ -188,10 +199,14 @@ impl Compiler {
             geo: geo.as_ref(),
             health: verdicts,
             all_unhealthy,
+            serial: signpost_zone::serial_now(),
         };
-        let (snapshot, skipped) = signpost_zone::build(&parts, &options);
+        let (snapshot, skipped, kind) = builds.build(&parts, &options);
         if let Some(link) = &self.health {
-            let services = parts.iter().flat_map(|(_, input)| input.services());
+            let services = parts
+                .iter()
+                .flat_map(|(_, input)| input.services())
+                .map(|s| &**s);
             link.targets
                 .set(link.slot, signpost_health::health_targets(services));
         }
@@ -203,12 +218,25 @@ impl Compiler {
             .records
             .store(snapshot.record_count() as u64, Ordering::Relaxed);
         self.status.reload_success.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            generation,
-            names = snapshot.name_count(),
-            records = snapshot.record_count(),
-            "snapshot serving"
-        );
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match kind {
+            BuildKind::Full => tracing::info!(
+                generation,
+                names = snapshot.name_count(),
+                records = snapshot.record_count(),
+                elapsed_ms,
+                "snapshot serving"
+            ),
+            // One per change: a busy cluster makes many, so not at info.
+            BuildKind::Changes { services } => tracing::debug!(
+                generation,
+                names = snapshot.name_count(),
+                records = snapshot.record_count(),
+                services,
+                elapsed_ms,
+                "snapshot serving"
+            ),
+        }
         snapshot
     }
 

@@ -124,7 +124,7 @@ fn snapshot() -> signpost_zone::Snapshot {
                     hostname: Some(format!("db-{i}")),
                     pod_name: None,
                     ready: true,
-                    ports: vec![port.clone()],
+                    ports: vec![port.clone()].into(),
                 })
                 .collect(),
             publish_not_ready: false,

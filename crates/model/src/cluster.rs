@@ -7,6 +7,7 @@
 //! this, so none of them knows where the objects came from.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A Service with its endpoints, as the cluster zone sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +148,9 @@ pub struct ClusterEndpoint {
     pub pod_name: Option<String>,
     /// `conditions.ready` (absent counts as ready).
     pub ready: bool,
-    /// The ports of the EndpointSlice that holds this endpoint.
-    pub ports: Vec<ServicePort>,
+    /// The ports of the EndpointSlice that holds this endpoint (shared by
+    /// all of its endpoints).
+    pub ports: Arc<[ServicePort]>,
 }
 
 // === impl Protocol ===
@@ -186,10 +188,35 @@ pub struct ClusterPod {
 }
 
 /// Everything the cluster zone is built from, from one source.
+///
+/// Services are shared (`Arc`): a source that changes one service hands out a
+/// new state holding the same `Arc`s for every other, and says which it
+/// changed ([`ClusterChanges`]), so the DNS compiler renders only those.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterState {
     /// Services with their endpoints.
-    pub services: Vec<ClusterService>,
+    pub services: Vec<Arc<ClusterService>>,
     /// Running pods (empty unless the source watches them for `pods verified`).
     pub pods: Vec<ClusterPod>,
+    /// Increases with every state a source delivers; 0 when the source does
+    /// not number its states.
+    pub revision: u64,
+    /// What changed since the state numbered `changes.since`, when known.
+    pub changes: Option<Arc<ClusterChanges>>,
+}
+
+/// One service as it was and as it is: `None` before when it was added,
+/// `None` after when it was removed.
+pub type ServiceChange = (Option<Arc<ClusterService>>, Option<Arc<ClusterService>>);
+
+/// How one state of a source differs from the one before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterChanges {
+    /// The revision of the state these changes apply to.
+    pub since: u64,
+    /// Services changed, added (`None` before) or removed (`None` after):
+    /// (before, after).
+    pub services: Vec<ServiceChange>,
+    /// The pods changed.
+    pub pods: bool,
 }

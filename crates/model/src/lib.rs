@@ -22,8 +22,9 @@ pub mod status;
 pub mod verdict;
 
 pub use cluster::{
-    AllHealthy, AllUnhealthy, CheckProtocol, ClusterEndpoint, ClusterPod, ClusterService,
-    ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol, ServiceKind, ServicePort,
+    AllHealthy, AllUnhealthy, CheckProtocol, ClusterChanges, ClusterEndpoint, ClusterPod,
+    ClusterService, ClusterState, EndpointHealth, GeoSpec, HealthCheckSpec, Protocol,
+    ServiceChange, ServiceKind, ServicePort,
 };
 pub use leader::{Elector, Leadership};
 pub use source::{BoxFuture, Sink, Source, SourceProblem, Update};

@@ -211,7 +211,10 @@ async fn serve(
     let default_path = config.default_path.clone();
     let sink = Sink::new(move |update| match update {
         Update::State(Input::Cluster(state)) => {
-            let list = signpost_health::health_targets_with(&state.services, &default_path);
+            let list = signpost_health::health_targets_with(
+                state.services.iter().map(|s| &**s),
+                &default_path,
+            );
             targets_tx.send_if_modified(|current| {
                 let changed = current.as_deref() != Some(&list);
                 if changed {

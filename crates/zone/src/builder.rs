@@ -8,9 +8,8 @@
 //! the zone's SOA (RFC 2308).
 
 use crate::snapshot::{GeoName, GeoRegion, Node, PodMode, Snapshot, ZoneEntry};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use signpost_proto::{Name, RecordWriter, Rendered, rcode, rdata, rtype};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// A zone whose SOA and NS signpost writes itself (the cluster zone).
 #[derive(Debug, Clone)]
@@ -46,10 +45,27 @@ pub enum BuildError {
     CnameAndOtherData(Name),
 }
 
-#[derive(Debug, Default)]
+/// One RRset as the builder keeps it: every (RDATA, TTL) contribution with
+/// the number of inputs that gave it, sorted, so an input can be taken back
+/// (incremental builds) and the set renders exactly as if built from scratch.
+#[derive(Debug, Default, Clone)]
 struct RrSet {
+    entries: Vec<Contribution>,
+}
+
+#[derive(Debug, Clone)]
+struct Contribution {
+    data: Box<[u8]>,
     ttl: u32,
-    rdatas: BTreeSet<Box<[u8]>>,
+    refs: u32,
+}
+
+/// The RRsets of one owner, by type, plus how many inputs made the name
+/// exist without records ([`SnapshotBuilder::add_empty_name`]).
+#[derive(Debug, Default, Clone)]
+struct Sets {
+    sets: Vec<(u16, RrSet)>,
+    empty_refs: u32,
 }
 
 /// A zone as the builder keeps it.
@@ -67,21 +83,48 @@ struct ZoneDef {
 /// A name whose answers its compiler rendered whole.
 #[derive(Debug)]
 struct RenderedName {
-    owner: Name,
     answers: Vec<(u16, Rendered)>,
     otherwise: Option<Rendered>,
 }
 
-/// Collects zones and records, then renders every answer once.
+/// Collects zones and records, then renders every answer once; kept after a
+/// build, it takes changes ([`Self::remove_record`], [`Self::add_record`])
+/// and renders only the names they touch ([`Self::render_changes`]).
 #[derive(Debug, Default)]
 pub struct SnapshotBuilder {
     zones: Vec<ZoneDef>,
     geo_names: Vec<(Name, u32, Vec<GeoRegion>)>,
     zone_files: Vec<std::sync::Arc<crate::zonefile::ZoneFile>>,
-    records: BTreeMap<Name, BTreeMap<u16, RrSet>>,
-    rendered: Vec<RenderedName>,
+    records: FxHashMap<Name, Sets>,
+    /// Unique (owner, type, RDATA) triples in `records`.
+    record_total: usize,
+    /// Rendered names, first one wins.
+    rendered: FxHashMap<Name, RenderedName>,
     rendered_records: usize,
     generation: u64,
+    /// Set by the first render: from then on changes are tracked.
+    tracking: Option<Tracking>,
+}
+
+/// What a kept builder knows about its last render.
+#[derive(Debug, Default)]
+struct Tracking {
+    /// For every name with records below it (inside its zone), how many
+    /// owners are below it: the empty non-terminals and the ancestors.
+    below: FxHashMap<Name, u32>,
+    /// Names whose answers read another name's data (CNAME chains,
+    /// additional-section addresses, the SOA of negative answers), by the
+    /// name read. May list a name that no longer reads it (a harmless extra render).
+    readers: FxHashMap<Name, Vec<Name>>,
+    /// Geographic names and their index in the snapshot.
+    geo: FxHashMap<Name, u32>,
+    /// Per zone (in snapshot order): it has wildcards or zone cuts.
+    walk: Vec<bool>,
+    /// Names to render again.
+    dirty: FxHashSet<Name>,
+    /// A change the incremental path does not cover (a zone cut, a
+    /// wildcard, a new zone): the next render starts from scratch.
+    needs_full: bool,
 }
 
 /// Longest CNAME chain followed inside the served data.
@@ -96,13 +139,111 @@ const DS: u16 = 43;
 /// What a name resolves to inside the builder's data.
 enum Found<'a> {
     /// The name has these RRsets (possibly through a wildcard).
-    Sets(&'a BTreeMap<u16, RrSet>),
+    Sets(&'a Sets),
     /// The name is at or below this zone cut.
     Referral(Name),
     /// The name exists only as an empty non-terminal.
     Empty,
     /// The name does not exist.
     Missing,
+}
+
+// === impl RrSet ===
+
+impl RrSet {
+    /// The smallest TTL given (RFC 2181 §5.2).
+    fn ttl(&self) -> u32 {
+        self.entries.iter().map(|c| c.ttl).min().unwrap_or(0)
+    }
+
+    /// The distinct RDATAs, in order.
+    fn rdatas(&self) -> impl Iterator<Item = &[u8]> {
+        let mut previous: Option<&[u8]> = None;
+        self.entries.iter().filter_map(move |c| {
+            let data: &[u8] = &c.data;
+            if previous == Some(data) {
+                return None;
+            }
+            previous = Some(data);
+            Some(data)
+        })
+    }
+
+    fn first(&self) -> Option<&[u8]> {
+        self.entries.first().map(|c| &*c.data)
+    }
+
+    /// Adds a contribution; true when the RDATA is new to the set.
+    fn add(&mut self, data: Vec<u8>, ttl: u32) -> bool {
+        let position = self
+            .entries
+            .binary_search_by(|c| (&*c.data, c.ttl).cmp(&(&data[..], ttl)));
+        match position {
+            Ok(at) => {
+                self.entries[at].refs += 1;
+                false
+            }
+            Err(at) => {
+                let new = !self.entries.iter().any(|c| *c.data == data[..]);
+                self.entries.insert(
+                    at,
+                    Contribution {
+                        data: data.into_boxed_slice(),
+                        ttl,
+                        refs: 1,
+                    },
+                );
+                new
+            }
+        }
+    }
+
+    /// Takes a contribution back; `Some(true)` when the RDATA left the set,
+    /// `None` when it was never given.
+    fn remove(&mut self, data: &[u8], ttl: u32) -> Option<bool> {
+        let at = self
+            .entries
+            .binary_search_by(|c| (&*c.data, c.ttl).cmp(&(data, ttl)))
+            .ok()?;
+        self.entries[at].refs -= 1;
+        if self.entries[at].refs > 0 {
+            return Some(false);
+        }
+        self.entries.remove(at);
+        Some(!self.entries.iter().any(|c| *c.data == *data))
+    }
+}
+
+// === impl Sets ===
+
+impl Sets {
+    fn get(&self, rr_type: &u16) -> Option<&RrSet> {
+        self.sets
+            .binary_search_by_key(rr_type, |(t, _)| *t)
+            .ok()
+            .map(|at| &self.sets[at].1)
+    }
+
+    fn contains_key(&self, rr_type: &u16) -> bool {
+        self.get(rr_type).is_some()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &u16> {
+        self.sets.iter().map(|(t, _)| t)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u16, &RrSet)> {
+        self.sets.iter().map(|(t, s)| (t, s))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Neither records nor an input that makes the name exist.
+    fn is_unused(&self) -> bool {
+        self.sets.is_empty() && self.empty_refs == 0
+    }
 }
 
 // === impl SnapshotBuilder ===
@@ -116,6 +257,11 @@ impl SnapshotBuilder {
         }
     }
 
+    /// Sets the generation of the next snapshot.
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
+    }
+
     /// Adds a zone with the SOA and NS records signpost writes for it.
     pub fn add_zone(&mut self, settings: ZoneSettings) {
         let soa = rdata::soa(
@@ -127,7 +273,7 @@ impl SnapshotBuilder {
         let apex = settings.apex.clone();
         let ns = rdata::name(&settings.primary);
         let ttl = settings.ttl;
-        self.zones.push(ZoneDef {
+        self.push_zone(ZoneDef {
             apex: settings.apex,
             ttl,
             fallthrough: settings.fallthrough,
@@ -138,9 +284,27 @@ impl SnapshotBuilder {
         self.insert(apex, rtype::NS, ttl, ns);
     }
 
+    /// The SOA RDATA [`Self::add_zone`] writes for `settings`, so a kept
+    /// builder can swap the serial ([`Self::remove_record`], [`Self::add_record`]).
+    pub fn zone_soa(settings: &ZoneSettings) -> Vec<u8> {
+        rdata::soa(
+            &settings.primary,
+            &settings.mailbox,
+            settings.serial,
+            [7200, 1800, 86400, settings.minimum],
+        )
+    }
+
+    fn push_zone(&mut self, zone: ZoneDef) {
+        if let Some(tracking) = &mut self.tracking {
+            tracking.needs_full = true;
+        }
+        self.zones.push(zone);
+    }
+
     /// Adds a zone whose records, SOA and NS included, come from a zone file.
     pub fn add_file_zone(&mut self, apex: Name, fallthrough: Vec<Name>) {
-        self.zones.push(ZoneDef {
+        self.push_zone(ZoneDef {
             apex,
             ttl: 0,
             fallthrough,
@@ -156,7 +320,7 @@ impl SnapshotBuilder {
     /// authority section (RFC 2308 §3); qnames with `*` or `any` labels are
     /// looked up as SkyDNS wildcards.
     pub fn add_rendered_zone(&mut self, apex: Name, soa: (u32, Vec<u8>), fallthrough: Vec<Name>) {
-        self.zones.push(ZoneDef {
+        self.push_zone(ZoneDef {
             apex,
             ttl: soa.0,
             fallthrough,
@@ -174,11 +338,12 @@ impl SnapshotBuilder {
         answers: Vec<(u16, Rendered)>,
         otherwise: Option<Rendered>,
     ) {
-        self.rendered.push(RenderedName {
-            owner,
-            answers,
-            otherwise,
-        });
+        if let Some(tracking) = &mut self.tracking {
+            tracking.needs_full = true;
+        }
+        self.rendered
+            .entry(owner)
+            .or_insert(RenderedName { answers, otherwise });
     }
 
     /// Counts records a rendered zone serves (for `signpost_snapshot_records`).
@@ -189,6 +354,9 @@ impl SnapshotBuilder {
     /// Adds a geographic name: its A and AAAA answers are chosen per query
     /// among `regions` (the name itself must exist, see [`Self::add_empty_name`]).
     pub fn add_geo_name(&mut self, name: Name, ttl: u32, regions: Vec<GeoRegion>) {
+        if let Some(tracking) = &mut self.tracking {
+            tracking.needs_full = true;
+        }
         self.geo_names.push((name, ttl, regions));
     }
 
@@ -221,6 +389,33 @@ impl SnapshotBuilder {
         Ok(())
     }
 
+    /// Takes back one record given earlier with [`Self::add_record`] (the
+    /// same owner, type, TTL and RDATA); the record leaves the answers once
+    /// every input that gave it took it back. False when it was never given.
+    pub fn remove_record(&mut self, owner: &Name, rr_type: u16, ttl: u32, data: &[u8]) -> bool {
+        let Some(sets) = self.records.get_mut(owner) else {
+            return false;
+        };
+        let Ok(at) = sets.sets.binary_search_by_key(&rr_type, |(t, _)| *t) else {
+            return false;
+        };
+        let Some(gone) = sets.sets[at].1.remove(data, ttl) else {
+            return false;
+        };
+        if gone {
+            self.record_total -= 1;
+        }
+        if sets.sets[at].1.entries.is_empty() {
+            sets.sets.remove(at);
+        }
+        let unused = sets.is_unused();
+        self.touched(owner, rr_type);
+        if unused {
+            self.drop_owner(owner);
+        }
+        true
+    }
+
     /// Makes a name exist without records, so it answers NODATA rather than
     /// NXDOMAIN (for example `<namespace>.svc.<zone>` of a namespace whose only
     /// service has no ready endpoints).
@@ -228,8 +423,26 @@ impl SnapshotBuilder {
         if self.zone_index(&owner).is_none() {
             return Err(BuildError::OutOfZone(owner));
         }
-        self.records.entry(owner).or_default();
+        if !self.records.contains_key(&owner) {
+            self.new_owner(&owner);
+        }
+        self.records.entry(owner).or_default().empty_refs += 1;
         Ok(())
+    }
+
+    /// Takes back one [`Self::add_empty_name`].
+    pub fn remove_empty_name(&mut self, owner: &Name) -> bool {
+        let Some(sets) = self.records.get_mut(owner) else {
+            return false;
+        };
+        if sets.empty_refs == 0 {
+            return false;
+        }
+        sets.empty_refs -= 1;
+        if sets.is_unused() {
+            self.drop_owner(owner);
+        }
+        true
     }
 
     /// True when a name has records of any type.
@@ -238,17 +451,106 @@ impl SnapshotBuilder {
     }
 
     fn insert(&mut self, owner: Name, rr_type: u16, ttl: u32, data: Vec<u8>) {
-        let set = self
-            .records
-            .entry(owner)
-            .or_default()
-            .entry(rr_type)
-            .or_insert_with(|| RrSet {
-                ttl,
-                rdatas: BTreeSet::new(),
-            });
-        set.ttl = set.ttl.min(ttl);
-        set.rdatas.insert(data.into_boxed_slice());
+        if !self.records.contains_key(&owner) {
+            self.new_owner(&owner);
+        }
+        self.touched(&owner, rr_type);
+        let sets = self.records.entry(owner).or_default();
+        let at = match sets.sets.binary_search_by_key(&rr_type, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                sets.sets.insert(at, (rr_type, RrSet::default()));
+                at
+            }
+        };
+        if sets.sets[at].1.add(data, ttl) {
+            self.record_total += 1;
+        }
+    }
+
+    /// After the first render: `owner`'s data of `rr_type` changed.
+    fn touched(&mut self, owner: &Name, rr_type: u16) {
+        let Some(index) = self.zone_index(owner) else {
+            return;
+        };
+        let apex = &self.zones[index].apex;
+        let Some(tracking) = &mut self.tracking else {
+            return;
+        };
+        // RFC 1034 §4.2.1 zone cuts and RFC 4592 wildcards change what
+        // names below them answer: rendered again from scratch.
+        if (rr_type == rtype::NS && owner != apex) || owner.first_label() == Some(b"*") {
+            tracking.needs_full = true;
+        }
+        tracking.dirty.insert(owner.clone());
+        if let Some(readers) = tracking.readers.get(owner) {
+            tracking.dirty.extend(readers.iter().cloned());
+        }
+    }
+
+    /// After the first render: `owner` was added to `records`; its
+    /// ancestors inside its zone gain a name below them.
+    fn new_owner(&mut self, owner: &Name) {
+        let Some(index) = self.zone_index(owner) else {
+            return;
+        };
+        let apex = self.zones[index].apex.clone();
+        let Some(tracking) = &mut self.tracking else {
+            return;
+        };
+        tracking.dirty.insert(owner.clone());
+        if let Some(readers) = tracking.readers.get(owner) {
+            tracking.dirty.extend(readers.iter().cloned());
+        }
+        let mut parent = owner.parent();
+        while let Some(name) = parent {
+            if !name.is_within(&apex) {
+                break;
+            }
+            let count = tracking.below.entry(name.clone()).or_insert(0);
+            *count += 1;
+            if *count == 1 {
+                // A name that may have just come into existence.
+                if let Some(readers) = tracking.readers.get(&name) {
+                    tracking.dirty.extend(readers.iter().cloned());
+                }
+                tracking.dirty.insert(name.clone());
+            }
+            parent = name.parent();
+        }
+    }
+
+    /// `owner` has neither records nor an empty-name input left.
+    fn drop_owner(&mut self, owner: &Name) {
+        self.records.remove(owner);
+        let Some(index) = self.zone_index(owner) else {
+            return;
+        };
+        let apex = self.zones[index].apex.clone();
+        let Some(tracking) = &mut self.tracking else {
+            return;
+        };
+        tracking.dirty.insert(owner.clone());
+        if let Some(readers) = tracking.readers.get(owner) {
+            tracking.dirty.extend(readers.iter().cloned());
+        }
+        let mut parent = owner.parent();
+        while let Some(name) = parent {
+            if !name.is_within(&apex) {
+                break;
+            }
+            if let Some(count) = tracking.below.get_mut(&name) {
+                *count -= 1;
+                if *count == 0 {
+                    tracking.below.remove(&name);
+                    if let Some(readers) = tracking.readers.get(&name) {
+                        tracking.dirty.extend(readers.iter().cloned());
+                    }
+                    tracking.dirty.insert(name.clone());
+                }
+            }
+            parent = name.parent();
+        }
     }
 
     fn zone_index(&self, name: &Name) -> Option<usize> {
@@ -283,14 +585,14 @@ impl SnapshotBuilder {
 
     /// Resolves a name inside its zone: its own data, a referral, an empty
     /// non-terminal, a wildcard's data (RFC 4592 §3.3.1), or nothing.
-    fn find(&self, name: &Name, apex: &Name, descendants: &BTreeSet<Name>) -> Found<'_> {
+    fn find(&self, name: &Name, apex: &Name, below: &FxHashMap<Name, u32>) -> Found<'_> {
         if let Some(cut) = self.cut_of(name, apex) {
             return Found::Referral(cut);
         }
         if let Some(sets) = self.records.get(name) {
             return Found::Sets(sets);
         }
-        if descendants.contains(name) {
+        if below.contains_key(name) {
             return Found::Empty;
         }
         // The closest encloser is the longest existing ancestor; only its
@@ -300,7 +602,7 @@ impl SnapshotBuilder {
             if !encloser.is_within(apex) {
                 break;
             }
-            if self.records.contains_key(&encloser) || descendants.contains(&encloser) {
+            if self.records.contains_key(&encloser) || below.contains_key(&encloser) {
                 return match encloser.child("*").ok().and_then(|w| self.records.get(&w)) {
                     Some(sets) => Found::Sets(sets),
                     None => Found::Missing,
@@ -313,33 +615,172 @@ impl SnapshotBuilder {
 
     /// Renders every answer and returns the snapshot.
     pub fn build(mut self) -> Snapshot {
+        self.render()
+    }
+
+    /// Renders every answer; the builder is kept, so later changes can be
+    /// rendered with [`Self::render_changes`].
+    pub fn render(&mut self) -> Snapshot {
         self.zones
             .sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
         // Every proper ancestor of an owner inside its zone exists (empty non-terminals).
-        let mut descendants: BTreeSet<Name> = BTreeSet::new();
+        let mut below: FxHashMap<Name, u32> = FxHashMap::default();
         for owner in self.records.keys() {
             let Some(zone) = self.zone_index(owner) else {
                 continue;
             };
             let mut parent = owner.parent();
             while let Some(name) = parent {
-                if !name.is_within(&self.zones[zone].apex) || !descendants.insert(name.clone()) {
+                if !name.is_within(&self.zones[zone].apex) {
                     break;
                 }
+                *below.entry(name.clone()).or_insert(0) += 1;
                 parent = name.parent();
             }
         }
-        let zones: Vec<ZoneEntry> = self
-            .zones
+        let walk = self.walk_flags();
+        let zones = self.zone_entries(&walk);
+        let mut readers: FxHashMap<Name, Vec<Name>> = FxHashMap::default();
+        let mut geo_index: FxHashMap<Name, u32> = FxHashMap::default();
+        let mut entries: Vec<(Box<[u8]>, Node)> =
+            Vec::with_capacity(self.records.len() + below.len() + self.rendered.len());
+        let mut reads = Vec::new();
+        let all = self
+            .records
+            .keys()
+            .chain(below.keys().filter(|n| !self.records.contains_key(*n)));
+        for owner in all {
+            reads.clear();
+            let Some(node) = self.render_name(owner, &zones, &below, &mut reads) else {
+                continue;
+            };
+            for read in reads.drain(..) {
+                readers.entry(read).or_default().push(owner.clone());
+            }
+            entries.push((owner.as_wire().into(), node));
+        }
+        for (owner, rendered) in &self.rendered {
+            if self.records.contains_key(owner) || below.contains_key(owner) {
+                continue;
+            }
+            if let Some(node) = self.rendered_node(owner, rendered) {
+                entries.push((owner.as_wire().into(), node));
+            }
+        }
+        let mut names = crate::snapshot::Names::with_capacity(entries.len());
+        for (key, node) in entries {
+            names.insert(key, node);
+        }
+        let mut geo = Vec::with_capacity(self.geo_names.len());
+        for (name, ttl, regions) in &self.geo_names {
+            let Some(node) = names.get_mut(name.as_wire()) else {
+                continue;
+            };
+            node.geo = Some(geo.len() as u32);
+            geo_index.insert(name.clone(), geo.len() as u32);
+            let apex = self
+                .zone_index(name)
+                .map_or_else(Name::root, |z| self.zones[z].apex.clone());
+            geo.push(self.render_geo(name, *ttl, regions, &apex));
+        }
+        self.tracking = Some(Tracking {
+            below,
+            readers,
+            geo: geo_index,
+            walk,
+            dirty: FxHashSet::default(),
+            needs_full: false,
+        });
+        Snapshot {
+            zones,
+            names,
+            generation: self.generation,
+            record_count: self.record_total + self.rendered_records,
+            zone_files: self.zone_files.clone(),
+            geo: std::sync::Arc::new(geo),
+        }
+    }
+
+    /// Renders only the names changed since the last render, sharing every
+    /// other answer with `previous` (the snapshot that render returned).
+    /// `None` when a change needs a render from scratch (a zone added, a
+    /// zone cut or a wildcard changed, a rendered or geographic name added)
+    /// or nothing was rendered yet: call [`Self::render`] then.
+    pub fn render_changes(&mut self, previous: &Snapshot) -> Option<Snapshot> {
+        let mut tracking = self.tracking.take()?;
+        if tracking.needs_full {
+            return None;
+        }
+        let zones = self.zone_entries(&tracking.walk);
+        let mut names = previous.names.clone();
+        let mut reads = Vec::new();
+        let dirty = std::mem::take(&mut tracking.dirty);
+        for owner in &dirty {
+            reads.clear();
+            let exists = self.records.contains_key(owner) || tracking.below.contains_key(owner);
+            let node = if exists {
+                self.render_name(owner, &zones, &tracking.below, &mut reads)
+            } else {
+                self.rendered
+                    .get(owner)
+                    .and_then(|rendered| self.rendered_node(owner, rendered))
+            };
+            for read in reads.drain(..) {
+                let list = tracking.readers.entry(read).or_default();
+                if !list.contains(owner) {
+                    list.push(owner.clone());
+                }
+            }
+            match node {
+                Some(mut node) => {
+                    node.geo = tracking.geo.get(owner).copied();
+                    names.insert(owner.as_wire().into(), node);
+                }
+                None => names.remove(owner.as_wire()),
+            }
+        }
+        self.tracking = Some(tracking);
+        Some(Snapshot {
+            zones,
+            names,
+            generation: self.generation,
+            record_count: self.record_total + self.rendered_records,
+            zone_files: self.zone_files.clone(),
+            geo: previous.geo.clone(),
+        })
+    }
+
+    /// Names changed since the last render (for tests and logs).
+    pub fn pending_changes(&self) -> usize {
+        self.tracking.as_ref().map_or(0, |t| t.dirty.len())
+    }
+
+    /// Per zone: it has wildcards or zone cuts, so a missing name needs the
+    /// closest-encloser walk.
+    fn walk_flags(&self) -> Vec<bool> {
+        let mut walk = vec![false; self.zones.len()];
+        for (name, sets) in &self.records {
+            let wildcard = name.first_label() == Some(b"*");
+            if !wildcard && !sets.contains_key(&rtype::NS) {
+                continue;
+            }
+            for (index, zone) in self.zones.iter().enumerate() {
+                if name.is_within(&zone.apex) && (wildcard || name != &zone.apex) {
+                    walk[index] = true;
+                }
+            }
+        }
+        walk
+    }
+
+    /// The per-zone answers: NXDOMAIN and NODATA with the SOA.
+    fn zone_entries(&self, walk: &[bool]) -> Vec<ZoneEntry> {
+        self.zones
             .iter()
-            .map(|zone| {
+            .zip(walk)
+            .map(|(zone, &has_wildcards_or_cuts)| {
                 let negative = self.negative_authority(&zone.apex);
                 let none = RecordWriter::new();
-                let has_wildcards_or_cuts = self.records.iter().any(|(name, sets)| {
-                    name.is_within(&zone.apex)
-                        && (name.first_label() == Some(b"*")
-                            || (name != &zone.apex && sets.contains_key(&rtype::NS)))
-                });
                 ZoneEntry {
                     apex: zone.apex.clone(),
                     nxdomain: Rendered::new(rcode::NXDOMAIN, true, &none, &negative, &none),
@@ -351,75 +792,51 @@ impl SnapshotBuilder {
                     skydns: zone.soa.is_some(),
                 }
             })
-            .collect();
+            .collect()
+    }
 
-        let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
-        names.reserve(self.records.len() + descendants.len());
-        let mut record_count = 0;
-        let all_names: BTreeSet<&Name> = self.records.keys().chain(descendants.iter()).collect();
-        for owner in all_names {
-            let Some(zone) = self.zone_index(owner) else {
-                continue;
-            };
-            let apex = &self.zones[zone].apex;
-            let sets = self.records.get(owner);
-            record_count +=
-                sets.map_or(0, |s| s.values().map(|set| set.rdatas.len()).sum::<usize>());
-            let node = match self.cut_of(owner, apex) {
-                Some(cut) => {
-                    let referral = self.render_referral(&cut);
-                    // DS at the cut belongs to the parent: NODATA without DNSSEC data.
-                    let answers: Box<[(u16, Rendered)]> = if &cut == owner {
-                        Box::new([(DS, zones[zone].nodata.clone())])
-                    } else {
-                        Box::new([])
-                    };
-                    Node {
-                        zone: zone as u16,
-                        answers,
-                        otherwise: Some(referral),
-                        referral: true,
-                        geo: None,
-                    }
-                }
-                None => self.render_node(owner, sets, apex, &descendants, zone),
-            };
-            names.insert(owner.as_wire().into(), node);
-        }
-        record_count += self.rendered_records;
-        for rendered in std::mem::take(&mut self.rendered) {
-            let Some(zone) = self.zone_index(&rendered.owner) else {
-                continue;
-            };
-            names
-                .entry(rendered.owner.as_wire().into())
-                .or_insert_with(|| Node {
+    /// The node of a name that has records or names below it; `reads`
+    /// collects the other names its answers read.
+    fn render_name(
+        &self,
+        owner: &Name,
+        zones: &[ZoneEntry],
+        below: &FxHashMap<Name, u32>,
+        reads: &mut Vec<Name>,
+    ) -> Option<Node> {
+        let zone = self.zone_index(owner)?;
+        let apex = &self.zones[zone].apex;
+        let sets = self.records.get(owner);
+        Some(match self.cut_of(owner, apex) {
+            Some(cut) => {
+                let referral = self.render_referral(&cut);
+                // DS at the cut belongs to the parent: NODATA without DNSSEC data.
+                let answers: Box<[(u16, Rendered)]> = if &cut == owner {
+                    Box::new([(DS, zones[zone].nodata.clone())])
+                } else {
+                    Box::new([])
+                };
+                Node {
                     zone: zone as u16,
-                    answers: rendered.answers.into_boxed_slice(),
-                    otherwise: rendered.otherwise,
-                    referral: false,
+                    answers,
+                    otherwise: Some(referral),
+                    referral: true,
                     geo: None,
-                });
-        }
-        let mut geo = Vec::with_capacity(self.geo_names.len());
-        for (name, ttl, regions) in &self.geo_names {
-            let Some(node) = names.get_mut(name.as_wire()) else {
-                continue;
-            };
-            node.geo = Some(geo.len() as u32);
-            let apex = self
-                .zone_index(name)
-                .map_or_else(Name::root, |z| self.zones[z].apex.clone());
-            geo.push(self.render_geo(name, *ttl, regions, &apex));
-        }
-        Snapshot {
-            zones,
-            names,
-            generation: self.generation,
-            record_count,
-            zone_files: self.zone_files,
-            geo,
-        }
+                }
+            }
+            None => self.render_node(owner, sets, apex, below, zone, reads),
+        })
+    }
+
+    fn rendered_node(&self, owner: &Name, rendered: &RenderedName) -> Option<Node> {
+        let zone = self.zone_index(owner)?;
+        Some(Node {
+            zone: zone as u16,
+            answers: rendered.answers.clone().into_boxed_slice(),
+            otherwise: rendered.otherwise.clone(),
+            referral: false,
+            geo: None,
+        })
     }
 
     fn render_geo(&self, name: &Name, ttl: u32, regions: &[GeoRegion], apex: &Name) -> GeoName {
@@ -476,10 +893,11 @@ impl SnapshotBuilder {
     fn render_node(
         &self,
         owner: &Name,
-        sets: Option<&BTreeMap<u16, RrSet>>,
+        sets: Option<&Sets>,
         apex: &Name,
-        descendants: &BTreeSet<Name>,
+        below: &FxHashMap<Name, u32>,
         zone: usize,
+        reads: &mut Vec<Name>,
     ) -> Node {
         let mut answers: Vec<(u16, Rendered)> = Vec::new();
         let mut otherwise = None;
@@ -490,16 +908,16 @@ impl SnapshotBuilder {
             Some(sets) if sets.contains_key(&rtype::CNAME) => {
                 answers.push((
                     rtype::CNAME,
-                    self.render(owner, rtype::CNAME, apex, descendants),
+                    self.render_answer(owner, rtype::CNAME, apex, below, reads),
                 ));
-                for qtype in self.chain_types(owner, apex, descendants) {
-                    answers.push((qtype, self.render(owner, qtype, apex, descendants)));
+                for qtype in self.chain_types(owner, apex, below) {
+                    answers.push((qtype, self.render_answer(owner, qtype, apex, below, reads)));
                 }
-                otherwise = Some(self.render(owner, OTHER_TYPE, apex, descendants));
+                otherwise = Some(self.render_answer(owner, OTHER_TYPE, apex, below, reads));
             }
             Some(sets) => {
                 for &qtype in sets.keys() {
-                    answers.push((qtype, self.render(owner, qtype, apex, descendants)));
+                    answers.push((qtype, self.render_answer(owner, qtype, apex, below, reads)));
                 }
                 answers.push((rtype::ANY, self.render_any(sets)));
             }
@@ -526,12 +944,13 @@ impl SnapshotBuilder {
             return authority;
         }
         if let Some(set) = self.records.get(apex).and_then(|s| s.get(&rtype::SOA)) {
-            for data in &set.rdatas {
+            let ttl = set.ttl();
+            for data in set.rdatas() {
                 let minimum = data
                     .get(data.len().saturating_sub(4)..)
                     .and_then(|m| <[u8; 4]>::try_from(m).ok())
-                    .map_or(set.ttl, u32::from_be_bytes);
-                authority.record(Some(apex), rtype::SOA, set.ttl.min(minimum), data);
+                    .map_or(ttl, u32::from_be_bytes);
+                authority.record(Some(apex), rtype::SOA, ttl.min(minimum), data);
             }
         }
         authority
@@ -559,28 +978,31 @@ impl SnapshotBuilder {
         additional: &mut RecordWriter,
     ) {
         if let Some(set) = self.records.get(cut).and_then(|s| s.get(&rtype::NS)) {
-            for data in &set.rdatas {
-                authority.record(Some(cut), rtype::NS, set.ttl, data);
+            let mut reads = Vec::new();
+            for data in set.rdatas() {
+                authority.record(Some(cut), rtype::NS, set.ttl(), data);
                 if let Some(zone) = self.zone_index(cut) {
-                    self.add_additional(rtype::NS, data, &self.zones[zone].apex, additional);
+                    self.add_additional(
+                        rtype::NS,
+                        data,
+                        &self.zones[zone].apex,
+                        additional,
+                        &mut reads,
+                    );
                 }
             }
         }
     }
 
     /// Types worth pre-rendering at a CNAME: those the end of its chain holds.
-    fn chain_types(&self, owner: &Name, apex: &Name, descendants: &BTreeSet<Name>) -> Vec<u16> {
+    fn chain_types(&self, owner: &Name, apex: &Name, below: &FxHashMap<Name, u32>) -> Vec<u16> {
         let mut current = owner.clone();
         for _ in 0..MAX_CHAIN {
-            let Found::Sets(sets) = self.find(&current, apex, descendants) else {
+            let Found::Sets(sets) = self.find(&current, apex, below) else {
                 break;
             };
             match sets.get(&rtype::CNAME) {
-                Some(set) => match set
-                    .rdatas
-                    .first()
-                    .and_then(|d| Name::from_wire(&lowercase(d)))
-                {
+                Some(set) => match set.first().and_then(|d| Name::from_wire(&lowercase(d))) {
                     Some(next) if next.is_within(apex) => current = next,
                     _ => break,
                 },
@@ -593,12 +1015,13 @@ impl SnapshotBuilder {
     /// Renders the answer for `owner` and `qtype`, following CNAMEs inside the
     /// zone (RFC 1034 §4.3.2 step 3a); the RCODE describes the last name of
     /// the chain (RFC 6604 §2).
-    fn render(
+    fn render_answer(
         &self,
         owner: &Name,
         qtype: u16,
         apex: &Name,
-        descendants: &BTreeSet<Name>,
+        below: &FxHashMap<Name, u32>,
+        reads: &mut Vec<Name>,
     ) -> Rendered {
         let mut answer = RecordWriter::new();
         let mut authority = RecordWriter::new();
@@ -607,7 +1030,10 @@ impl SnapshotBuilder {
         let mut code = rcode::NOERROR;
         for hop in 0..MAX_CHAIN {
             let owner_ref = if hop == 0 { None } else { Some(&current) };
-            let sets = match self.find(&current, apex, descendants) {
+            if hop > 0 && !reads.contains(&current) {
+                reads.push(current.clone());
+            }
+            let sets = match self.find(&current, apex, below) {
                 Found::Sets(sets) => sets,
                 Found::Referral(cut) => {
                     self.write_referral(&cut, &mut authority, &mut additional);
@@ -615,6 +1041,7 @@ impl SnapshotBuilder {
                 }
                 Found::Empty => {
                     authority = self.negative_authority(apex);
+                    note_read(reads, apex);
                     break;
                 }
                 Found::Missing => {
@@ -628,21 +1055,23 @@ impl SnapshotBuilder {
                         code = rcode::NXDOMAIN;
                     }
                     authority = self.negative_authority(apex);
+                    note_read(reads, apex);
                     break;
                 }
             };
             if let Some(set) = sets.get(&qtype) {
-                for data in &set.rdatas {
-                    answer.record(owner_ref, qtype, set.ttl, data);
-                    self.add_additional(qtype, data, apex, &mut additional);
+                let ttl = set.ttl();
+                for data in set.rdatas() {
+                    answer.record(owner_ref, qtype, ttl, data);
+                    self.add_additional(qtype, data, apex, &mut additional, reads);
                 }
                 break;
             }
             if let (Some(set), true) = (sets.get(&rtype::CNAME), qtype != rtype::CNAME) {
-                let Some(data) = set.rdatas.first() else {
+                let Some(data) = set.first() else {
                     break;
                 };
-                answer.record(owner_ref, rtype::CNAME, set.ttl, data);
+                answer.record(owner_ref, rtype::CNAME, set.ttl(), data);
                 match Name::from_wire(&lowercase(data)) {
                     // Only names in this zone are followed; the client resolves the rest.
                     Some(next) if next.is_within(apex) => current = next,
@@ -651,17 +1080,19 @@ impl SnapshotBuilder {
                 continue;
             }
             authority = self.negative_authority(apex);
+            note_read(reads, apex);
             break;
         }
         Rendered::new(code, true, &answer, &authority, &additional)
     }
 
     /// RFC 8482 allows a subset; signpost answers ANY with every RRset it has.
-    fn render_any(&self, sets: &BTreeMap<u16, RrSet>) -> Rendered {
+    fn render_any(&self, sets: &Sets) -> Rendered {
         let mut answer = RecordWriter::new();
-        for (&rr_type, set) in sets {
-            for data in &set.rdatas {
-                answer.record(None, rr_type, set.ttl, data);
+        for (&rr_type, set) in sets.iter() {
+            let ttl = set.ttl();
+            for data in set.rdatas() {
+                answer.record(None, rr_type, ttl, data);
             }
         }
         let none = RecordWriter::new();
@@ -677,6 +1108,7 @@ impl SnapshotBuilder {
         data: &[u8],
         apex: &Name,
         additional: &mut RecordWriter,
+        reads: &mut Vec<Name>,
     ) {
         let target = match rr_type {
             rtype::SRV => data
@@ -693,16 +1125,25 @@ impl SnapshotBuilder {
         let Some(target) = target.filter(|t| t.is_within(apex)) else {
             return;
         };
+        note_read(reads, &target);
         let Some(sets) = self.records.get(&target) else {
             return;
         };
         for address_type in [rtype::A, rtype::AAAA] {
             if let Some(set) = sets.get(&address_type) {
-                for address in &set.rdatas {
-                    additional.record(Some(&target), address_type, set.ttl, address);
+                let ttl = set.ttl();
+                for address in set.rdatas() {
+                    additional.record(Some(&target), address_type, ttl, address);
                 }
             }
         }
+    }
+}
+
+/// Notes that an answer read `name`'s data (once per name).
+fn note_read(reads: &mut Vec<Name>, name: &Name) {
+    if !reads.contains(name) {
+        reads.push(name.clone());
     }
 }
 

@@ -36,9 +36,9 @@ type GeoNames = std::collections::BTreeMap<Name, Vec<GeoRegion>>;
 
 /// Adds the geo zones, every regional hostname with its region's addresses,
 /// and every geographic name with its regions (chosen per query).
-pub fn compile_geo(
+pub fn compile_geo<'a>(
     builder: &mut SnapshotBuilder,
-    services: &[ClusterService],
+    services: impl IntoIterator<Item = &'a ClusterService>,
     options: &GeoOptions,
     health: &dyn EndpointHealth,
     problems: &mut Vec<String>,
@@ -188,53 +188,161 @@ pub fn compile_with_health(
     options: &ClusterOptions,
     health: &dyn EndpointHealth,
 ) -> Vec<String> {
+    compile_services(builder, services.iter(), options, health)
+}
+
+/// [`compile_with_health`] over any sequence of services: the zones, their
+/// own records, then every service's [`ServiceRecords`].
+pub fn compile_services<'a>(
+    builder: &mut SnapshotBuilder,
+    services: impl IntoIterator<Item = &'a ClusterService>,
+    options: &ClusterOptions,
+    health: &dyn EndpointHealth,
+) -> Vec<String> {
+    let mut problems = add_zones(builder, options);
+    for service in services {
+        let records = ServiceRecords::compile(service, options, health);
+        records.add_to(builder, &mut problems);
+    }
+    problems
+}
+
+/// Adds the plugin's zones with their SOA, NS, `dns-version` and (with pod
+/// records) `pod` names. Returns the zones it could not add.
+pub fn add_zones(builder: &mut SnapshotBuilder, options: &ClusterOptions) -> Vec<String> {
     let mut problems = Vec::new();
-    let (reverse, forward): (Vec<&Name>, Vec<&Name>) =
-        options.zones.iter().partition(|z| is_reverse_zone(z));
     for zone in &options.zones {
-        let primary = zone.child("dns").and_then(|n| n.child("ns"));
-        let mailbox = zone.child("hostmaster");
-        let (Ok(primary), Ok(mailbox)) = (primary, mailbox) else {
+        let Some(settings) = zone_settings(zone, options) else {
             problems.push(format!("zone {zone} is too long to hold its SOA names"));
             continue;
         };
-        builder.add_zone(ZoneSettings {
-            apex: zone.clone(),
-            ttl: options.ttl,
-            primary,
-            mailbox,
-            serial: options.serial,
-            minimum: options.ttl,
-            fallthrough: options
-                .fallthrough
-                .iter()
-                .filter(|f| f.is_within(zone) || zone.is_within(f))
-                .cloned()
-                .collect(),
-            pods: if is_reverse_zone(zone) {
-                PodMode::Disabled
-            } else {
-                options.pods
-            },
-        });
+        builder.add_zone(settings);
     }
-    let mut compiler = Compiler {
-        builder,
-        options,
-        reverse: &reverse,
-        problems: &mut problems,
-        health,
-    };
-    for zone in &forward {
-        compiler.zone_records(zone, services);
-    }
-    // PTR targets live in the first forward zone, as in CoreDNS.
-    if let Some(first) = forward.first() {
-        for service in services {
-            compiler.reverse_records(first, service);
+    for zone in options.zones.iter().filter(|z| !is_reverse_zone(z)) {
+        if let Ok(version) = zone.child("dns-version") {
+            let data = rdata::txt(&[SCHEMA_VERSION]);
+            if let Err(error) = builder.add_record(version, rtype::TXT, options.ttl, data) {
+                problems.push(error.to_string());
+            }
+        }
+        if options.pods != PodMode::Disabled
+            && let Ok(pod) = zone.child("pod")
+            && let Err(error) = builder.add_empty_name(pod)
+        {
+            problems.push(error.to_string());
         }
     }
     problems
+}
+
+/// The SOA settings of one of the plugin's zones (`None`: too long a name).
+pub fn zone_settings(zone: &Name, options: &ClusterOptions) -> Option<ZoneSettings> {
+    let primary = zone.child("dns").and_then(|n| n.child("ns")).ok()?;
+    let mailbox = zone.child("hostmaster").ok()?;
+    Some(ZoneSettings {
+        apex: zone.clone(),
+        ttl: options.ttl,
+        primary,
+        mailbox,
+        serial: options.serial,
+        minimum: options.ttl,
+        fallthrough: options
+            .fallthrough
+            .iter()
+            .filter(|f| f.is_within(zone) || zone.is_within(f))
+            .cloned()
+            .collect(),
+        pods: if is_reverse_zone(zone) {
+            PodMode::Disabled
+        } else {
+            options.pods
+        },
+    })
+}
+
+/// Everything one service contributes to the cluster zones: records (all
+/// with the plugin's TTL) and names that exist without records, each once,
+/// sorted. Building from scratch adds every service's; a change takes the
+/// old service's back ([`Self::remove_from`]) and adds the new one's, which
+/// gives the same answers as building from scratch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ServiceRecords {
+    /// (owner, type, RDATA).
+    pub records: Vec<(Name, u16, Vec<u8>)>,
+    /// Names that exist without records.
+    pub empty: Vec<Name>,
+    /// Parts of the service that could not be named.
+    pub problems: Vec<String>,
+    ttl: u32,
+}
+
+// === impl ServiceRecords ===
+
+impl ServiceRecords {
+    /// Compiles one service.
+    pub fn compile(
+        service: &ClusterService,
+        options: &ClusterOptions,
+        health: &dyn EndpointHealth,
+    ) -> Self {
+        let mut out = Self {
+            ttl: options.ttl,
+            ..Self::default()
+        };
+        let reverse: Vec<&Name> = options
+            .zones
+            .iter()
+            .filter(|z| is_reverse_zone(z))
+            .collect();
+        let forward = options.zones.iter().filter(|z| !is_reverse_zone(z));
+        let mut compiler = Compiler {
+            out: &mut out,
+            options,
+            reverse: &reverse,
+            health,
+        };
+        let mut first = None;
+        for zone in forward {
+            first.get_or_insert(zone);
+            compiler.service_records(zone, service);
+        }
+        // PTR targets live in the first forward zone, as in CoreDNS.
+        if let Some(first) = first {
+            compiler.reverse_records(first, service);
+        }
+        out.records.sort_unstable();
+        out.records.dedup();
+        out.empty.sort_unstable();
+        out.empty.dedup();
+        out
+    }
+
+    /// Adds everything to `builder`; what it rejects goes to `problems`.
+    pub fn add_to(&self, builder: &mut SnapshotBuilder, problems: &mut Vec<String>) {
+        problems.extend(self.problems.iter().cloned());
+        for name in &self.empty {
+            if let Err(error) = builder.add_empty_name(name.clone()) {
+                problems.push(error.to_string());
+            }
+        }
+        for (owner, rr_type, data) in &self.records {
+            if let Err(error) = builder.add_record(owner.clone(), *rr_type, self.ttl, data.clone())
+            {
+                problems.push(error.to_string());
+            }
+        }
+    }
+
+    /// Takes back what [`Self::add_to`] added (a record the builder rejected
+    /// then is not there to take back, which is fine).
+    pub fn remove_from(&self, builder: &mut SnapshotBuilder) {
+        for (owner, rr_type, data) in &self.records {
+            builder.remove_record(owner, *rr_type, self.ttl, data);
+        }
+        for name in &self.empty {
+            builder.remove_empty_name(name);
+        }
+    }
 }
 
 /// `pods verified`: an A or AAAA record at `<dashed-ip>.<namespace>.pod.<zone>`
@@ -276,10 +384,9 @@ pub fn compile_pods(
 struct SrvSet(String, Protocol, Vec<(u16, Name)>);
 
 struct Compiler<'a> {
-    builder: &'a mut SnapshotBuilder,
+    out: &'a mut ServiceRecords,
     options: &'a ClusterOptions,
     reverse: &'a [&'a Name],
-    problems: &'a mut Vec<String>,
     health: &'a dyn EndpointHealth,
 }
 
@@ -287,12 +394,7 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn add(&mut self, owner: &Name, rr_type: u16, data: Vec<u8>) {
-        if let Err(error) = self
-            .builder
-            .add_record(owner.clone(), rr_type, self.options.ttl, data)
-        {
-            self.problems.push(error.to_string());
-        }
+        self.out.records.push((owner.clone(), rr_type, data));
     }
 
     fn add_address(&mut self, owner: &Name, address: IpAddr) {
@@ -308,7 +410,8 @@ impl Compiler<'_> {
             match name.child(label) {
                 Ok(child) => name = child,
                 Err(error) => {
-                    self.problems
+                    self.out
+                        .problems
                         .push(format!("cannot name a record below {parent}: {error}"));
                     return None;
                 }
@@ -317,53 +420,39 @@ impl Compiler<'_> {
         Some(name)
     }
 
-    fn zone_records(&mut self, zone: &Name, services: &[ClusterService]) {
-        if let Some(version) = self.name(zone, &["dns-version"]) {
-            self.add(&version, rtype::TXT, rdata::txt(&[SCHEMA_VERSION]));
+    fn service_records(&mut self, zone: &Name, service: &ClusterService) {
+        let Some(namespace) = self.name(zone, &[service.namespace.as_str(), "svc"]) else {
+            return;
+        };
+        self.empty(namespace.clone());
+        let Some(service_name) = self.name(&namespace, &[service.name.as_str()]) else {
+            return;
+        };
+        match &service.kind {
+            ServiceKind::ClusterIp(addresses) => self.cluster_ip(&service_name, service, addresses),
+            ServiceKind::Headless => self.headless(&service_name, service),
+            ServiceKind::ExternalName(target) => match Name::from_ascii(target) {
+                Ok(target) => self.add(&service_name, rtype::CNAME, rdata::name(&target)),
+                Err(error) => self.out.problems.push(format!(
+                    "service {}/{}: externalName {target:?} is not a domain name: {error}",
+                    service.namespace, service.name
+                )),
+            },
         }
-        if self.options.pods != PodMode::Disabled
-            && let Some(pod) = self.name(zone, &["pod"])
+        // CoreDNS answers the name server with the DNS service's addresses.
+        if service.namespace == "kube-system"
+            && service.name == "kube-dns"
+            && let (ServiceKind::ClusterIp(addresses), Some(ns)) =
+                (&service.kind, self.name(zone, &["ns", "dns"]))
         {
-            self.empty(pod);
-        }
-        for service in services {
-            let Some(namespace) = self.name(zone, &[service.namespace.as_str(), "svc"]) else {
-                continue;
-            };
-            self.empty(namespace.clone());
-            let Some(service_name) = self.name(&namespace, &[service.name.as_str()]) else {
-                continue;
-            };
-            match &service.kind {
-                ServiceKind::ClusterIp(addresses) => {
-                    self.cluster_ip(&service_name, service, addresses)
-                }
-                ServiceKind::Headless => self.headless(&service_name, service),
-                ServiceKind::ExternalName(target) => match Name::from_ascii(target) {
-                    Ok(target) => self.add(&service_name, rtype::CNAME, rdata::name(&target)),
-                    Err(error) => self.problems.push(format!(
-                        "service {}/{}: externalName {target:?} is not a domain name: {error}",
-                        service.namespace, service.name
-                    )),
-                },
-            }
-            // CoreDNS answers the name server with the DNS service's addresses.
-            if service.namespace == "kube-system"
-                && service.name == "kube-dns"
-                && let (ServiceKind::ClusterIp(addresses), Some(ns)) =
-                    (&service.kind, self.name(zone, &["ns", "dns"]))
-            {
-                for &address in addresses {
-                    self.add_address(&ns, address);
-                }
+            for &address in addresses {
+                self.add_address(&ns, address);
             }
         }
     }
 
     fn empty(&mut self, name: Name) {
-        if let Err(error) = self.builder.add_empty_name(name) {
-            self.problems.push(error.to_string());
-        }
+        self.out.empty.push(name);
     }
 
     fn cluster_ip(&mut self, service_name: &Name, service: &ClusterService, addresses: &[IpAddr]) {

@@ -27,10 +27,12 @@ pub mod zonefile;
 
 pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use input::{
-    BuildOptions, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi, Recipe, Secret,
-    SourceSpec, VerdictSpec, VerdictStoreSpec, build,
+    BuildKind, BuildOptions, Builds, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi,
+    Recipe, Secret, SourceSpec, VerdictSpec, VerdictStoreSpec, build, serial_now,
 };
 pub use snapshot::{GeoName, GeoRegion, Lookup, PodAnswer, PodMode, Snapshot};
 
+#[cfg(test)]
+mod incremental_tests;
 #[cfg(test)]
 mod tests;

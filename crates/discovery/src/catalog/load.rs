@@ -163,14 +163,29 @@ fn unique(
 
 /// Parses files on scoped worker threads; the result is in the order of `files`.
 fn load_files(files: &[&Path]) -> Vec<FileOutput> {
+    parse_files(files, |output| output)
+}
+
+/// Parses files on scoped worker threads and hands each file's output to
+/// `read` on the thread that parsed it (so a caller that keeps only parts of
+/// the objects never holds every file's objects at once); the result is in
+/// the order of `files`.
+pub(crate) fn parse_files<T: Send>(
+    files: &[&Path],
+    read: impl Fn(FileOutput) -> T + Sync,
+) -> Vec<T> {
     let workers = thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(files.len());
     if workers <= 1 {
-        return files.iter().map(|file| document::load_file(file)).collect();
+        return files
+            .iter()
+            .map(|file| read(document::load_file(file)))
+            .collect();
     }
     let next = AtomicUsize::new(0);
-    let mut outputs: Vec<(usize, FileOutput)> = thread::scope(|scope| {
+    let read = &read;
+    let mut outputs: Vec<(usize, T)> = thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
@@ -178,7 +193,7 @@ fn load_files(files: &[&Path]) -> Vec<FileOutput> {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);
                         let Some(file) = files.get(index) else { break };
-                        done.push((index, document::load_file(file)));
+                        done.push((index, read(document::load_file(file))));
                     }
                     done
                 })

@@ -11,6 +11,7 @@
 //!   hidden skipped)                                   └─ List / ServiceList /     │             or LoadErrors
 //!                                                        EndpointSliceList items ─┘
 //!  CatalogWatcher: stat only; says when to call load_paths again
+//!  CatalogChanges (the DNS cluster zone): re-reads only changed files, woken by inotify
 //! ```
 //!
 //! Invariants:
@@ -25,16 +26,19 @@
 //! - Work is linear in the size of the input, so a million endpoints in a hundred files load in
 //!   seconds. Files are parsed on scoped threads; no thread outlives [`load_paths`].
 
+mod changes;
 mod document;
 mod load;
 mod state;
 mod validate;
+mod wake;
 mod walk;
 mod watch;
 
 #[cfg(test)]
 mod tests;
 
+pub use changes::CatalogChanges;
 pub use load::load_paths;
 pub use state::{CatalogState, EndpointSlice, LoadError, LoadErrors, Service};
 pub use watch::CatalogWatcher;
@@ -106,13 +110,5 @@ impl Source<Arc<ClusterObjects>> for CatalogSource {
 
 /// Load errors as source problems.
 pub fn problems(errors: LoadErrors) -> Vec<SourceProblem> {
-    errors
-        .0
-        .into_iter()
-        .map(|e| SourceProblem {
-            file: e.file.display().to_string(),
-            line: e.line,
-            message: e.message,
-        })
-        .collect()
+    errors.into_problems()
 }

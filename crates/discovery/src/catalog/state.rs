@@ -67,6 +67,18 @@ impl LoadErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The errors as source problems (file, line, message).
+    pub fn into_problems(self) -> Vec<signpost_model::SourceProblem> {
+        self.0
+            .into_iter()
+            .map(|e| signpost_model::SourceProblem {
+                file: e.file.display().to_string(),
+                line: e.line,
+                message: e.message,
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for LoadErrors {

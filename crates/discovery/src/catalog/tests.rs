@@ -710,3 +710,78 @@ fn ingresses_nodes_and_pods_load_with_errors_at_their_lines() {
         "{errors}"
     );
 }
+
+/// A Service manifest in namespace `default` with one ClusterIP.
+fn service_yaml(name: &str, ip: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n\
+         spec:\n  clusterIP: {ip}\n  ports:\n  - port: 80\n"
+    )
+}
+
+/// The keys of the Services a batch adds or changes.
+fn batch_services(batch: &crate::cluster::ObjectBatch) -> Vec<String> {
+    use crate::cluster::{ObjectBatch, ObjectChange};
+    let (ObjectBatch::Reset(changes) | ObjectBatch::Changes(changes)) = batch;
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            ObjectChange::Service(key, Some(_)) => Some(key.1.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// With a poll interval of an hour, a file written and renamed into place
+/// still reaches the sink at once (inotify), and only the changed file's
+/// objects are delivered.
+#[tokio::test]
+async fn a_renamed_file_wakes_the_poll_at_once() {
+    use crate::cluster::ObjectBatch;
+    use signpost_model::{Sink, Source, Update};
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    fs::create_dir(&catalog).unwrap();
+    fs::write(catalog.join("a.yaml"), service_yaml("alpha", "10.0.0.1")).unwrap();
+    fs::write(catalog.join("b.yaml"), service_yaml("beta", "10.0.0.2")).unwrap();
+    let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel();
+    let sink = Sink::new(move |update: Update<ObjectBatch>| {
+        let _ = sender.send(update);
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let source = Box::new(CatalogChanges::new(
+        vec![catalog.clone()],
+        Duration::from_secs(3600),
+    ));
+    let task = tokio::spawn(source.run(sink, cancel.clone()));
+    let deadline = Duration::from_secs(30);
+    let first = tokio::time::timeout(deadline, updates.recv())
+        .await
+        .expect("the first state")
+        .unwrap();
+    let Update::State(batch @ ObjectBatch::Reset(_)) = first else {
+        panic!("expected a full state first, got {first:?}");
+    };
+    let mut names = batch_services(&batch);
+    names.sort();
+    assert_eq!(names, ["alpha", "beta"]);
+    // Each change is written after the poll that delivered the one before
+    // listed the files, so only a wake-up (not the hour-long interval) can
+    // deliver it. (The first one may also be seen by the extra poll that
+    // follows new watches.)
+    for (round, ip) in ["10.0.0.3", "10.0.0.4", "10.0.0.5"].iter().enumerate() {
+        let staging = dir.path().join("staging.yaml");
+        fs::write(&staging, service_yaml("beta", ip)).unwrap();
+        fs::rename(&staging, catalog.join("b.yaml")).unwrap();
+        let next = tokio::time::timeout(deadline, updates.recv())
+            .await
+            .unwrap_or_else(|_| panic!("change {round} not delivered within the deadline"))
+            .unwrap();
+        let Update::State(batch @ ObjectBatch::Changes(_)) = next else {
+            panic!("expected changes, got {next:?}");
+        };
+        assert_eq!(batch_services(&batch), ["beta"], "change {round}");
+    }
+    cancel.cancel();
+    task.await.unwrap();
+}

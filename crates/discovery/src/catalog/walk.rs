@@ -29,6 +29,9 @@ pub(crate) struct FoundFile {
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
     pub(crate) files: Vec<FoundFile>,
+    /// The directories entered, and the directory of each path given as a
+    /// file: where a change to the catalog shows (for change notification).
+    pub(crate) dirs: Vec<PathBuf>,
     pub(crate) errors: Vec<LoadError>,
 }
 
@@ -38,7 +41,17 @@ pub(crate) fn collect_files(paths: &[PathBuf]) -> Walk {
     for path in paths {
         match fs::metadata(path) {
             Ok(metadata) if metadata.is_dir() => walker.walk_dir(path),
-            Ok(metadata) => walker.push_file(path.clone(), metadata),
+            Ok(metadata) => {
+                if let Some(parent) = path.parent() {
+                    let parent = if parent.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        parent
+                    };
+                    walker.walk.dirs.push(parent.to_path_buf());
+                }
+                walker.push_file(path.clone(), metadata);
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 walker
                     .walk
@@ -71,6 +84,7 @@ impl Walker {
         if !self.first_visit(dir) {
             return;
         }
+        self.walk.dirs.push(dir.to_path_buf());
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(err) => {

@@ -7,14 +7,25 @@
 //! bookmarks, resumed from the last resourceVersion after a dropped
 //! connection, a full relist after `410 Gone`; exponential backoff with
 //! jitter on errors, quick when the server is unreachable and patient when it
-//! answers with an error); one task owns the stores and delivers a complete
-//! state after every batch of events.
+//! answers with an error); one task owns the stores and delivers after every
+//! batch of events. The same watches serve two consumers, each with its own
+//! `Form` of the stored objects:
+//!
+//! - [`KubernetesChanges`] (the DNS cluster zone) reads each object into its
+//!   compact part as it is decoded ([`crate::translate::ServicePart`],
+//!   [`crate::translate::SlicePart`], a [`ClusterPod`]) and drops the
+//!   Kubernetes object, as CoreDNS's informers keep only their transformed
+//!   objects; it delivers the objects that changed (all of them after a
+//!   list) as an [`ObjectBatch`].
+//! - [`KubernetesSource`] (record sync) keeps whole objects and delivers a
+//!   complete [`ClusterObjects`] after every batch of events (coalesced:
+//!   everything queued meanwhile goes into the same state).
 //!
 //! ```text
 //! watcher(services) ──┐
-//! watcher(slices) ────┼─ Change ─▶ stores (relists swap whole) ─▶ ClusterObjects ─▶ Sink
-//! watcher(namespaces)─┤            exposed namespaces only
-//! watcher(pods) ──────┤
+//! watcher(slices) ────┼─ Change ─▶ stores (relists swap whole) ─▶ ObjectBatch (parts; Reset after
+//! watcher(namespaces)─┤            exposed namespaces only           a list, else Changes) ─▶ Sink
+//! watcher(pods) ──────┤                                          or ClusterObjects (whole) ─▶ Sink
 //! watcher(ingresses) ─┤  (record sync)
 //! watcher(nodes) ─────┘  (record sync; cluster-scoped)
 //! ```
@@ -35,8 +46,12 @@ pub use client::{ConnectError, connect};
 pub use lease::{LeaseElector, LeaseTimings};
 pub use verdicts::{ConfigMapVerdicts, DATA_KEY, MAX_DATA_BYTES, PUBLISHED_AT, PUBLISHED_BY};
 
+use crate::cluster::{ObjectBatch, ObjectChange, Read};
 use crate::metrics::{DiscoveryMetrics, Event as EventKind, Resource};
 use crate::objects::ClusterObjects;
+use crate::translate::{
+    ServicePart, SlicePart, cluster_pods, is_malformed, skipped_service, skipped_slice,
+};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -44,50 +59,109 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
-use signpost_model::{BoxFuture, Sink, Source, SourceProblem};
+use signpost_model::{BoxFuture, ClusterPod, Sink, Source, SourceProblem};
 use signpost_zone::KubernetesApi;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Key, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Watches a Kubernetes API server and delivers every object the cluster zone needs.
+/// Watches a Kubernetes API server and delivers the changed objects the
+/// cluster zone needs, read into their compact parts.
+pub struct KubernetesChanges {
+    spec: KubernetesApi,
+    metrics: Arc<DiscoveryMetrics>,
+}
+
+/// Watches a Kubernetes API server and delivers every watched object whole
+/// (record sync): a complete state after every batch of events.
 pub struct KubernetesSource {
     spec: KubernetesApi,
     metrics: Arc<DiscoveryMetrics>,
 }
 
-/// One watched object, decoded.
-#[derive(Debug, Clone)]
-enum Object {
-    Service(Arc<Service>),
-    Slice(Arc<EndpointSlice>),
-    Namespace(Arc<Namespace>),
-    Pod(Arc<Pod>),
-    Ingress(Arc<Ingress>),
-    Node(Arc<Node>),
+/// How the stores keep each kind, and what they deliver.
+trait Form: Sized + Send + 'static {
+    type Service: Send + Sync + 'static;
+    type Slice: Send + Sync + 'static;
+    type Namespace: Send + Sync + 'static;
+    type Pod: Send + Sync + 'static;
+    type Ingress: Send + Sync + 'static;
+    type Node: Send + Sync + 'static;
+    type Output: Send + 'static;
+    fn service(object: Service) -> Self::Service;
+    fn slice(object: EndpointSlice) -> Self::Slice;
+    fn namespace(object: Namespace) -> Self::Namespace;
+    fn pod(object: Pod) -> Self::Pod;
+    fn ingress(object: Ingress) -> Self::Ingress;
+    fn node(object: Node) -> Self::Node;
+    /// What to deliver after a batch of events; `first`: the first delivery.
+    fn deliver(stores: &mut Stores<Self>, spec: &KubernetesApi, first: bool) -> Self::Output;
+}
+
+/// Compact parts, for the DNS cluster zone. The DNS path watches no
+/// Ingresses or Nodes; were it asked to, it would keep nothing of them.
+struct Parts;
+
+/// Whole objects, for record sync.
+struct Whole;
+
+/// One watched object, decoded and kept in its form.
+enum Object<F: Form> {
+    Service(Arc<F::Service>),
+    Slice(Arc<F::Slice>),
+    Namespace(Arc<F::Namespace>),
+    Pod(Arc<F::Pod>),
+    Ingress(Arc<F::Ingress>),
+    Node(Arc<F::Node>),
 }
 
 /// What a watcher task tells the store owner.
-#[derive(Debug)]
-enum Change {
+enum Change<F: Form> {
     StartRelist(Resource),
-    Relisted(Resource, Key, Object),
+    Relisted(Resource, Key, Object<F>),
     FinishRelist(Resource),
-    Apply(Resource, Key, Object),
+    Apply(Resource, Key, Object<F>),
     Delete(Resource, Key),
 }
 
 /// The stores of every watched resource.
-struct Stores {
-    services: Store<Service>,
-    slices: Store<EndpointSlice>,
-    namespaces: Store<Namespace>,
-    pods: Store<Pod>,
-    ingresses: Store<Ingress>,
-    nodes: Store<Node>,
+struct Stores<F: Form> {
+    services: Store<F::Service>,
+    slices: Store<F::Slice>,
+    namespaces: Store<F::Namespace>,
+    pods: Store<F::Pod>,
+    ingresses: Store<F::Ingress>,
+    nodes: Store<F::Node>,
+    /// Objects changed since the last delivery, by resource.
+    changed: BTreeSet<(Resource, Key)>,
+    /// A list completed since the last delivery: deliver everything.
+    relisted: bool,
+}
+
+// === impl KubernetesChanges ===
+
+impl KubernetesChanges {
+    /// A source for `spec`, counting into `metrics`.
+    pub fn new(spec: KubernetesApi, metrics: Arc<DiscoveryMetrics>) -> Self {
+        Self { spec, metrics }
+    }
+}
+
+impl Source<ObjectBatch> for KubernetesChanges {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn run(
+        self: Box<Self>,
+        sink: Sink<ObjectBatch>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        Box::pin(run::<Parts>(self.spec, self.metrics, sink, cancel))
+    }
 }
 
 // === impl KubernetesSource ===
@@ -109,165 +183,262 @@ impl Source<Arc<ClusterObjects>> for KubernetesSource {
         sink: Sink<Arc<ClusterObjects>>,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let Some(client) = self.connect(&sink, &cancel).await else {
-                return;
-            };
-            let (sender, mut changes) = mpsc::channel::<Change>(4096);
-            let spec = &self.spec;
-            let mut watches = Vec::new();
-            let selected = |config: watcher::Config| match &spec.labels {
-                Some(labels) => config.labels(labels),
-                None => config,
-            };
-            watches.push(tokio::spawn(watch::<Service>(
-                client.clone(),
-                Resource::Services,
-                selected(watcher::Config::default()),
-                sender.clone(),
-                self.metrics.clone(),
-                cancel.clone(),
-            )));
-            if spec.endpoints {
-                watches.push(tokio::spawn(watch::<EndpointSlice>(
-                    client.clone(),
-                    Resource::EndpointSlices,
-                    selected(watcher::Config::default()),
-                    sender.clone(),
-                    self.metrics.clone(),
-                    cancel.clone(),
-                )));
-            }
-            // CoreDNS watches Namespaces always: a name in a namespace that
-            // does not exist (or does not match `namespace_labels`) is NXDOMAIN.
-            let namespaces = match &spec.namespace_labels {
-                Some(labels) => watcher::Config::default().labels(labels),
-                None => watcher::Config::default(),
-            };
-            watches.push(tokio::spawn(watch::<Namespace>(
-                client.clone(),
-                Resource::Namespaces,
-                namespaces,
-                sender.clone(),
-                self.metrics.clone(),
-                cancel.clone(),
-            )));
-            if spec.pods {
-                let running = watcher::Config::default()
-                    .fields("status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown");
-                watches.push(tokio::spawn(watch::<Pod>(
-                    client.clone(),
-                    Resource::Pods,
-                    selected(running),
-                    sender.clone(),
-                    self.metrics.clone(),
-                    cancel.clone(),
-                )));
-            }
-            if spec.ingresses {
-                watches.push(tokio::spawn(watch::<Ingress>(
-                    client.clone(),
-                    Resource::Ingresses,
-                    selected(watcher::Config::default()),
-                    sender.clone(),
-                    self.metrics.clone(),
-                    cancel.clone(),
-                )));
-            }
-            if spec.nodes {
-                // Every node: the label selector is for namespaced objects.
-                watches.push(tokio::spawn(watch::<Node>(
-                    client,
-                    Resource::Nodes,
-                    watcher::Config::default(),
-                    sender.clone(),
-                    self.metrics.clone(),
-                    cancel.clone(),
-                )));
-            }
-            drop(sender);
-            let mut stores = Stores {
-                services: Store::new(),
-                slices: Store::new(),
-                namespaces: Store::new(),
-                pods: Store::new(),
-                ingresses: Store::new(),
-                nodes: Store::new(),
-            };
-            let mut announced = false;
-            loop {
-                let change = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    change = changes.recv() => change,
-                };
-                let Some(change) = change else { break };
-                stores.apply(change, &self.metrics);
-                // Everything that arrived meanwhile goes into the same state.
-                while let Ok(change) = changes.try_recv() {
-                    stores.apply(change, &self.metrics);
-                }
-                if !stores.ready(spec) {
-                    continue;
-                }
-                if !announced {
-                    announced = true;
-                    tracing::info!(
-                        services = stores.services.len(),
-                        endpoint_slices = stores.slices.len(),
-                        namespaces = stores.namespaces.len(),
-                        pods = stores.pods.len(),
-                        ingresses = stores.ingresses.len(),
-                        nodes = stores.nodes.len(),
-                        "kubernetes: initial lists complete"
-                    );
-                }
-                sink.state(Arc::new(stores.objects(spec)));
-            }
-            for watch in watches {
-                watch.abort();
-            }
-        })
+        Box::pin(run::<Whole>(self.spec, self.metrics, sink, cancel))
     }
 }
 
-impl KubernetesSource {
-    /// Builds the client, retrying with backoff; `None` when cancelled first.
-    async fn connect(
-        &self,
-        sink: &Sink<Arc<ClusterObjects>>,
-        cancel: &CancellationToken,
-    ) -> Option<kube::Client> {
-        let mut delay = Duration::from_millis(500);
-        let mut last: Option<String> = None;
-        loop {
-            match connect(&self.spec.connection).await {
-                Ok(client) => return Some(client),
-                Err(error) => {
-                    let message = error.to_string();
-                    if last.as_ref() != Some(&message) {
-                        tracing::error!(error = %message, retry_in = ?delay, "kubernetes: cannot build a client");
-                        sink.problems(vec![SourceProblem {
-                            file: "kubernetes".to_owned(),
-                            line: None,
-                            message: message.clone(),
-                        }]);
-                        last = Some(message);
-                    }
+/// Starts the watches `spec` asks for and delivers in form `F` until cancelled.
+async fn run<F: Form>(
+    spec: KubernetesApi,
+    metrics: Arc<DiscoveryMetrics>,
+    sink: Sink<F::Output>,
+    cancel: CancellationToken,
+) {
+    let Some(client) = connect_retrying(&spec, &sink, &cancel).await else {
+        return;
+    };
+    let (sender, mut changes) = mpsc::channel::<Change<F>>(4096);
+    let spec = &spec;
+    let mut watches = Vec::new();
+    let selected = |config: watcher::Config| match &spec.labels {
+        Some(labels) => config.labels(labels),
+        None => config,
+    };
+    watches.push(tokio::spawn(watch::<Service, F>(
+        client.clone(),
+        Resource::Services,
+        selected(watcher::Config::default()),
+        sender.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    )));
+    if spec.endpoints {
+        watches.push(tokio::spawn(watch::<EndpointSlice, F>(
+            client.clone(),
+            Resource::EndpointSlices,
+            selected(watcher::Config::default()),
+            sender.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        )));
+    }
+    // CoreDNS watches Namespaces always: a name in a namespace that
+    // does not exist (or does not match `namespace_labels`) is NXDOMAIN.
+    let namespaces = match &spec.namespace_labels {
+        Some(labels) => watcher::Config::default().labels(labels),
+        None => watcher::Config::default(),
+    };
+    watches.push(tokio::spawn(watch::<Namespace, F>(
+        client.clone(),
+        Resource::Namespaces,
+        namespaces,
+        sender.clone(),
+        metrics.clone(),
+        cancel.clone(),
+    )));
+    if spec.pods {
+        let running = watcher::Config::default()
+            .fields("status.phase!=Succeeded,status.phase!=Failed,status.phase!=Unknown");
+        watches.push(tokio::spawn(watch::<Pod, F>(
+            client.clone(),
+            Resource::Pods,
+            selected(running),
+            sender.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        )));
+    }
+    if spec.ingresses {
+        watches.push(tokio::spawn(watch::<Ingress, F>(
+            client.clone(),
+            Resource::Ingresses,
+            selected(watcher::Config::default()),
+            sender.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        )));
+    }
+    if spec.nodes {
+        // Every node: the label selector is for namespaced objects.
+        watches.push(tokio::spawn(watch::<Node, F>(
+            client,
+            Resource::Nodes,
+            watcher::Config::default(),
+            sender.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        )));
+    }
+    drop(sender);
+    let mut stores = Stores::<F> {
+        services: Store::new(),
+        slices: Store::new(),
+        namespaces: Store::new(),
+        pods: Store::new(),
+        ingresses: Store::new(),
+        nodes: Store::new(),
+        changed: BTreeSet::new(),
+        relisted: false,
+    };
+    let mut announced = false;
+    let mut delivered = false;
+    loop {
+        let change = tokio::select! {
+            () = cancel.cancelled() => break,
+            change = changes.recv() => change,
+        };
+        let Some(change) = change else { break };
+        stores.apply(change, &metrics);
+        // Everything that arrived meanwhile goes into the same state.
+        while let Ok(change) = changes.try_recv() {
+            stores.apply(change, &metrics);
+        }
+        if !stores.ready(spec) {
+            continue;
+        }
+        if !announced {
+            announced = true;
+            tracing::info!(
+                services = stores.services.len(),
+                endpoint_slices = stores.slices.len(),
+                namespaces = stores.namespaces.len(),
+                pods = stores.pods.len(),
+                ingresses = stores.ingresses.len(),
+                nodes = stores.nodes.len(),
+                "kubernetes: initial lists complete"
+            );
+        }
+        let first = announced_first(&mut delivered);
+        sink.state(F::deliver(&mut stores, spec, first));
+    }
+    for watch in watches {
+        watch.abort();
+    }
+}
+
+/// Builds the client, retrying with backoff; `None` when cancelled first.
+async fn connect_retrying<T>(
+    spec: &KubernetesApi,
+    sink: &Sink<T>,
+    cancel: &CancellationToken,
+) -> Option<kube::Client> {
+    let mut delay = Duration::from_millis(500);
+    let mut last: Option<String> = None;
+    loop {
+        match connect(&spec.connection).await {
+            Ok(client) => return Some(client),
+            Err(error) => {
+                let message = error.to_string();
+                if last.as_ref() != Some(&message) {
+                    tracing::error!(error = %message, retry_in = ?delay, "kubernetes: cannot build a client");
+                    sink.problems(vec![SourceProblem {
+                        file: "kubernetes".to_owned(),
+                        line: None,
+                        message: message.clone(),
+                    }]);
+                    last = Some(message);
                 }
             }
-            tokio::select! {
-                () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(30));
         }
+        tokio::select! {
+            () = cancel.cancelled() => return None,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+// === impl Parts ===
+
+impl Form for Parts {
+    type Service = Read<ServicePart>;
+    type Slice = Read<SlicePart>;
+    type Namespace = ();
+    /// `None`: a pod that is not running (or has no address yet).
+    type Pod = Option<ClusterPod>;
+    type Ingress = ();
+    type Node = ();
+    type Output = ObjectBatch;
+
+    fn service(object: Service) -> Self::Service {
+        let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
+        let name = object.metadata.name.as_deref().unwrap_or_default();
+        let part =
+            (!is_malformed(&object)).then(|| Arc::new(ServicePart::new(namespace, name, &object)));
+        Read {
+            part,
+            skipped: skipped_service(&object).into_iter().collect(),
+        }
+    }
+
+    fn slice(object: EndpointSlice) -> Self::Slice {
+        Read {
+            part: Some(Arc::new(SlicePart::new(&object))),
+            skipped: skipped_slice(&object),
+        }
+    }
+
+    fn namespace(_: Namespace) -> Self::Namespace {}
+
+    fn pod(object: Pod) -> Self::Pod {
+        cluster_pods(std::iter::once(&object)).pop()
+    }
+
+    fn ingress(_: Ingress) -> Self::Ingress {}
+
+    fn node(_: Node) -> Self::Node {}
+
+    fn deliver(stores: &mut Stores<Self>, spec: &KubernetesApi, first: bool) -> ObjectBatch {
+        stores.batch(spec, first)
+    }
+}
+
+// === impl Whole ===
+
+impl Form for Whole {
+    type Service = Service;
+    type Slice = EndpointSlice;
+    type Namespace = Namespace;
+    type Pod = Pod;
+    type Ingress = Ingress;
+    type Node = Node;
+    type Output = Arc<ClusterObjects>;
+
+    fn service(object: Service) -> Self::Service {
+        object
+    }
+
+    fn slice(object: EndpointSlice) -> Self::Slice {
+        object
+    }
+
+    fn namespace(object: Namespace) -> Self::Namespace {
+        object
+    }
+
+    fn pod(object: Pod) -> Self::Pod {
+        object
+    }
+
+    fn ingress(object: Ingress) -> Self::Ingress {
+        object
+    }
+
+    fn node(object: Node) -> Self::Node {
+        object
+    }
+
+    fn deliver(stores: &mut Stores<Self>, spec: &KubernetesApi, _: bool) -> Arc<ClusterObjects> {
+        stores.changed.clear();
+        stores.relisted = false;
+        Arc::new(stores.objects(spec))
     }
 }
 
 // === impl Stores ===
 
-impl Stores {
-    fn apply(&mut self, change: Change, metrics: &DiscoveryMetrics) {
+impl<F: Form> Stores<F> {
+    fn apply(&mut self, change: Change<F>, metrics: &DiscoveryMetrics) {
         let resource = match &change {
             Change::StartRelist(r)
             | Change::Relisted(r, ..)
@@ -293,6 +464,7 @@ impl Stores {
                 Object::Node(o) => self.nodes.relisted(key, o),
             },
             Change::FinishRelist(resource) => {
+                self.relisted = true;
                 metrics.event(resource, EventKind::Relist);
                 match resource {
                     Resource::Services => self.services.finish_relist(),
@@ -305,6 +477,7 @@ impl Stores {
             }
             Change::Apply(resource, key, object) => {
                 metrics.event(resource, EventKind::Apply);
+                self.changed.insert((resource, key.clone()));
                 match object {
                     Object::Service(o) => self.services.apply(key, o),
                     Object::Slice(o) => self.slices.apply(key, o),
@@ -316,6 +489,7 @@ impl Stores {
             }
             Change::Delete(resource, key) => {
                 metrics.event(resource, EventKind::Delete);
+                self.changed.insert((resource, key.clone()));
                 match resource {
                     Resource::Services => self.services.delete(&key),
                     Resource::EndpointSlices => self.slices.delete(&key),
@@ -347,98 +521,180 @@ impl Stores {
             && (!spec.nodes || self.nodes.ready)
     }
 
-    /// The objects of exposed namespaces: listed in `namespaces` (when set)
-    /// and present (matching `namespace_labels`, when set).
-    fn objects(&self, spec: &KubernetesApi) -> ClusterObjects {
+    /// Whether `namespace` is exposed: listed in `namespaces` (when set) and
+    /// present (matching `namespace_labels`, when set).
+    fn exposer<'a>(&'a self, spec: &'a KubernetesApi) -> impl Fn(&str) -> bool + 'a {
         let present: HashSet<&str> = self
             .namespaces
             .objects()
             .map(|(key, _)| key.1.as_str())
             .collect();
-        let exposed = |key: &Key| {
-            present.contains(key.0.as_str())
-                && (spec.namespaces.is_empty() || spec.namespaces.contains(&key.0))
-        };
+        move |namespace: &str| {
+            present.contains(namespace)
+                && (spec.namespaces.is_empty() || spec.namespaces.iter().any(|n| n == namespace))
+        }
+    }
+}
+
+impl Stores<Whole> {
+    /// The objects of exposed namespaces (Nodes and Namespaces all).
+    fn objects(&self, spec: &KubernetesApi) -> ClusterObjects {
+        fn of<T>(store: &Store<T>, exposed: &dyn Fn(&str) -> bool) -> Vec<Arc<T>> {
+            store
+                .objects()
+                .filter(|(key, _)| exposed(&key.0))
+                .map(|(_, o)| o.clone())
+                .collect()
+        }
+        let exposed = self.exposer(spec);
         ClusterObjects {
-            services: self
-                .services
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            endpoint_slices: self
-                .slices
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            pods: self
-                .pods
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
-            ingresses: self
-                .ingresses
-                .objects()
-                .filter(|(key, _)| exposed(key))
-                .map(|(_, o)| o.clone())
-                .collect(),
+            services: of(&self.services, &exposed),
+            endpoint_slices: of(&self.slices, &exposed),
+            pods: of(&self.pods, &exposed),
+            ingresses: of(&self.ingresses, &exposed),
             nodes: self.nodes.objects().map(|(_, o)| o.clone()).collect(),
             namespaces: self.namespaces.objects().map(|(_, o)| o.clone()).collect(),
         }
     }
 }
 
+impl Stores<Parts> {
+    /// What changed since the last delivery, of exposed namespaces only
+    /// (listed in `namespaces` when set, and present, matching
+    /// `namespace_labels` when set): everything after a list or at first.
+    fn batch(&mut self, spec: &KubernetesApi, first: bool) -> ObjectBatch {
+        let changed = std::mem::take(&mut self.changed);
+        let relisted = std::mem::take(&mut self.relisted);
+        let exposed = self.exposer(spec);
+        if first || relisted {
+            let mut all = Vec::new();
+            for (key, read) in self.services.objects() {
+                if exposed(&key.0) {
+                    all.push(ObjectChange::Service(key.clone(), Some((**read).clone())));
+                }
+            }
+            for (key, read) in self.slices.objects() {
+                if exposed(&key.0) {
+                    all.push(ObjectChange::Slice(key.clone(), Some((**read).clone())));
+                }
+            }
+            for (key, pod) in self.pods.objects() {
+                if exposed(&key.0)
+                    && let Some(pod) = &**pod
+                {
+                    all.push(ObjectChange::Pod(key.clone(), Some(pod.clone())));
+                }
+            }
+            return ObjectBatch::Reset(all);
+        }
+        let mut changes = Vec::new();
+        let service = |store: &Store<Read<ServicePart>>, key: &Key| {
+            ObjectChange::Service(
+                key.clone(),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .map(|r| (**r).clone()),
+            )
+        };
+        let slice = |store: &Store<Read<SlicePart>>, key: &Key| {
+            ObjectChange::Slice(
+                key.clone(),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .map(|r| (**r).clone()),
+            )
+        };
+        let pod = |store: &Store<Option<ClusterPod>>, key: &Key| {
+            ObjectChange::Pod(
+                key.clone(),
+                store
+                    .get(key)
+                    .filter(|_| exposed(&key.0))
+                    .and_then(|p| (**p).clone()),
+            )
+        };
+        for (resource, key) in &changed {
+            match resource {
+                Resource::Services => changes.push(service(&self.services, key)),
+                Resource::EndpointSlices => changes.push(slice(&self.slices, key)),
+                Resource::Pods => changes.push(pod(&self.pods, key)),
+                // A namespace that came or went shows or hides all of its objects.
+                Resource::Namespaces => {
+                    let namespace = key.1.as_str();
+                    for (key, _) in self.services.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(service(&self.services, key));
+                    }
+                    for (key, _) in self.slices.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(slice(&self.slices, key));
+                    }
+                    for (key, _) in self.pods.objects().filter(|(k, _)| k.0 == namespace) {
+                        changes.push(pod(&self.pods, key));
+                    }
+                }
+                // Not part of the cluster zone.
+                Resource::Ingresses | Resource::Nodes => {}
+            }
+        }
+        ObjectBatch::Changes(changes)
+    }
+}
+
+/// True the first time: the first delivery is everything.
+fn announced_first(delivered: &mut bool) -> bool {
+    !std::mem::replace(delivered, true)
+}
+
 /// A kind the source watches: how it decodes and how it is stored.
 trait Watched: kube::Resource<DynamicType = ()> + DeserializeOwned + Send + Sync + 'static {
-    fn wrap(self) -> Object;
+    fn wrap<F: Form>(self) -> Object<F>;
 }
 
 impl Watched for Service {
-    fn wrap(self) -> Object {
-        Object::Service(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Service(Arc::new(F::service(self)))
     }
 }
 
 impl Watched for EndpointSlice {
-    fn wrap(self) -> Object {
-        Object::Slice(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Slice(Arc::new(F::slice(self)))
     }
 }
 
 impl Watched for Namespace {
-    fn wrap(self) -> Object {
-        Object::Namespace(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Namespace(Arc::new(F::namespace(self)))
     }
 }
 
 impl Watched for Pod {
-    fn wrap(self) -> Object {
-        Object::Pod(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Pod(Arc::new(F::pod(self)))
     }
 }
 
 impl Watched for Ingress {
-    fn wrap(self) -> Object {
-        Object::Ingress(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Ingress(Arc::new(F::ingress(self)))
     }
 }
 
 impl Watched for Node {
-    fn wrap(self) -> Object {
-        Object::Node(Arc::new(self))
+    fn wrap<F: Form>(self) -> Object<F> {
+        Object::Node(Arc::new(F::node(self)))
     }
 }
 
 /// Watches one resource until cancelled, turning watcher events into
 /// [`Change`]s. Objects arrive untyped and are decoded one by one, so one
 /// object that does not decode does not stop the list.
-async fn watch<K: Watched>(
+async fn watch<K: Watched, F: Form>(
     client: kube::Client,
     resource: Resource,
     config: watcher::Config,
-    changes: mpsc::Sender<Change>,
+    changes: mpsc::Sender<Change<F>>,
     metrics: Arc<DiscoveryMetrics>,
     cancel: CancellationToken,
 ) {
@@ -500,7 +756,7 @@ async fn watch<K: Watched>(
                 continue;
             }
         };
-        let mut decode = |object: DynamicObject| -> (Key, Option<Object>) {
+        let mut decode = |object: DynamicObject| -> (Key, Option<Object<F>>) {
             let key = (
                 object.metadata.namespace.clone().unwrap_or_default(),
                 object.metadata.name.clone().unwrap_or_default(),
@@ -508,7 +764,7 @@ async fn watch<K: Watched>(
             match serde_json::to_value(&object).and_then(serde_json::from_value::<K>) {
                 Ok(typed) => {
                     undecodable.remove(&key);
-                    (key, Some(typed.wrap()))
+                    (key, Some(typed.wrap::<F>()))
                 }
                 Err(error) => {
                     if undecodable.insert(key.clone()) {

@@ -61,6 +61,11 @@ impl<T> Store<T> {
         self.live.remove(key);
     }
 
+    /// The live object of `key`.
+    pub(crate) fn get(&self, key: &Key) -> Option<&Arc<T>> {
+        self.live.get(key)
+    }
+
     /// The live objects, in key order.
     pub(crate) fn objects(&self) -> impl Iterator<Item = (&Key, &Arc<T>)> {
         self.live.iter()

@@ -34,7 +34,7 @@ impl Source<Input> for PushedSource {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     services = receiver.recv() => match services {
-                        Some(services) => sink.state(Input::Cluster(Arc::new(ClusterState { services, pods: Vec::new() }))),
+                        Some(services) => sink.state(Input::Cluster(Arc::new(ClusterState { services: services.into_iter().map(Arc::new).collect(), ..ClusterState::default() }))),
                         None => return,
                     },
                 }
