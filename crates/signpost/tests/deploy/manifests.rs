@@ -258,12 +258,38 @@ fn the_manifests_carry_the_reference_deployment_settings() {
             ("leases".to_owned(), json!([lease]))
         ]
     );
-    let reader = object(
-        "dns-health-controller.yaml",
-        "Role",
+    // The DNS replicas read that object and nothing else of kube-system; their Corefile follows it.
+    let reader = object("coredns-deployment.yaml", "Role", "signpost-dns-verdicts");
+    assert_eq!(
+        reader["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [verdicts],
+                "verbs": ["get", "list", "watch"]}])
+    );
+    let binding = object(
+        "coredns-deployment.yaml",
+        "RoleBinding",
         "signpost-dns-verdicts",
     );
-    assert_eq!(reader["rules"][0]["resourceNames"], json!([verdicts]));
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "coredns-custom", "namespace": "kube-system"}])
+    );
+    // The checks' timings are the controller's: 10 s interval, 3 s timeout, 3 failures, 1 success,
+    // 30 s removal delay.
+    let config = object(
+        "dns-health-controller.yaml",
+        "ConfigMap",
+        "dns-health-controller-config",
+    );
+    let config: Value =
+        serde_yaml_ng::from_str(config["data"]["config.yaml"].as_str().expect("config.yaml"))
+            .expect("config.yaml is YAML");
+    assert_eq!(
+        config,
+        json!({"healthCheck": {"interval": "10s", "timeout": "3s", "failureThreshold": 3,
+                               "successThreshold": 1},
+               "endpoints": {"healthCheckPath": "/health", "removeUnhealthyDelay": "30s"}})
+    );
 
     let corefile = corefile();
     for line in [
@@ -273,9 +299,7 @@ fn the_manifests_carry_the_reference_deployment_settings() {
         "prefetch 10 60s",
         "forward . 8.8.8.8 8.8.4.4 1.1.1.1 {",
         "lameduck 5s",
-        "interval 10s",
-        "timeout 3s",
-        "remove_unhealthy_delay 30s",
+        &format!("verdicts kubernetes kube-system/{verdicts}"),
     ] {
         assert!(
             corefile.lines().any(|l| l.trim() == line),
