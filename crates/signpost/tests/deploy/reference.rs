@@ -666,6 +666,14 @@ fn a_failing_region_leaves_answers_after_the_reference_delay_and_returns() {
         [format!("aikernel/api-eu-west-1/{}", REGIONS[1].3)],
         "the controller's verdicts"
     );
+    // The replica's view of them, on its `prometheus` address (the runbook's check).
+    let metrics = server.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "signpost_health_verdicts_unhealthy 1"),
+        "{metrics}"
+    );
 
     let recovered_at = SystemTime::now();
     server.backends[1].set(HEALTHY);
