@@ -2,7 +2,8 @@
 //!
 //! Control plane (configuration loading). Invariant: a returned zone is
 //! lower-case and fully qualified (`.` for the root), and a returned port is
-//! in `1..=65535`.
+//! in `0..=65535`; 0 asks the system for a free port, as CoreDNS's `.:0` does
+//! (its own tests run that way), and the log's `listening` line says which.
 
 use crate::{Error, Location, ServerKey};
 
@@ -36,10 +37,10 @@ pub(crate) fn parse_server_key(text: &str, location: Location) -> Result<ServerK
     let port = match port {
         None => None,
         Some(port) => match port.parse::<u16>() {
-            Ok(number) if number != 0 => Some(number),
-            _ => {
+            Ok(number) => Some(number),
+            Err(_) => {
                 return Err(fail(format!(
-                    "invalid port '{port}' in server key '{text}': expected a number from 1 to 65535"
+                    "invalid port '{port}' in server key '{text}': expected a number from 0 to 65535"
                 )));
             }
         },

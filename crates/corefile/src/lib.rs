@@ -68,8 +68,9 @@ pub struct ServerKey {
     /// The zone, lower-case and fully qualified: `.` for the root,
     /// `cluster.local.` for `cluster.local`.
     pub zone: String,
-    /// The port written after the zone, if any (`1..=65535`). Choosing a
-    /// default is up to the caller.
+    /// The port written after the zone, if any (`0..=65535`; 0 means any
+    /// free port, chosen when the listener binds). Choosing a default is up
+    /// to the caller.
     pub port: Option<u16>,
     /// Where the key is written.
     pub location: Location,

@@ -236,14 +236,27 @@ fn rejects_unsupported_schemes() {
 #[test]
 fn rejects_bad_ports() {
     assert_eq!(
-        errors(". {\n}\n.:0 {\n}\n.:65536 {\n}\na.org:dns {\n}\nb.org: {\n}\n"),
+        errors(". {\n}\n.:65536 {\n}\na.org:dns {\n}\nb.org: {\n}\n"),
         [
-            "Corefile:3: invalid port '0' in server key '.:0': expected a number from 1 to 65535",
-            "Corefile:5: invalid port '65536' in server key '.:65536': expected a number from 1 to 65535",
-            "Corefile:7: invalid port 'dns' in server key 'a.org:dns': expected a number from 1 to 65535",
-            "Corefile:9: invalid port '' in server key 'b.org:': expected a number from 1 to 65535",
+            "Corefile:3: invalid port '65536' in server key '.:65536': expected a number from 0 to 65535",
+            "Corefile:5: invalid port 'dns' in server key 'a.org:dns': expected a number from 0 to 65535",
+            "Corefile:7: invalid port '' in server key 'b.org:': expected a number from 0 to 65535",
         ]
     );
+}
+
+/// CoreDNS reads `.:0` as "any free port" (`plugin.SplitHostPort` takes any
+/// number; its own integration tests start servers on `:0`), so signpost
+/// accepts it too: the system picks the port when the listener binds.
+#[test]
+fn port_zero_means_any_free_port() {
+    let corefile = parse(".:0 {\n}\nexample.org:0 {\n}\n");
+    let ports: Vec<Option<u16>> = corefile
+        .blocks
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|k| k.port))
+        .collect();
+    assert_eq!(ports, [Some(0), Some(0)]);
 }
 
 #[test]
@@ -458,7 +471,7 @@ fn rejects_empty_input() {
 #[test]
 fn reports_all_errors_at_once() {
     let text = "\
-.:0 {
+.:65536 {
     errors
 }
 tls://example.org {
@@ -474,7 +487,7 @@ tls://example.org {
     assert_eq!(
         errors(text),
         [
-            "Corefile:1: invalid port '0' in server key '.:0': expected a number from 1 to 65535",
+            "Corefile:1: invalid port '65536' in server key '.:65536': expected a number from 0 to 65535",
             "Corefile:4: unsupported scheme 'tls://' in server key 'tls://example.org': only dns:// is supported",
             "Corefile:5: import 'missing': no snippet with that name is defined (before this line) and no file 'missing' exists",
             "Corefile:6: expected a new line after '{', found 'lameduck': '{' must be the last token on its line",
@@ -670,7 +683,7 @@ fn errors_in_imported_file_name_that_file() {
                 file: Arc::from(bad.as_path()),
                 line: 2,
             },
-            message: "invalid port '99999' in server key 'example.org:99999': expected a number from 1 to 65535".to_owned(),
+            message: "invalid port '99999' in server key 'example.org:99999': expected a number from 0 to 65535".to_owned(),
         }]
     );
 }

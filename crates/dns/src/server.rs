@@ -150,6 +150,17 @@ struct LastReload {
     error: Option<String>,
 }
 
+/// What the reload loop remembers between two checks of the Corefile.
+#[derive(Debug, Default)]
+struct ReloadMemory {
+    /// The last Corefile that parsed, applied or rejected: an unchanged one
+    /// is not applied (nor rejected) again.
+    corefile: Option<signpost_corefile::Corefile>,
+    /// The errors of the last Corefile that did not parse, so the same broken
+    /// file is reported once, not at every check.
+    broken: Option<String>,
+}
+
 /// Sockets and workers of one set of addresses; they outlive reloads.
 struct Listener {
     addresses: Vec<SocketAddr>,
@@ -284,9 +295,12 @@ impl Server {
     /// that stay.
     pub fn run_until_signal(mut self, corefile: Option<&Path>) {
         let reload = self.config.process.reload.zip(corefile);
-        let mut last_corefile = reload.as_ref().and_then(|(_, path)| {
-            signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
-        });
+        let mut memory = ReloadMemory {
+            corefile: reload.as_ref().and_then(|(_, path)| {
+                signpost_corefile::parse_file(path, &|name| std::env::var(name).ok()).ok()
+            }),
+            broken: None,
+        };
         loop {
             let wait = reload
                 .as_ref()
@@ -308,7 +322,7 @@ impl Server {
                 break;
             }
             let Some((_, path)) = &reload else { continue };
-            self.reload(path, &mut last_corefile);
+            self.reload(path, &mut memory);
         }
         self.shutdown();
     }
@@ -575,16 +589,8 @@ impl Server {
         let mut threads = Vec::new();
         let mut bound_addresses = Vec::new();
         for &address in &config.addresses {
-            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
-                RunError::Bind {
-                    protocol: "udp",
-                    address,
-                    source,
-                }
-            })?;
-            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            let (sockets, bound, tcp_listener) = self.bind_address(address)?;
             bound_addresses.push(bound);
-            let tcp_listener = bind_tcp(&self.runtime, bound, "tcp")?;
             tracing::info!(udp = %bound, tcp = %bound, workers = sockets.len(), "listening");
             threads.extend(
                 udp::spawn_workers(sockets, current.clone(), shutdown.clone())
@@ -608,30 +614,78 @@ impl Server {
         })
     }
 
+    /// Binds UDP (one socket per worker) and TCP on one port of `address`.
+    /// For port 0 the system picks a port free for UDP, which TCP may still
+    /// hold; then the pair is bound again on another port, a few times.
+    fn bind_address(
+        &self,
+        address: SocketAddr,
+    ) -> Result<
+        (
+            Vec<std::net::UdpSocket>,
+            SocketAddr,
+            tokio::net::TcpListener,
+        ),
+        RunError,
+    > {
+        const PORT_ZERO_ATTEMPTS: usize = 8;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let sockets = udp::bind_sockets(address, self.options.workers).map_err(|source| {
+                RunError::Bind {
+                    protocol: "udp",
+                    address,
+                    source,
+                }
+            })?;
+            let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
+            match bind_tcp(&self.runtime, bound, "tcp") {
+                Ok(tcp) => return Ok((sockets, bound, tcp)),
+                Err(RunError::Bind { source, .. })
+                    if address.port() == 0
+                        && attempt < PORT_ZERO_ATTEMPTS
+                        && source.kind() == std::io::ErrorKind::AddrInUse =>
+                {
+                    tracing::debug!(udp = %bound, "TCP port taken; choosing another port");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
     /// Re-reads the Corefile; when it changed and is valid, prepares the new
     /// generations (waiting for their first snapshots) and commits them. A
     /// broken Corefile or a failed start keeps the running configuration.
-    fn reload(&mut self, path: &Path, last: &mut Option<signpost_corefile::Corefile>) {
+    fn reload(&mut self, path: &Path, memory: &mut ReloadMemory) {
         let env = |name: &str| std::env::var(name).ok();
         let parsed = match signpost_corefile::parse_file(path, &env) {
             Ok(parsed) => parsed,
             Err(errors) => {
-                self.reload_failed(&ConfigErrors::from(errors).to_string());
+                // A file that still fails the same way is the same broken
+                // file: reported (log line, failure count) once, as CoreDNS's
+                // `reload` tries each changed file once.
+                let why = ConfigErrors::from(errors).to_string();
+                if memory.broken.as_deref() != Some(why.as_str()) {
+                    self.reload_failed(&why);
+                    memory.broken = Some(why);
+                }
                 return;
             }
         };
-        if last.as_ref() == Some(&parsed) {
+        memory.broken = None;
+        if memory.corefile.as_ref() == Some(&parsed) {
             return;
         }
         let config = match Config::from_corefile(&parsed) {
             Ok(config) => config,
             Err(errors) => {
                 self.reload_failed(&errors.to_string());
-                *last = Some(parsed);
+                memory.corefile = Some(parsed);
                 return;
             }
         };
-        *last = Some(parsed);
+        memory.corefile = Some(parsed);
         if config.admin_addresses() != self.config.admin_addresses() {
             tracing::warn!("admin addresses changed; they apply after a restart");
         }

@@ -2,7 +2,8 @@
 //! by an independent implementation (hickory-proto).
 //!
 //! Tests only. [`Knot`] runs `knotd` (Debian package `knot`) as a child
-//! process on a free loopback port, serving zones given as zone-file text,
+//! process on a loopback port no other socket holds (checked once it runs,
+//! see [`sole_owner`]), serving zones given as zone-file text,
 //! in a private temporary directory; it is killed when dropped, and can be
 //! stopped and restarted on the same port to test fail-over and recovery.
 //!
@@ -24,8 +25,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-/// How long a server may take to answer its first query after starting.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to answer its first query after starting: far
+/// above the tens of milliseconds it takes, so a loaded machine is slow, not
+/// a failure.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A directory under the system temp dir, removed with its contents on drop.
 #[derive(Debug)]
@@ -100,9 +103,11 @@ impl Knot {
             probe_zone: zones[0].0.trim_end_matches('.').to_owned(),
         };
         let mut last_failure = String::new();
-        // A free port can be taken between choosing it and knotd binding it; try a few.
+        // A free port can be taken between choosing it and knotd binding it:
+        // then knotd fails to start or `sole_owner` sees the other socket,
+        // and it starts again on another port.
         for _ in 0..5 {
-            knot.address = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+            knot.address = SocketAddr::from((Ipv4Addr::LOCALHOST, unused_port()));
             match knot.spawn() {
                 Ok(()) => return knot,
                 Err(failure) => {
@@ -173,7 +178,8 @@ impl Knot {
             if let Some(reply) = udp_ask_within(self.address, &probe, Duration::from_millis(200))
                 && reply.metadata.response_code == hickory_proto::op::ResponseCode::NoError
             {
-                return Ok(());
+                let pid = self.child.as_ref().map_or(0, Child::id);
+                return sole_owner(pid, self.address.port());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -190,14 +196,75 @@ impl Drop for Knot {
     }
 }
 
-/// A loopback port that is free for both UDP and TCP right now.
-pub(crate) fn free_port() -> u16 {
+/// A loopback port free for both UDP and TCP right now, chosen by the
+/// system (a UDP socket without `SO_REUSEPORT` is only given a port no
+/// socket holds). knotd cannot be told to bind port 0 and report it, so the
+/// port is released again before knotd binds it; [`sole_owner`] then shows
+/// that nobody took it meanwhile.
+pub(crate) fn unused_port() -> u16 {
     loop {
         let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a udp port");
         let port = udp.local_addr().expect("local address").port();
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
             return port;
         }
+    }
+}
+
+/// Checks that process `pid` alone listens on `port` of loopback: every UDP
+/// socket bound there and every TCP listener there is one of its open
+/// files (`/proc/net/{udp,tcp}` against `/proc/PID/fd`). knotd binds UDP
+/// with `SO_REUSEPORT`, so a second server of the same user on that port
+/// would share its queries without either failing to bind; this is how such
+/// a collision is seen, and the caller starts again on another port.
+pub(crate) fn sole_owner(pid: u32, port: u16) -> Result<(), String> {
+    let own: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| format!("cannot list the sockets of {pid}: {e}"))?
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut strangers = Vec::new();
+    for (table, listening_only) in [("/proc/net/udp", false), ("/proc/net/tcp", true)] {
+        let text = std::fs::read_to_string(table).map_err(|e| format!("{table}: {e}"))?;
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some((local, state, inode)) = fields
+                .get(1)
+                .zip(fields.get(3))
+                .zip(fields.get(9))
+                .map(|((l, s), i)| (*l, *s, *i))
+            else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.split_once(':') else {
+                continue;
+            };
+            // 127.0.0.1 or 0.0.0.0, in /proc's little-endian hex; 0A is LISTEN.
+            let on_loopback = address == "0100007F" || address == "00000000";
+            if u16::from_str_radix(hex_port, 16) == Ok(port)
+                && on_loopback
+                && (!listening_only || state == "0A")
+                && !own.contains(inode)
+            {
+                strangers.push(format!("{table} inode {inode}"));
+            }
+        }
+    }
+    if strangers.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "another process also holds 127.0.0.1:{port}: {}",
+            strangers.join(", ")
+        ))
     }
 }
 

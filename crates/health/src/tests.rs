@@ -177,7 +177,7 @@ async fn scheduler_publishes_removal_and_recovery_on_time() {
     let verdicts = bus.subscribe();
     let (targets_tx, targets_rx) =
         tokio::sync::watch::channel(Arc::new(vec![target("10.0.0.1"), target("10.0.0.2")]));
-    let (_reports_tx, reports_rx) = tokio::sync::mpsc::channel(1);
+    let (reports_tx, reports_rx) = tokio::sync::mpsc::channel(1);
     let metrics = Arc::new(HealthMetrics::default());
     let cancel = tokio_util::sync::CancellationToken::new();
     let parts = checker::CheckerParts {
@@ -188,6 +188,13 @@ async fn scheduler_publishes_removal_and_recovery_on_time() {
         metrics: metrics.clone(),
     };
     let handle = checker::spawn(parts, targets_rx, reports_rx, cancel.clone());
+    let report = || async {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        reports_tx.send(reply).await.unwrap();
+        let mut reports = answer.await.unwrap();
+        reports.sort_by(|a, b| a.address.cmp(&b.address));
+        reports
+    };
     // Let both endpoints be checked once while healthy.
     tokio::time::sleep(secs(11)).await;
     let failing_since = Instant::now();
@@ -233,9 +240,55 @@ async fn scheduler_publishes_removal_and_recovery_on_time() {
     metrics.render(&mut text);
     assert!(text.contains("dns_endpoints_removed_total 2"), "{text}");
     assert!(text.contains("dns_endpoints_added_total 2"), "{text}");
-    // Removing a target drops its state.
+    // Removing a target drops its state: it leaves the reports and the
+    // gauges, and when it comes back it starts afresh, with no checks, no
+    // counts and no history from before.
+    let before = report().await;
+    let second = &before[1];
+    assert_eq!(second.address, "10.0.0.2");
+    assert!(
+        second.consecutive_successes >= 1
+            && second.history.len() >= 2
+            && second.last_check_unix.is_some(),
+        "10.0.0.2 has a past: {second:?}"
+    );
+    // The checker takes target changes and report requests as they come:
+    // ask until the change shows (a bounded number of times).
+    let report_with = |count: usize| {
+        let report = &report;
+        async move {
+            for _ in 0..100 {
+                let reports = report().await;
+                if reports.len() == count {
+                    return reports;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            panic!("the checker never reported {count} endpoints");
+        }
+    };
     targets_tx.send(Arc::new(vec![target("10.0.0.1")])).unwrap();
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    let after = report_with(1).await;
+    assert_eq!(after[0].address, "10.0.0.1");
+    assert_eq!(metrics.counts(), (1, 0));
+    targets_tx
+        .send(Arc::new(vec![target("10.0.0.1"), target("10.0.0.2")]))
+        .unwrap();
+    let again = report_with(2).await;
+    let fresh = &again[1];
+    assert_eq!(fresh.address, "10.0.0.2");
+    assert_eq!(
+        (
+            fresh.consecutive_failures,
+            fresh.consecutive_successes,
+            fresh.last_check_unix,
+            fresh.history.len(),
+        ),
+        (0, 0, None, 0),
+        "10.0.0.2 came back with old state: {fresh:?}"
+    );
+    assert_eq!(fresh.state, "healthy");
+    assert_eq!(metrics.counts(), (2, 0));
     cancel.cancel();
     handle.await.unwrap();
 }

@@ -178,7 +178,10 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let connection = connection(&args);
     let namespace = namespace(&args);
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| crate::pod::identity("signpost-health"));
     let etcd = etcd_spec(&args);
     // Every task but the elector stops on `work`; the elector after them, so
     // the lease is released only once nothing publishes.
@@ -578,46 +581,13 @@ fn connection(args: &HealthArgs) -> KubeConnection {
     }
 }
 
-/// `--namespace`, else the pod's (`$POD_NAMESPACE`, the service account's
-/// namespace file), else `kube-system` (the reference deployment's).
+/// `--namespace`, else the pod's, else `kube-system` (the reference
+/// deployment's).
 fn namespace(args: &HealthArgs) -> String {
-    if let Some(namespace) = &args.namespace {
-        return namespace.clone();
-    }
-    if let Ok(namespace) = std::env::var("POD_NAMESPACE")
-        && !namespace.is_empty()
-    {
-        return namespace;
-    }
-    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-        .ok()
-        .map(|n| n.trim().to_owned())
-        .filter(|n| !n.is_empty())
+    args.namespace
+        .clone()
+        .or_else(crate::pod::namespace)
         .unwrap_or_else(|| "kube-system".to_owned())
-}
-
-/// `$POD_NAME` or the host name, plus `_` and a random suffix (client-go's
-/// `hostname_uuid` convention), so two processes never share an identity.
-fn default_identity() -> String {
-    let base = std::env::var("POD_NAME")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "signpost-health".to_owned());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut state = (nanos as u64) ^ (u64::from(std::process::id()) << 32) | 1;
-    // xorshift64: a suffix, not a secret.
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    format!("{base}_{state:016x}")
 }
 
 /// The etcd cluster of `--etcd-endpoints`, if given.

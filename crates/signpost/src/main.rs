@@ -14,6 +14,7 @@
 
 mod dns_role;
 mod health_role;
+mod pod;
 mod sync_role;
 
 use clap::{Parser, Subcommand};

@@ -12,14 +12,14 @@
 use crate::InvalidConfig;
 use anyhow::Context as _;
 use signpost_discovery::catalog::CatalogSource;
-use signpost_discovery::kubernetes::KubernetesSource;
+use signpost_discovery::kubernetes::{KubernetesSource, LeaseElector, LeaseTimings};
 use signpost_discovery::metrics::DiscoveryMetrics;
 use signpost_discovery::objects::ClusterObjects;
 use signpost_model::status::{
     EndpointReport, Explanation, GeoList, Overview, PlannedChange, RecursionList, ServiceList,
     SyncStatus as SyncSection,
 };
-use signpost_model::{BoxFuture, Refusal, Source, Status};
+use signpost_model::{BoxFuture, Elector, Leadership, Refusal, Source, Status};
 use signpost_sync::config::{self, KubeSettings, Settings};
 use signpost_sync::controller::{Controller, Reconciler};
 use signpost_sync::flags::SyncArgs;
@@ -148,19 +148,57 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("received a termination signal; stopping");
         signals.cancel();
     });
+    // With --leader-elect, writes happen only while this replica holds the
+    // Lease; the elector is cancelled after the controller has stopped, so
+    // the Lease is released only once nothing writes.
+    let election = CancellationToken::new();
+    let (leadership, elector) = match &settings.election {
+        Some(election_settings) => {
+            let leadership = Leadership::new();
+            let identity = crate::pod::identity("signpost-sync");
+            let namespace = Some(election_settings.namespace.clone())
+                .filter(|n| !n.is_empty())
+                .or_else(crate::pod::namespace)
+                .unwrap_or_else(|| "default".to_owned());
+            tracing::info!(lease = %format!("{namespace}/{}", election_settings.name), identity = %identity, "leader election on");
+            let elector = LeaseElector::new(
+                kubernetes_api(&settings.kubernetes).connection,
+                &namespace,
+                &election_settings.name,
+                &identity,
+                LeaseTimings {
+                    lease_duration: election_settings.lease_duration,
+                    renew_deadline: election_settings.renew_deadline,
+                    retry_period: election_settings.retry_period,
+                },
+            );
+            let task = tokio::spawn(Box::new(elector).run(leadership.clone(), election.clone()));
+            (Some(leadership), Some(task))
+        }
+        None => (None, None),
+    };
     let controller = Controller {
         input,
         sources: settings.sources.clone(),
         min_ttl: settings.min_ttl,
         reconciler,
         schedule: settings.schedule.clone(),
-        leadership: None,
+        leadership,
         metrics,
     };
     let result = controller.run(cancel.clone()).await;
     cancel.cancel();
+    election.cancel();
+    if let Some(task) = elector
+        && tokio::time::timeout(RELEASE_TIMEOUT, task).await.is_err()
+    {
+        tracing::warn!("the lease release did not finish in time; the lease expires on its own");
+    }
     result.map_err(anyhow::Error::from)
 }
+
+/// How long shutdown waits for the Lease release.
+const RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn wait_for_signal() {
     let terminate = async {

@@ -66,8 +66,11 @@ pub struct Settings {
     pub sources: SourceConfig,
     /// `--catalog` paths; when empty, objects come from the Kubernetes API.
     pub catalog: Vec<PathBuf>,
-    /// How to reach the Kubernetes API (when there is no `--catalog`).
+    /// How to reach the Kubernetes API (when there is no `--catalog`, and
+    /// for the Lease).
     pub kubernetes: KubeSettings,
+    /// `--leader-elect`: the Lease to hold while writing; `None`: always write.
+    pub election: Option<ElectionSettings>,
     /// The provider.
     pub provider: ProviderSettings,
     /// `None` for `--registry=noop`.
@@ -103,6 +106,22 @@ pub struct KubeSettings {
     pub services: bool,
     /// Watch Ingresses (`--source=ingress`).
     pub ingresses: bool,
+}
+
+/// The Lease `signpost sync` holds while it writes (`--leader-elect*`,
+/// client-go's defaults: 15 s, 10 s, 2 s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElectionSettings {
+    /// The Lease's name.
+    pub name: String,
+    /// Its namespace (empty: the pod's namespace, else `default`).
+    pub namespace: String,
+    /// How long standbys wait after the last renewal they saw.
+    pub lease_duration: Duration,
+    /// How long the leader tries to renew before it stops writing.
+    pub renew_deadline: Duration,
+    /// Time between tries.
+    pub retry_period: Duration,
 }
 
 /// Every configuration problem; the binary exits 64 with them.
@@ -343,6 +362,29 @@ pub fn settings(
             "--server={url}: the API server URL must start with https:// or http://"
         ));
     }
+    let election = args.flag("leader-elect").then(|| {
+        let election = ElectionSettings {
+            name: args.get("leader-elect-resource-name").to_owned(),
+            namespace: args.get("leader-elect-resource-namespace").to_owned(),
+            lease_duration: c.duration(args, "leader-elect-lease-duration"),
+            renew_deadline: c.duration(args, "leader-elect-renew-deadline"),
+            retry_period: c.duration(args, "leader-elect-retry-period"),
+        };
+        // client-go's own checks (leaderelection.NewLeaderElector).
+        if election.lease_duration <= election.renew_deadline {
+            c.0.push("--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline".to_owned());
+        }
+        if election.renew_deadline.as_secs_f64() <= 1.2 * election.retry_period.as_secs_f64() {
+            c.0.push("--leader-elect-renew-deadline must be greater than 1.2 times --leader-elect-retry-period".to_owned());
+        }
+        if election.lease_duration < Duration::from_secs(1) || election.retry_period.is_zero() {
+            c.0.push("--leader-elect-lease-duration must be at least 1s and --leader-elect-retry-period above 0".to_owned());
+        }
+        if election.name.is_empty() {
+            c.0.push("--leader-elect-resource-name must not be empty".to_owned());
+        }
+        election
+    });
     let kubernetes = KubeSettings {
         kubeconfig,
         server,
@@ -448,6 +490,7 @@ pub fn settings(
         sources,
         catalog,
         kubernetes,
+        election,
         provider,
         txt,
         plan: PlanSettings {

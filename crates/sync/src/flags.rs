@@ -166,6 +166,38 @@ pub const FLAGS: &[Flag] = &[
         false,
         "Plan and print the changes, write nothing",
     ),
+    // Leader election (signpost; external-dns runs one replica). The names
+    // are the Kubernetes components' own --leader-elect* flags.
+    boolean(
+        "leader-elect",
+        false,
+        "signpost: write only while holding a coordination.k8s.io/v1 Lease, so several replicas can run",
+    ),
+    single(
+        "leader-elect-resource-name",
+        &["signpost-sync"],
+        "signpost: name of the Lease",
+    ),
+    single(
+        "leader-elect-resource-namespace",
+        &[""],
+        "signpost: namespace of the Lease (empty: the pod's namespace, else default)",
+    ),
+    single(
+        "leader-elect-lease-duration",
+        &["15s"],
+        "signpost: how long standbys wait after the last renewal before taking the Lease",
+    ),
+    single(
+        "leader-elect-renew-deadline",
+        &["10s"],
+        "signpost: how long the leader keeps trying to renew before it stops writing",
+    ),
+    single(
+        "leader-elect-retry-period",
+        &["2s"],
+        "signpost: time between tries to take or renew the Lease",
+    ),
     boolean(
         "events",
         false,

@@ -139,3 +139,41 @@ fn pushed_state_reaches_answers_at_once() {
         "median push-to-answer {median:?} (all: {latencies:?})"
     );
 }
+
+/// CoreDNS `reload` tries each changed Corefile once: a file that does not
+/// parse is one failure (`coredns_reload_failed_total`) and one error line,
+/// however many checks find it unchanged; a differently broken file is
+/// another failure, and a good file clears the memory. Regression test for
+/// issue 21: every check of the same broken file counted again.
+#[test]
+fn an_unchanged_broken_corefile_counts_one_failure() {
+    let factory: SourceFactory =
+        Arc::new(|_spec: &SourceSpec| -> Box<dyn Source<Input>> { unreachable!("no sources") });
+    let mut server =
+        Server::start(Config::default(), factory, RunOptions::default()).expect("server starts");
+    let dir = crate::testing::TempDir::new("signpost-reload");
+    let path = dir.path().join("Corefile");
+    let mut memory = ReloadMemory::default();
+    let failures = |server: &Server| server.status.reload.failures.load(Ordering::Relaxed);
+
+    std::fs::write(&path, "cluster.local {\n    kubernetes {\n").unwrap();
+    for _ in 0..3 {
+        server.reload(&path, &mut memory);
+    }
+    assert_eq!(failures(&server), 1, "one broken file, three checks");
+
+    std::fs::write(&path, "cluster.local {\n}\n}\n").unwrap();
+    server.reload(&path, &mut memory);
+    server.reload(&path, &mut memory);
+    assert_eq!(failures(&server), 2, "a differently broken file");
+
+    // Parsed again (an empty block set is still a valid parse), then the
+    // first broken file once more: a new failure.
+    std::fs::write(&path, "cluster.local:0 {\n}\n").unwrap();
+    server.reload(&path, &mut memory);
+    assert_eq!(memory.broken, None);
+    std::fs::write(&path, "cluster.local {\n    kubernetes {\n").unwrap();
+    server.reload(&path, &mut memory);
+    assert_eq!(failures(&server), 3);
+    server.shutdown();
+}

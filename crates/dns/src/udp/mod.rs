@@ -30,11 +30,37 @@ const RECEIVE_BUFFER: usize = 65535;
 /// How often an idle worker checks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 
-/// Binds one socket per worker on `address`. With port 0 the first socket picks
-/// the port and the others join it, so all workers share one port.
+/// Binds one socket per worker on `address`; all workers share one port.
+///
+/// With port 0 the port is chosen first by a socket bound *without*
+/// `SO_REUSEPORT`, which the kernel only gives a port no socket holds, and
+/// the workers' sockets then bind that port. Letting the first
+/// `SO_REUSEPORT` socket choose would not do: Linux's port choice skips only
+/// ports it could not share (`udp_lib_get_port`), so it may hand out a port
+/// another `SO_REUSEPORT` socket of the same user already holds, and the two
+/// servers would split each other's traffic without an error.
 pub fn bind_sockets(address: SocketAddr, workers: usize) -> io::Result<Vec<UdpSocket>> {
-    let mut sockets = Vec::with_capacity(workers);
     let mut address = address;
+    if address.port() == 0 {
+        let chooser = Socket::new(
+            Domain::for_address(address),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )?;
+        if address.is_ipv6() {
+            chooser.set_only_v6(true)?;
+        }
+        chooser.bind(&address.into())?;
+        let chosen = chooser
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("bound UDP socket has no IP address"))?;
+        address.set_port(chosen.port());
+        // Closed before the workers bind: a socket without SO_REUSEPORT
+        // would keep them out.
+        drop(chooser);
+    }
+    let mut sockets = Vec::with_capacity(workers);
     for _ in 0..workers.max(1) {
         let socket = Socket::new(
             Domain::for_address(address),
@@ -49,9 +75,7 @@ pub fn bind_sockets(address: SocketAddr, workers: usize) -> io::Result<Vec<UdpSo
         let _ = socket.set_recv_buffer_size(4 << 20);
         socket.bind(&address.into())?;
         socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
-        let socket: UdpSocket = socket.into();
-        address = socket.local_addr()?;
-        sockets.push(socket);
+        sockets.push(socket.into());
     }
     Ok(sockets)
 }

@@ -117,7 +117,7 @@ fn corefile(bind: &str, geo_lines: &str) -> String {
 {geo_lines}    }}
     prometheus 127.0.0.1:{{ADMIN}}
     ready 127.0.0.1:{{ADMIN}}
-    admin 127.0.0.1:{{API}}
+    admin 127.0.0.2:{{API}}
 }}
 "
     )
@@ -311,7 +311,7 @@ fn exchange(server: &TestServer, source: IpAddr, packet: &[u8]) -> Option<Vec<u8
         .expect("timeout");
     let destination = match source {
         IpAddr::V4(_) => server.addr(),
-        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), server.port),
+        IpAddr::V6(_) => server.dns_addr(Ipv6Addr::LOCALHOST.into()),
     };
     socket.send_to(packet, destination).expect("send");
     let mut buffer = vec![0u8; 65535];
@@ -552,7 +552,12 @@ impl ClientNamespace {
         let output = Command::new("ip")
             .args(["netns", "exec", &self.name, "dig"])
             .arg(format!("@{}", self.host))
-            .args(["-p", &server.port.to_string(), "+time=2", "+tries=1"])
+            .args([
+                "-p",
+                &server.dns_addr(self.host.into()).port().to_string(),
+                "+time=5",
+                "+tries=1",
+            ])
             .args(args)
             .output()
             .expect("ip netns exec dig");

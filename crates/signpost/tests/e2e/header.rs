@@ -1,7 +1,7 @@
 //! Header bits, TTLs and letter case of answers (RFC 1035 §4.1.1, RFC 4343).
 
 use crate::fixtures::{assert_answer, cluster, cluster_with, dig_records, dig_status};
-use crate::support::standard_corefile;
+use crate::support::{render, standard_corefile};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 
@@ -27,8 +27,15 @@ pub(crate) fn raw_query(id: u16, flags: u8, name: &str, qtype: u16) -> Vec<u8> {
 fn default_ttl_is_30() {
     let server = cluster();
     let answer = server.query("_postgres._tcp.db.web.svc.cluster.local.", RecordType::SRV);
-    assert!(!answer.answers.is_empty(), "{answer}");
-    for record in answer.answers.iter().chain(&answer.additionals) {
+    assert_answer(
+        &answer,
+        &[
+            "_postgres._tcp.db.web.svc.cluster.local. 30 SRV 0 50 5432 db-0.db.web.svc.cluster.local.",
+            "_postgres._tcp.db.web.svc.cluster.local. 30 SRV 0 50 5432 db-1.db.web.svc.cluster.local.",
+        ],
+    );
+    assert!(!answer.additionals.is_empty(), "{answer}");
+    for record in &answer.additionals {
         assert_eq!(record.ttl, 30, "TTL of {record}:\n{answer}");
     }
 }
@@ -72,7 +79,10 @@ fn mixed_case_query_is_answered_in_its_case() {
 fn mixed_case_srv_and_ptr_match() {
     let server = cluster();
     let srv = server.query("_HTTP._Tcp.api.web.svc.cluster.local.", RecordType::SRV);
-    assert_eq!(srv.answers.len(), 1, "{srv}");
+    assert_answer(
+        &srv,
+        &["_HTTP._Tcp.api.web.svc.cluster.local. 30 SRV 0 100 80 api.web.svc.cluster.local."],
+    );
     let ptr = server.query("10.1.96.10.IN-ADDR.ARPA.", RecordType::PTR);
     assert_answer(
         &ptr,
@@ -126,9 +136,7 @@ fn kdig_sees_authoritative_answer() {
 #[test]
 fn ttl_out_of_range_is_rejected() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let corefile = standard_corefile("        ttl 99999")
-        .replace("{PORT}", "5399")
-        .replace("{ADMIN}", "8399");
+    let corefile = render(&standard_corefile("        ttl 99999"));
     std::fs::write(dir.path().join("Corefile"), corefile).expect("write");
     std::fs::create_dir_all(dir.path().join("catalog")).expect("mkdir");
     let output = std::process::Command::new(crate::support::binary())

@@ -212,6 +212,24 @@ struct Controller {
 
 impl Controller {
     fn start(kubeconfig: &Path, identity: &str) -> Self {
+        Self::spawn(
+            &[
+                "--kubeconfig",
+                &kubeconfig.display().to_string(),
+                "--namespace",
+                "kube-system",
+                "--lease",
+                LEASE,
+                "--verdicts",
+                VERDICTS,
+            ],
+            identity,
+        )
+    }
+
+    /// `signpost health` with the test configuration and `args` (where the
+    /// targets, the verdicts and the election live).
+    fn spawn(args: &[&str], identity: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("health.yaml"), CONFIG).expect("config");
         let port = free_port();
@@ -220,16 +238,7 @@ impl Controller {
             .arg("health")
             .arg("--config")
             .arg(dir.path().join("health.yaml"))
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .args([
-                "--namespace",
-                "kube-system",
-                "--lease",
-                LEASE,
-                "--verdicts",
-                VERDICTS,
-            ])
+            .args(args)
             .args(["--identity", identity])
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "info")
@@ -959,4 +968,163 @@ fn validate_takes_the_reference_configmap_and_reports_mistakes_at_their_lines() 
         );
         assert!(errors[0].contains(&expected), "{kind}: {output}");
     }
+}
+
+/// The etcd issue, "Done when" 3: the same controller and replicas with
+/// etcd in place of the Kubernetes API for the verdicts and the election
+/// (objects still come from the API server). Two controllers, three
+/// replicas; 10 endpoints fail: every replica drops exactly them no earlier
+/// than the removal delay; the leader is SIGKILLed: the standby leads
+/// within the lease duration (+1.5 s) and no replica's answers change
+/// across the handover; the endpoints recover: they return within interval
+/// + margin, which only the new leader's probes can cause.
+#[test]
+fn etcd_carries_the_verdicts_and_the_election() {
+    let cluster = FakeCluster::start();
+    let endpoints = Endpoints::start(SERVICES * PER_SERVICE);
+    load_cluster(&cluster, &endpoints);
+    let etcd = crate::etcd_server::EtcdCluster::start(1);
+    let url = etcd.endpoint(0);
+    let prefix = "/signpost/health-e2e/";
+    let kubeconfig = cluster.kubeconfig();
+    let corefile = format!(
+        "cluster.local:{{PORT}} {{\n    bind 127.0.0.1\n    kubernetes cluster.local {{\n        kubeconfig {kubeconfig}\n    }}\n    healthcheck {{\n        verdicts etcd {{\n            path /signpost/health-e2e\n            endpoint {url}\n        }}\n    }}\n    ready 127.0.0.1:{{ADMIN}}\n}}\n"
+    );
+    let replicas: Vec<TestServer> = (0..3)
+        .map(|_| TestServer::start_with(&corefile, &[], true))
+        .collect();
+    let all = endpoints.addresses.clone();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let states = || -> Vec<Option<BTreeSet<Ipv4Addr>>> {
+        replicas
+            .iter()
+            .map(|r| absent(&socket, r.port, &all))
+            .collect()
+    };
+    wait(
+        "replicas serve every endpoint",
+        Duration::from_secs(30),
+        || {
+            states()
+                .iter()
+                .all(|s| s.as_ref().is_some_and(BTreeSet::is_empty))
+        },
+        || replicas[0].log(),
+    );
+
+    let args = [
+        "--kubeconfig",
+        kubeconfig.as_str(),
+        "--etcd-endpoints",
+        url.as_str(),
+        "--etcd-prefix",
+        prefix,
+    ];
+    let mut a = Controller::spawn(&args, "controller-a");
+    wait(
+        "a leads",
+        Duration::from_secs(30),
+        || a.leading() == Some(true),
+        || a.log(),
+    );
+    let b = Controller::spawn(&args, "controller-b");
+    wait(
+        "b stands by",
+        Duration::from_secs(30),
+        || b.leading() == Some(false),
+        || b.log(),
+    );
+    wait(
+        "every endpoint checked",
+        Duration::from_secs(10),
+        || endpoints.probe_counts().iter().all(|c| *c >= 1),
+        || a.log(),
+    );
+
+    // Ten endpoints fail: removed everywhere, not before the removal delay.
+    let failing: Vec<usize> = (0..10).map(|i| i * 17).collect();
+    let expected: BTreeSet<Ipv4Addr> = failing.iter().map(|&i| all[i]).collect();
+    let started = Instant::now();
+    endpoints.set_failing(&failing, true);
+    let mut first_removal = None;
+    wait(
+        "the failing endpoints leave every replica",
+        DELAY + INTERVAL * 3 + Duration::from_secs(5),
+        || {
+            let now = states();
+            if first_removal.is_none()
+                && now
+                    .iter()
+                    .any(|s| s.as_ref().is_some_and(|s| !s.is_empty()))
+            {
+                first_removal = Some(started.elapsed());
+            }
+            now.iter().all(|s| s.as_ref() == Some(&expected))
+        },
+        || format!("{:?}\n{}", states(), a.log()),
+    );
+    let first_removal = first_removal.unwrap_or_else(|| started.elapsed());
+    assert!(
+        first_removal >= DELAY,
+        "an endpoint left after {first_removal:?}, before the removal delay {DELAY:?}"
+    );
+    let published = etcd.etcdctl(&["get", &format!("{prefix}unhealthy"), "--print-value-only"]);
+    for address in &expected {
+        assert!(
+            published.contains(&address.to_string()),
+            "{address} not in {published}"
+        );
+    }
+
+    // The leader dies: the standby takes over; nothing changes in the answers.
+    let killed = Instant::now();
+    a.kill();
+    let mut changed = Vec::new();
+    wait(
+        "b leads",
+        LEASE_DURATION + Duration::from_millis(1_500),
+        || {
+            for state in states() {
+                if state.as_ref() != Some(&expected) {
+                    changed.push(state);
+                }
+            }
+            b.leading() == Some(true)
+        },
+        || b.log(),
+    );
+    let takeover = killed.elapsed();
+    // A few more intervals under the new leader: still the same answers.
+    let settle = Instant::now() + INTERVAL * 3;
+    while Instant::now() < settle {
+        for state in states() {
+            if state.as_ref() != Some(&expected) {
+                changed.push(state);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        changed.is_empty(),
+        "answers changed across the handover: {changed:?}"
+    );
+
+    // Recovery: only b probes now, so their return is b's doing.
+    endpoints.set_failing(&failing, false);
+    wait(
+        "the endpoints return to every replica",
+        INTERVAL * 3 + Duration::from_secs(4),
+        || {
+            states()
+                .iter()
+                .all(|s| s.as_ref().is_some_and(BTreeSet::is_empty))
+        },
+        || format!("{:?}\n{}", states(), b.log()),
+    );
+    eprintln!(
+        "etcd verdicts: first removal after {first_removal:?} (delay {DELAY:?}); takeover {takeover:?} (lease {LEASE_DURATION:?})"
+    );
 }

@@ -2,7 +2,7 @@
 //! the `log` plugin and the SIGTERM drain (issue 2, "Operations" and "Done
 //! when" points 5 and 6).
 
-use crate::support::{TestServer, binary, standard_corefile};
+use crate::support::{START_LIMIT, TestServer, binary, standard_corefile};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{RData, RecordType};
 use std::collections::BTreeSet;
@@ -152,7 +152,8 @@ fn metrics_have_coredns_names_and_labels() {
 
 /// `/health` answers 200 as soon as the process runs; `/ready` only after the
 /// first complete snapshot (invariant I4): here the catalog is broken at start,
-/// so the server is alive but not ready until the file is fixed.
+/// so once the server has loaded it and logged the error, it is alive but not
+/// ready, until the file is fixed.
 #[test]
 fn ready_turns_true_only_after_the_first_snapshot() {
     let server = TestServer::start_with(
@@ -163,110 +164,122 @@ fn ready_turns_true_only_after_the_first_snapshot() {
         )],
         false,
     );
-    let deadline = SystemTime::now() + Duration::from_secs(10);
-    while server.http_get("/health").is_none() {
-        assert!(
-            SystemTime::now() < deadline,
-            "no /health; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // The catalog was read and refused: the event /ready must not hide.
+    server.wait_for_log("the catalog error", |log| {
+        log.lines()
+            .find(|l| l.contains("catalog load failed") && l.contains("web.yaml"))
+            .map(str::to_owned)
+    });
     assert_eq!(server.http_get("/health").expect("health").0, 200);
-    std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         server.http_get("/ready").expect("ready").0,
         503,
         "ready before any snapshot"
     );
-    std::fs::write(server.path("catalog/web.yaml"), WEB).expect("fix catalog");
-    server.wait_ready(Duration::from_secs(5));
+    server.write_file("catalog/web.yaml", WEB);
+    server.wait_ready(START_LIMIT);
     assert_eq!(
         a_records(&server, "web.shop.svc.cluster.local"),
         ["10.96.1.1"]
     );
 }
 
-/// Catalog edits reach answers within one second (issue 2, point 5).
+/// Waits until `name` has exactly the A records `expected`; panics with the
+/// last answer and the log after [`START_LIMIT`].
+fn wait_for_records(server: &TestServer, name: &str, expected: &[&str]) {
+    let deadline = SystemTime::now() + START_LIMIT;
+    loop {
+        let found = a_records(server, name);
+        if found == expected {
+            return;
+        }
+        assert!(
+            SystemTime::now() < deadline,
+            "{name} still {found:?}, not {expected:?}; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Catalog edits reach answers without a restart (issue 2, point 5): a
+/// changed file and a new file in the directory. How fast (issue 2 asks for
+/// one second; the catalog polls every 250 ms) is measured by
+/// `bench/dns/change.py` in `bench/dns/run`, not here: a loaded machine may be
+/// slower, and this test waits up to [`START_LIMIT`].
 #[test]
-fn catalog_edit_shows_within_one_second() {
+fn catalog_edit_reaches_answers() {
     let server = TestServer::start(&[("catalog/web.yaml", WEB)]);
     assert_eq!(
         a_records(&server, "web.shop.svc.cluster.local"),
         ["10.96.1.1"]
     );
-    std::fs::write(server.path("catalog/web.yaml"), web_with_ip("10.96.1.2")).expect("edit");
-    let started = SystemTime::now();
-    loop {
-        if a_records(&server, "web.shop.svc.cluster.local") == ["10.96.1.2"] {
-            break;
-        }
-        let waited = started.elapsed().expect("clock");
-        assert!(
-            waited < Duration::from_secs(1),
-            "edit not served after {waited:?}; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.write_file("catalog/web.yaml", &web_with_ip("10.96.1.2"));
+    wait_for_records(&server, "web.shop.svc.cluster.local", &["10.96.1.2"]);
     // A new file in the directory is picked up too.
-    std::fs::write(
-        server.path("catalog/api.yaml"),
-        WEB.replace("name: web", "name: api"),
-    )
-    .expect("add");
-    let started = SystemTime::now();
-    while a_records(&server, "api.shop.svc.cluster.local").is_empty() {
-        assert!(
-            started.elapsed().expect("clock") < Duration::from_secs(1),
-            "new file not served"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.write_file("catalog/api.yaml", &WEB.replace("name: web", "name: api"));
+    wait_for_records(&server, "api.shop.svc.cluster.local", &["10.96.1.1"]);
+    assert_eq!(
+        a_records(&server, "web.shop.svc.cluster.local"),
+        ["10.96.1.2"]
+    );
+}
+
+/// The value of the sample `series` (name and labels exactly as written), if present.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// A broken catalog file keeps the previous answers serving (invariant I3)
-/// and reports file:line in the log and in `signpost_catalog_errors`.
+/// and reports file:line in the log and in `signpost_catalog_errors`; the
+/// failed load counts once in `signpost_catalog_reloads_total`.
 #[test]
 fn broken_catalog_keeps_old_answers_and_reports_file_and_line() {
     let server = TestServer::start(&[("catalog/web.yaml", WEB)]);
     let broken = format!(
         "{WEB}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bad\nspec:\n  clusterIP: 300.1.1.1\n"
     );
-    std::fs::write(server.path("catalog/web.yaml"), broken).expect("break");
-    std::thread::sleep(Duration::from_millis(1200));
+    server.write_file("catalog/web.yaml", &broken);
+    let logged = server.wait_for_log("the catalog error", |log| {
+        log.lines()
+            .find(|l| l.contains("catalog load failed"))
+            .map(str::to_owned)
+    });
+    assert!(
+        logged.contains("web.yaml") && logged.contains("line=17"),
+        "no file:line in the log line: {logged}"
+    );
     assert_eq!(
         a_records(&server, "web.shop.svc.cluster.local"),
         ["10.96.1.1"]
     );
-    let log = server.log();
-    assert!(
-        log.contains("web.yaml") && log.contains("line=17"),
-        "no file:line in log:\n{log}"
-    );
     let (_, metrics) = server.http_get("/metrics").expect("scrape");
-    let error_line = metrics
+    let errors: Vec<&str> = metrics
         .lines()
-        .find(|l| l.starts_with("signpost_catalog_errors{"))
-        .unwrap_or_else(|| panic!("no catalog error metric:\n{metrics}"));
-    assert!(
-        error_line.contains("web.yaml\",line=\"17\"}"),
-        "{error_line}"
-    );
-    assert!(
-        metrics.contains("signpost_catalog_reloads_total{result=\"failure\"}"),
+        .filter(|l| l.starts_with("signpost_catalog_errors{"))
+        .collect();
+    let file = server.path("catalog/web.yaml");
+    assert_eq!(
+        errors,
+        [format!(
+            "signpost_catalog_errors{{file=\"{}\",line=\"17\"}} 1",
+            file.display()
+        )],
         "{metrics}"
     );
-    // Fixing the file clears the error and serves the new data.
-    std::fs::write(server.path("catalog/web.yaml"), web_with_ip("10.96.1.3")).expect("fix");
-    let started = SystemTime::now();
-    while a_records(&server, "web.shop.svc.cluster.local") != ["10.96.1.3"] {
-        assert!(
-            started.elapsed().expect("clock") < Duration::from_secs(2),
-            "fix not served"
+    for (result, count) in [("success", 1.0), ("failure", 1.0)] {
+        let series = format!("signpost_catalog_reloads_total{{result=\"{result}\"}}");
+        assert_eq!(
+            sample(&metrics, &series),
+            Some(count),
+            "{series}:\n{metrics}"
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
+    // Fixing the file clears the error and serves the new data.
+    server.write_file("catalog/web.yaml", &web_with_ip("10.96.1.3"));
+    wait_for_records(&server, "web.shop.svc.cluster.local", &["10.96.1.3"]);
     let (_, metrics) = server.http_get("/metrics").expect("scrape");
     assert!(
         !metrics
@@ -274,6 +287,14 @@ fn broken_catalog_keeps_old_answers_and_reports_file_and_line() {
             .any(|l| l.starts_with("signpost_catalog_errors{")),
         "{metrics}"
     );
+    for (result, count) in [("success", 2.0), ("failure", 1.0)] {
+        let series = format!("signpost_catalog_reloads_total{{result=\"{result}\"}}");
+        assert_eq!(
+            sample(&metrics, &series),
+            Some(count),
+            "{series}:\n{metrics}"
+        );
+    }
 }
 
 fn validate(dir: &std::path::Path) -> (i32, String) {
@@ -379,7 +400,7 @@ fn log_plugin_writes_one_line_per_query() {
     let server = TestServer::start_with(&corefile, &[("catalog/web.yaml", WEB)], true);
     let answer = server.query("web.shop.svc.cluster.local", RecordType::A);
     assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
-    let deadline = SystemTime::now() + Duration::from_secs(2);
+    let deadline = SystemTime::now() + START_LIMIT;
     loop {
         let log = server.log();
         if let Some(line) = log

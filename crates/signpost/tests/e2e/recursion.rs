@@ -12,7 +12,7 @@
 //! did. Every wait is bounded, and timings are asserted with a margin.
 
 use crate::fixtures::CLUSTER;
-use crate::support::TestServer;
+use crate::support::{REPLY_LIMIT, TestServer};
 use crate::upstream::{Knot, SilentUpstream, ask_udp};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{Record, RecordType};
@@ -83,9 +83,10 @@ fn forward(upstreams: &[SocketAddr], block: &str) -> String {
     }
 }
 
-/// Asks over UDP (no EDNS) with a 2 s wait; panics with the log when no reply comes.
+/// Asks over UDP (no EDNS), waiting up to [`REPLY_LIMIT`]; panics with the
+/// log when no reply comes.
 fn ask(server: &TestServer, name: &str, qtype: RecordType) -> Message {
-    ask_udp(server.addr(), name, qtype, Duration::from_secs(2)).unwrap_or_else(|| {
+    ask_udp(server.addr(), name, qtype, REPLY_LIMIT).unwrap_or_else(|| {
         panic!(
             "no reply from signpost for {name} {qtype}; log:\n{}",
             server.log()
@@ -95,7 +96,7 @@ fn ask(server: &TestServer, name: &str, qtype: RecordType) -> Message {
 
 /// Asks knotd directly (the reference answer).
 fn ask_knot(knot: &Knot, name: &str, qtype: RecordType) -> Message {
-    ask_udp(knot.addr(), name, qtype, Duration::from_secs(2))
+    ask_udp(knot.addr(), name, qtype, REPLY_LIMIT)
         .unwrap_or_else(|| panic!("no reply from knotd for {name} {qtype}"))
 }
 
@@ -282,10 +283,12 @@ fn forwarded_answers_match_the_upstream() {
 
 /// CoreDNS `forward` README: a failed exchange starts health checks every
 /// `health_check` interval; after `max_fails` failures the upstream is down
-/// and skipped. Killing one of two upstreams must not fail queries: one every
-/// 50 ms for 3 s, none may fail after the first second (failures before it
-/// are counted and reported), and the dead upstream's failed health checks
-/// show in `coredns_forward_healthcheck_failures_total{to}`.
+/// and skipped. Killing one of two upstreams must not fail a single query:
+/// an attempt at the dead one fails (ICMP port unreachable) and the same
+/// query goes on to the other, well within the 5 s forward deadline, which
+/// the client's wait ([`REPLY_LIMIT`]) exceeds. Sixty queries, one every
+/// 50 ms, and the dead upstream's failed health checks show in
+/// `coredns_forward_healthcheck_failures_total{to}`.
 #[test]
 fn queries_survive_one_dead_upstream() {
     let (mut dying, surviving) = (knot(), knot());
@@ -298,57 +301,54 @@ fn queries_survive_one_dead_upstream() {
 
     dying.stop();
     let killed = Stopwatch::start();
-    let (mut early_failures, mut late_failures, mut sent) = (0, Vec::new(), 0);
-    let mut tick = Duration::ZERO;
-    while killed.elapsed() < Duration::from_secs(3) {
-        let elapsed = killed.elapsed();
+    let mut failures = Vec::new();
+    for sent in 0..60 {
         let reply = ask_udp(
             server.addr(),
             "www.upstream.test.",
             RecordType::A,
-            Duration::from_secs(1),
+            REPLY_LIMIT,
         );
-        sent += 1;
         let ok = reply.as_ref().is_some_and(|m| {
-            m.metadata.response_code == ResponseCode::NoError && m.answers.len() == 1
+            records(&m.answers) == ["www.upstream.test. 300 A 192.0.2.1"]
+                && m.metadata.response_code == ResponseCode::NoError
         });
-        if !ok && elapsed < Duration::from_secs(1) {
-            early_failures += 1;
-        } else if !ok {
-            late_failures.push((elapsed, reply.map(|m| m.metadata.response_code)));
+        if !ok {
+            failures.push((sent, killed.elapsed(), reply.map(|m| m.to_string())));
         }
-        tick += Duration::from_millis(50);
-        if let Some(wait) = tick.checked_sub(killed.elapsed()) {
-            std::thread::sleep(wait);
-        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    eprintln!(
-        "one dead upstream: {sent} queries, {early_failures} failed in the first second, {} after",
-        late_failures.len()
-    );
     assert!(
-        late_failures.is_empty(),
-        "queries failed after the first second (elapsed, rcode): {late_failures:?}; log:\n{}",
+        failures.is_empty(),
+        "queries failed after one upstream died (query, time, reply): {failures:?}; log:\n{}",
         server.log()
     );
-    assert!(sent >= 40, "only {sent} queries in 3 s");
-    let scrape = Scrape::of(&server);
     let dead = dying.addr().to_string();
-    assert!(
-        scrape.sum(
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    loop {
+        let scrape = Scrape::of(&server);
+        let failed = scrape.sum(
             "coredns_forward_healthcheck_failures_total",
-            &[("to", &dead)]
-        ) >= 1.0,
-        "the dead upstream was health checked and failed:\n{}",
-        scrape.text
-    );
+            &[("to", &dead)],
+        );
+        if failed >= 1.0 {
+            break;
+        }
+        assert!(
+            SystemTime::now() < deadline,
+            "the dead upstream was never health checked and failed:\n{}",
+            scrape.text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// CoreDNS `forward`: with every upstream down the client gets SERVFAIL
 /// (RFC 1035 §4.1.1: "the name server was unable to process this query"),
 /// never silence. Dead upstreams (ports closed: ICMP unreachable, refused)
-/// fail fast: the answer comes well within the 5 s query timeout, measured
-/// from the client, also after the health checks have marked both down
+/// fail fast: the answer comes within the 5 s query timeout (plus a 2 s
+/// margin for a loaded machine), measured from the client, also after the
+/// health checks have marked both down
 /// (`coredns_forward_healthcheck_broken_total` counts those queries). When
 /// one comes back, its health check marks it up and answers resume.
 #[test]
@@ -366,7 +366,7 @@ fn dead_upstreams_give_servfail_without_a_hang() {
             server.addr(),
             "www.upstream.test.",
             RecordType::A,
-            Duration::from_secs(8),
+            Duration::from_secs(20),
         )
         .unwrap_or_else(|| panic!("round {round}: no reply at all; log:\n{}", server.log()));
         let elapsed = started.elapsed();
@@ -377,17 +377,32 @@ fn dead_upstreams_give_servfail_without_a_hang() {
             "{reply}"
         );
         assert!(
-            elapsed < Duration::from_secs(5) + Duration::from_millis(500),
+            elapsed < Duration::from_secs(5) + Duration::from_secs(2),
             "round {round}: {elapsed:?}"
         );
-        std::thread::sleep(Duration::from_millis(300));
     }
-    let scrape = Scrape::of(&server);
-    assert!(
-        scrape.sum("coredns_forward_healthcheck_broken_total", &[]) >= 1.0,
-        "queries found every upstream down:\n{}",
-        scrape.text
-    );
+    // The rounds above made every upstream fail twice: the next query finds
+    // both down, and counts it (the counter rises once the health checks
+    // agree, so wait for it).
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    loop {
+        let reply = ask(&server, "www.upstream.test.", RecordType::A);
+        assert_eq!(
+            reply.metadata.response_code,
+            ResponseCode::ServFail,
+            "{reply}"
+        );
+        let scrape = Scrape::of(&server);
+        if scrape.sum("coredns_forward_healthcheck_broken_total", &[]) >= 1.0 {
+            break;
+        }
+        assert!(
+            SystemTime::now() < deadline,
+            "no query found every upstream down:\n{}",
+            scrape.text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Recovery: one upstream back on its port; its health check (every
     // 0.5 s) or the random try finds it, and answers flow again.
@@ -398,14 +413,14 @@ fn dead_upstreams_give_servfail_without_a_hang() {
             server.addr(),
             "www.upstream.test.",
             RecordType::A,
-            Duration::from_secs(1),
+            REPLY_LIMIT,
         );
         if reply.is_some_and(|m| m.metadata.response_code == ResponseCode::NoError) {
             break restarted.elapsed();
         }
         assert!(
-            restarted.elapsed() < Duration::from_secs(3),
-            "no answer 3 s after an upstream came back; log:\n{}",
+            restarted.elapsed() < Duration::from_secs(60),
+            "no answer 60 s after an upstream came back; log:\n{}",
             server.log()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -414,16 +429,16 @@ fn dead_upstreams_give_servfail_without_a_hang() {
     for _ in 0..10 {
         let reply = ask(&server, "www.upstream.test.", RecordType::A);
         assert_eq!(
-            reply.metadata.response_code,
-            ResponseCode::NoError,
+            records(&reply.answers),
+            ["www.upstream.test. 300 A 192.0.2.1"],
             "{reply}"
         );
     }
 }
 
 /// CoreDNS `forward`: an upstream that never answers is given up on; the
-/// client gets SERVFAIL within the query timeout (5 s, as CoreDNS), not a
-/// hang. Both upstreams are UDP sockets that read and never reply.
+/// client gets SERVFAIL at the query timeout (5 s, as CoreDNS), not a hang
+/// and not before. Both upstreams are UDP sockets that read and never reply.
 #[test]
 fn silent_upstreams_give_servfail_within_the_timeout() {
     let (first, second) = (SilentUpstream::bind(), SilentUpstream::bind());
@@ -433,9 +448,9 @@ fn silent_upstreams_give_servfail_within_the_timeout() {
         server.addr(),
         "www.upstream.test.",
         RecordType::A,
-        Duration::from_secs(10),
+        Duration::from_secs(20),
     )
-    .unwrap_or_else(|| panic!("no reply within 10 s; log:\n{}", server.log()));
+    .unwrap_or_else(|| panic!("no reply within 20 s; log:\n{}", server.log()));
     let elapsed = started.elapsed();
     eprintln!("silent upstreams: SERVFAIL after {elapsed:?}");
     assert_eq!(
@@ -443,8 +458,15 @@ fn silent_upstreams_give_servfail_within_the_timeout() {
         ResponseCode::ServFail,
         "{reply}"
     );
+    // Not before the timeout (two silent upstreams, 2 s per attempt, give
+    // up at the 5 s deadline) and not long after it (a 2 s margin for a
+    // loaded machine).
     assert!(
-        elapsed <= Duration::from_secs(5) + Duration::from_secs(1),
+        elapsed >= Duration::from_secs(4),
+        "took {elapsed:?}: SERVFAIL before the upstreams could time out"
+    );
+    assert!(
+        elapsed <= Duration::from_secs(5) + Duration::from_secs(2),
         "took {elapsed:?}, the timeout is 5 s"
     );
 }
@@ -582,8 +604,10 @@ fn oversized_answers_truncate_over_udp_and_complete_over_tcp() {
 
 /// CoreDNS `forward` `max_concurrent`: "queries beyond this limit are
 /// refused" (REFUSED) and counted in `coredns_forward_max_concurrent_rejects_total`.
-/// One query is held by an upstream that never answers; a second, for
-/// another name, arriving meanwhile is refused at once.
+/// One query is held by an upstream that never answers (until the 5 s
+/// forward timeout); a second, for another name, sent once the first has
+/// reached the upstream, is refused at once: its REFUSED arrives while the
+/// first is still held.
 #[test]
 fn max_concurrent_refuses_extra_queries() {
     let silent = SilentUpstream::bind();
@@ -592,26 +616,35 @@ fn max_concurrent_refuses_extra_queries() {
         "        max_concurrent 1\n        max_fails 0",
     ));
     let address = server.addr();
+    let to = silent.addr().to_string();
+    let before = Scrape::of(&server).sum("coredns_forward_requests_total", &[("to", &to)]);
     let held = std::thread::spawn(move || {
         ask_udp(
             address,
             "held.upstream.test.",
             RecordType::A,
-            Duration::from_secs(8),
+            Duration::from_secs(20),
         )
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let started = Stopwatch::start();
+    // The held query is in flight once it was sent upstream.
+    let deadline = SystemTime::now() + Duration::from_secs(60);
+    while Scrape::of(&server).sum("coredns_forward_requests_total", &[("to", &to)]) <= before {
+        assert!(
+            SystemTime::now() < deadline && !held.is_finished(),
+            "the held query never reached the upstream; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let extra = ask(&server, "extra.upstream.test.", RecordType::A);
-    let elapsed = started.elapsed();
+    assert!(
+        !held.is_finished(),
+        "REFUSED came only after the held query finished"
+    );
     assert_eq!(
         extra.metadata.response_code,
         ResponseCode::Refused,
         "{extra}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "refused at once: {elapsed:?}"
     );
     let held = held.join().expect("held query thread");
     assert_eq!(

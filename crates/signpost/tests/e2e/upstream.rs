@@ -1,5 +1,12 @@
 //! Real upstream DNS servers for the end-to-end tests: `knotd` (Debian's
-//! `knot`) on a free loopback port, and a silent UDP socket.
+//! `knot`) on a loopback port no other socket holds, and a silent UDP socket.
+//!
+//! knotd cannot bind port 0 and report the port, and it binds UDP with
+//! `SO_REUSEPORT`, which lets a second server of the same user share the
+//! port without an error. So the port is chosen by the system for a socket
+//! without that option, released, given to knotd, and once knotd answers,
+//! `/proc` shows whether any other socket holds the port; if one does, knotd
+//! starts again on another port.
 //!
 //! Test support, shared by the differential test (Knot as the reference
 //! server) and the recursion tests (Knot as the upstream of `forward`).
@@ -17,17 +24,17 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use crate::support;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 use std::fmt::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-/// How long knotd may take to load its zones and answer.
-const START_LIMIT: Duration = Duration::from_secs(20);
+/// How long knotd may take to load its zones and answer (far above what it
+/// takes, so that a loaded machine is slow rather than failing).
+const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// A running `knotd` on `127.0.0.1:port` (UDP and TCP). Killed on drop.
 pub struct Knot {
@@ -77,10 +84,11 @@ impl Knot {
             port: 0,
             zones,
         };
-        // A free port can be taken between choosing it and knotd binding it; try a few.
+        // A free port can be taken between choosing it and knotd binding it:
+        // knotd then fails or `sole_owner` sees the other socket; try again.
         let mut failure = String::new();
-        for _ in 0..3 {
-            knot.port = support::free_port();
+        for _ in 0..5 {
+            knot.port = unused_port();
             match knot.spawn() {
                 Ok(()) => return knot,
                 Err(message) => {
@@ -162,7 +170,8 @@ impl Knot {
                 })
             });
             if loaded {
-                return Ok(());
+                let pid = self.child.as_ref().map_or(0, Child::id);
+                return sole_owner(pid, self.port);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -285,5 +294,77 @@ fn knotd() -> PathBuf {
         debian
     } else {
         PathBuf::from("knotd")
+    }
+}
+
+/// A loopback port free for both UDP and TCP right now, chosen by the
+/// system (a UDP socket without `SO_REUSEPORT` is only given a port no
+/// socket holds). Released again before the server binds it; [`sole_owner`] then
+/// shows that nobody took it meanwhile. (The same as `signpost-dns`'s test
+/// helpers, which this test binary cannot reach.)
+pub fn unused_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a udp port");
+        let port = udp.local_addr().expect("local address").port();
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Checks that process `pid` alone listens on `port` of loopback: every UDP
+/// socket bound there and every TCP listener there is one of its open
+/// files (`/proc/net/{udp,tcp}` against `/proc/PID/fd`). knotd binds UDP
+/// with `SO_REUSEPORT`, so a second server of the same user on that port
+/// would share its queries without either failing to bind; this is how such
+/// a collision is seen, and the caller starts again on another port.
+pub fn sole_owner(pid: u32, port: u16) -> Result<(), String> {
+    let own: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map_err(|e| format!("cannot list the sockets of {pid}: {e}"))?
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut strangers = Vec::new();
+    for (table, listening_only) in [("/proc/net/udp", false), ("/proc/net/tcp", true)] {
+        let text = std::fs::read_to_string(table).map_err(|e| format!("{table}: {e}"))?;
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let Some((local, state, inode)) = fields
+                .get(1)
+                .zip(fields.get(3))
+                .zip(fields.get(9))
+                .map(|((l, s), i)| (*l, *s, *i))
+            else {
+                continue;
+            };
+            let Some((address, hex_port)) = local.split_once(':') else {
+                continue;
+            };
+            // 127.0.0.1 or 0.0.0.0, in /proc's little-endian hex; 0A is LISTEN.
+            let on_loopback = address == "0100007F" || address == "00000000";
+            if u16::from_str_radix(hex_port, 16) == Ok(port)
+                && on_loopback
+                && (!listening_only || state == "0A")
+                && !own.contains(inode)
+            {
+                strangers.push(format!("{table} inode {inode}"));
+            }
+        }
+    }
+    if strangers.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "another process also holds 127.0.0.1:{port}: {}",
+            strangers.join(", ")
+        ))
     }
 }

@@ -369,3 +369,46 @@ fn kubernetes_connection() {
         ["--server=10.0.0.1:6443: the API server URL must start with https:// or http://"]
     );
 }
+
+/// `--leader-elect` and client-go's checks of the Lease timings.
+#[test]
+fn leader_election_settings() {
+    let base = ["--source=service", "--policy=sync", "--provider=inmemory"];
+    let get = |extra: &[&str]| {
+        let all: Vec<&str> = base.iter().chain(extra).copied().collect();
+        settings(&parse(&all), &no_env)
+    };
+    assert_eq!(get(&[]).unwrap().election, None);
+    let election = get(&["--leader-elect"]).unwrap().election.unwrap();
+    assert_eq!(
+        (election.name.as_str(), election.namespace.as_str()),
+        ("signpost-sync", "")
+    );
+    assert_eq!(
+        (
+            election.lease_duration,
+            election.renew_deadline,
+            election.retry_period
+        ),
+        (
+            Duration::from_secs(15),
+            Duration::from_secs(10),
+            Duration::from_secs(2)
+        )
+    );
+    let errors = get(&[
+        "--leader-elect",
+        "--leader-elect-lease-duration=5s",
+        "--leader-elect-renew-deadline=5s",
+        "--leader-elect-retry-period=5s",
+    ])
+    .unwrap_err()
+    .0;
+    assert_eq!(
+        errors,
+        [
+            "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline",
+            "--leader-elect-renew-deadline must be greater than 1.2 times --leader-elect-retry-period",
+        ]
+    );
+}

@@ -149,7 +149,7 @@ fn bad_input_is_skipped_logged_once_and_counted() {
     }
     assert!(metric(&scrape, "external_dns_controller_no_op_runs_total").is_some_and(|v| v >= 1.0));
     assert_eq!(
-        http_get(sync.metrics, "/healthz").map(|(code, _)| code),
+        http_get(sync.metrics(), "/healthz").map(|(code, _)| code),
         Some(200)
     );
 }

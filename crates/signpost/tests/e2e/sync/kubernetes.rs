@@ -11,6 +11,8 @@ use super::{
 };
 use crate::kubernetes::{FakeCluster, slice};
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
 
 fn load_balancer(name: &str, hostname: &str) -> Value {
     json!({
@@ -206,4 +208,123 @@ fn services_from_the_api_server_reach_etcd() {
         "{}",
         sync.log()
     );
+}
+
+/// `signpost sync --leader-elect` against the fake API server, with the
+/// Lease timings shortened (3 s / 2 s / 0.5 s).
+fn replica(cluster: &FakeCluster, zone: &EtcdZone<'_>) -> SyncProcess {
+    let mut args = vec![
+        format!("--kubeconfig={}", cluster.kubeconfig()),
+        "--leader-elect".to_owned(),
+        "--leader-elect-resource-namespace=default".to_owned(),
+        "--leader-elect-lease-duration=3s".to_owned(),
+        "--leader-elect-renew-deadline=2s".to_owned(),
+        "--leader-elect-retry-period=500ms".to_owned(),
+        "--annotation-prefix=external-dns.alpha.kubernetes.io/".to_owned(),
+    ];
+    args.extend(sync_args(zone, "sync"));
+    SyncProcess::spawn(&args, &zone.env())
+}
+
+fn leading(sync: &SyncProcess) -> bool {
+    sync.metric("signpost_sync_leader") == Some(1.0)
+}
+
+fn written(sync: &SyncProcess) -> f64 {
+    ["create", "update", "delete"]
+        .iter()
+        .filter_map(|action| {
+            sync.metric(&format!(
+                "signpost_sync_changes_total{{action=\"{action}\"}}"
+            ))
+        })
+        .sum()
+}
+
+/// Record-sync issue, "Done when" 6: two replicas, one writer at a time;
+/// the leader killed, the other takes over within the lease duration (plus
+/// one retry period and a scheduling margin) and the handover leaves the
+/// zone as it was; the new leader then writes the next change.
+#[test]
+fn two_replicas_one_writer_and_a_clean_handover() {
+    let cluster = FakeCluster::start();
+    let zone = EtcdZone {
+        etcd: Etcd::shared(),
+        zone: "lease-sync.test",
+        prefix: "/skydns-lease/",
+    };
+    let web = "web.lease-sync.test";
+    cluster.create(load_balancer("web", web));
+    assign(&cluster, "web", "192.0.2.100");
+
+    let first = replica(&cluster, &zone);
+    let second = replica(&cluster, &zone);
+    let created = wait_until(Duration::from_secs(30), || {
+        has(&zone.records(), web, "A", "192.0.2.100")
+    });
+    assert!(
+        created,
+        "not created: {:?}\n{}\n{}",
+        zone.records(),
+        first.log(),
+        second.log()
+    );
+
+    // One writer: sampled for a few intervals, never both leading, and the
+    // standby never writes.
+    let deadline = Instant::now() + INTERVAL * 3;
+    let mut seen_leader = false;
+    while Instant::now() < deadline {
+        let (a, b) = (leading(&first), leading(&second));
+        assert!(!(a && b), "both replicas lead");
+        seen_leader |= a || b;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen_leader, "no replica leads:\n{}", first.scrape());
+    let (leader, standby) = if leading(&first) {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(written(&leader) >= 1.0, "{}", leader.scrape());
+    assert_eq!(
+        written(&standby),
+        0.0,
+        "the standby wrote:\n{}",
+        standby.scrape()
+    );
+
+    // Kill the leader (SIGKILL: no release); the standby takes over within
+    // the lease duration, plus a retry period and a margin.
+    let before = zone.records();
+    let killed = Instant::now();
+    drop(leader);
+    let took_over = wait_until(Duration::from_secs(10), || leading(&standby));
+    let takeover = killed.elapsed();
+    assert!(took_over, "no takeover:\n{}", standby.log());
+    assert!(
+        takeover <= Duration::from_millis(3_000 + 500 + 1_500),
+        "takeover took {takeover:?}"
+    );
+    standby.wait_next_sync();
+    assert_eq!(zone.records(), before, "the handover changed the zone");
+    assert_eq!(
+        written(&standby),
+        0.0,
+        "the handover wrote:\n{}",
+        standby.scrape()
+    );
+
+    // The new leader writes the next change.
+    assign(&cluster, "web", "192.0.2.101");
+    let updated = wait_until(INTERVAL + MARGIN, || {
+        has(&zone.records(), web, "A", "192.0.2.101")
+    });
+    assert!(
+        updated,
+        "not updated by the new leader: {:?}\n{}",
+        zone.records(),
+        standby.log()
+    );
+    eprintln!("takeover after SIGKILL of the leader: {takeover:?}");
 }

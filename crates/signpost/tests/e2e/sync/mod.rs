@@ -163,7 +163,6 @@ impl Catalog {
 pub struct SyncProcess {
     child: Child,
     pub log: PathBuf,
-    pub metrics: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -183,10 +182,10 @@ impl SyncProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("sync.log");
         let file = std::fs::File::create(&log).expect("log");
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // Port 0: the system picks the port, the log line says which.
         let child = Command::new(binary())
             .arg("sync")
-            .arg(format!("--metrics-address={metrics}"))
+            .arg("--metrics-address=127.0.0.1:0")
             .args(args)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("NO_COLOR", "1")
@@ -197,9 +196,31 @@ impl SyncProcess {
         Self {
             child,
             log,
-            metrics,
             _dir: dir,
         }
+    }
+
+    /// The metrics and health address as bound, from the log line
+    /// `metrics and health endpoints listening http=ADDR`; `None` until it
+    /// is logged.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("metrics and health endpoints listening"))?;
+        let start = line.find(" http=")? + " http=".len();
+        line[start..].split_whitespace().next()?.parse().ok()
+    }
+
+    /// The metrics and health address, once it is logged (60 s at most).
+    pub fn metrics(&self) -> SocketAddr {
+        let mut found = None;
+        let ok = wait_until(Duration::from_secs(60), || {
+            found = self.metrics_address();
+            found.is_some()
+        });
+        assert!(ok, "no metrics address in the log:\n{}", self.log());
+        found.expect("found")
     }
 
     pub fn log(&self) -> String {
@@ -207,7 +228,8 @@ impl SyncProcess {
     }
 
     pub fn scrape(&self) -> String {
-        http_get(self.metrics, "/metrics")
+        self.metrics_address()
+            .and_then(|address| http_get(address, "/metrics"))
             .map(|(_, body)| body)
             .unwrap_or_default()
     }
