@@ -454,15 +454,35 @@ impl Campaign {
         if Record::of(&cached).holder != self.identity {
             return;
         }
-        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
-        let record = Record {
-            holder: String::new(),
-            duration_seconds: 1,
-            acquire_time: Some(now.clone()),
-            renew_time: Some(now),
-            transitions: Record::of(&cached).transitions,
+        let release = async {
+            let mut current = cached;
+            // Twice at most: a renew cancelled after the server applied it
+            // leaves the cached resourceVersion stale, and the first write
+            // then conflicts; the Lease read again is the one to release.
+            for _ in 0..2 {
+                if Record::of(&current).holder != self.identity {
+                    return;
+                }
+                let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+                let record = Record {
+                    holder: String::new(),
+                    duration_seconds: 1,
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    transitions: Record::of(&current).transitions,
+                };
+                match self.replace(current, &record).await {
+                    Err(kube::Error::Api(status)) if status.is_conflict() => {
+                        match self.api.get_opt(&self.name).await {
+                            Ok(Some(fresh)) => current = fresh,
+                            _ => return,
+                        }
+                    }
+                    _ => return,
+                }
+            }
         };
-        let _ = tokio::time::timeout(REQUEST_TIMEOUT, self.replace(cached, &record)).await;
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, release).await;
     }
 }
 
