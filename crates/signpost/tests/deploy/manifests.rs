@@ -190,22 +190,27 @@ fn the_manifests_carry_the_reference_deployment_settings() {
             "external-dns args lack {flag}"
         );
     }
-    let keys: Vec<(&str, &str)> = container["env"]
-        .as_array()
-        .expect("env")
-        .iter()
-        .filter_map(|e| {
-            let reference = &e["valueFrom"]["secretKeyRef"];
-            Some((reference["name"].as_str()?, reference["key"].as_str()?))
-        })
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            ("external-dns-credentials", "aws-access-key-id"),
-            ("external-dns-credentials", "aws-secret-access-key")
-        ]
+    // The Secret external-dns-credentials, mounted read-only where `--credentials-dir` reads it; no
+    // key in the environment.
+    assert!(
+        args.iter()
+            .any(|a| a == "--credentials-dir=/etc/signpost/credentials"),
+        "external-dns args lack --credentials-dir"
     );
+    assert_eq!(
+        container["volumeMounts"],
+        json!([{"name": "credentials", "mountPath": "/etc/signpost/credentials", "readOnly": true}])
+    );
+    assert_eq!(
+        sync["spec"]["template"]["spec"]["volumes"][0],
+        json!({"name": "credentials",
+               "secret": {"secretName": "external-dns-credentials", "defaultMode": 0o440}})
+    );
+    assert_eq!(
+        sync["spec"]["template"]["spec"]["securityContext"]["fsGroup"],
+        65532
+    );
+    assert!(container["env"].is_null(), "no credentials in env");
 
     let health = object(
         "dns-health-controller.yaml",
@@ -258,12 +263,38 @@ fn the_manifests_carry_the_reference_deployment_settings() {
             ("leases".to_owned(), json!([lease]))
         ]
     );
-    let reader = object(
-        "dns-health-controller.yaml",
-        "Role",
+    // The DNS replicas read that object and nothing else of kube-system; their Corefile follows it.
+    let reader = object("coredns-deployment.yaml", "Role", "signpost-dns-verdicts");
+    assert_eq!(
+        reader["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [verdicts],
+                "verbs": ["get", "list", "watch"]}])
+    );
+    let binding = object(
+        "coredns-deployment.yaml",
+        "RoleBinding",
         "signpost-dns-verdicts",
     );
-    assert_eq!(reader["rules"][0]["resourceNames"], json!([verdicts]));
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "coredns-custom", "namespace": "kube-system"}])
+    );
+    // The checks' timings are the controller's: 10 s interval, 3 s timeout, 3 failures, 1 success,
+    // 30 s removal delay.
+    let config = object(
+        "dns-health-controller.yaml",
+        "ConfigMap",
+        "dns-health-controller-config",
+    );
+    let config: Value =
+        serde_yaml_ng::from_str(config["data"]["config.yaml"].as_str().expect("config.yaml"))
+            .expect("config.yaml is YAML");
+    assert_eq!(
+        config,
+        json!({"healthCheck": {"interval": "10s", "timeout": "3s", "failureThreshold": 3,
+                               "successThreshold": 1},
+               "endpoints": {"healthCheckPath": "/health", "removeUnhealthyDelay": "30s"}})
+    );
 
     let corefile = corefile();
     for line in [
@@ -273,9 +304,7 @@ fn the_manifests_carry_the_reference_deployment_settings() {
         "prefetch 10 60s",
         "forward . 8.8.8.8 8.8.4.4 1.1.1.1 {",
         "lameduck 5s",
-        "interval 10s",
-        "timeout 3s",
-        "remove_unhealthy_delay 30s",
+        &format!("verdicts kubernetes kube-system/{verdicts}"),
     ] {
         assert!(
             corefile.lines().any(|l| l.trim() == line),
@@ -406,7 +435,138 @@ fn the_sync_arguments_are_accepted_and_plan_the_records() {
     }
 }
 
-/// The manifest's sync arguments without the provider's flags, `--metrics-address` and the flags
+/// Issue 16, point 1: external-dns.yaml's sync arguments run as written against Route 53: moto's
+/// server on loopback (`AWS_ENDPOINT_URL_ROUTE_53`) holds the public zone aikernel.io, the Secret's
+/// two keys are files in a directory `--credentials-dir` points at, and only that directory,
+/// `--metrics-address` and the source (a catalog of the geographic example's Services) differ from
+/// the manifest. One reconciliation (`--once`) writes the three regional hostnames, with their
+/// ownership records, into the zone, and the secret key is in none of the output.
+#[test]
+fn the_sync_arguments_write_route53_with_the_mounted_credentials() {
+    let args = sync_arguments();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::support::free_port();
+    let moto_log = std::fs::File::create(dir.path().join("moto.log")).expect("log");
+    let moto = MotoServer(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::from(
+                moto_log.try_clone().expect("log"),
+            ))
+            .stderr(std::process::Stdio::from(moto_log))
+            .spawn()
+            .expect("moto_server (scripts/test installs PyPI moto[server])"),
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    // moto routes a request to its Route 53 backend by the signature's scope (it checks no signature).
+    let call = |method: &str, path: &str, body: &str| -> Option<(u16, String)> {
+        let output = Command::new("curl")
+            .args(["-sS", "-X", method, "-w", "\n%{http_code}", "-H"])
+            .arg(
+                "Authorization: AWS4-HMAC-SHA256 Credential=AKIADEPLOYTEST000001/20260101/\
+                 us-east-1/route53/aws4_request, SignedHeaders=host, Signature=00",
+            )
+            .args(["-H", "Content-Type: text/xml"])
+            .args(["--data-binary", body])
+            .arg(format!("{url}{path}"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n')?;
+        Some((status.trim().parse().ok()?, body.to_owned()))
+    };
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    while !matches!(call("GET", "/2013-04-01/hostedzone", ""), Some((200, _))) {
+        assert!(
+            std::time::SystemTime::now() < deadline,
+            "moto_server did not start: {}",
+            read(&dir.path().join("moto.log"))
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, created) = call(
+        "POST",
+        "/2013-04-01/hostedzone",
+        "<CreateHostedZoneRequest xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+         <Name>aikernel.io.</Name><CallerReference>deploy-test</CallerReference>\
+         </CreateHostedZoneRequest>",
+    )
+    .expect("create the zone");
+    assert!(status < 300, "create the zone: {status} {created}");
+    let zone = created
+        .split("<Id>/hostedzone/")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no zone id in {created}"))
+        .to_owned();
+
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).expect("mkdir");
+    const SECRET: &str = "deployTestSecretKey0123456789abcdefABCDEF";
+    std::fs::write(
+        credentials.join("aws-access-key-id"),
+        "AKIADEPLOYTEST000001",
+    )
+    .expect("key");
+    std::fs::write(credentials.join("aws-secret-access-key"), SECRET).expect("secret");
+    let output = run_ok(
+        sync_with_loopback_provider(&args, dir.path(), &[], "192.0.2")
+            .args(
+                args.iter()
+                    .filter(|a| a.starts_with("--provider=") || a.starts_with("--aws-")),
+            )
+            .arg(format!("--credentials-dir={}", credentials.display()))
+            .args(["--metrics-address=127.0.0.1:0", "--once"])
+            .env("AWS_ENDPOINT_URL_ROUTE_53", &url)
+            .env_remove("AWS_ENDPOINT_URL")
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none")),
+    );
+    let log = shown(&output);
+    assert!(
+        !log.contains(SECRET),
+        "the secret key is in the output:\n{log}"
+    );
+    let (_, records) =
+        call("GET", &format!("/2013-04-01/hostedzone/{zone}/rrset"), "").expect("list the zone");
+    for (index, region) in ["us-east-1", "eu-west-1", "ap-southeast-1"]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("<Name>api-{region}.aikernel.io.</Name>");
+        assert!(
+            records.contains(&name),
+            "{name} not written:\n{records}\nsync:\n{log}"
+        );
+        assert!(
+            records.contains(&format!("<Value>192.0.2.{}</Value>", index + 1)),
+            "192.0.2.{} not written:\n{records}",
+            index + 1
+        );
+    }
+    assert!(
+        records.contains("heritage=external-dns,external-dns/owner=aikernel"),
+        "no ownership records:\n{records}"
+    );
+    drop(moto);
+}
+
+/// `moto_server`, killed on drop.
+struct MotoServer(std::process::Child);
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The manifest's sync arguments without the provider's flags (and `--credentials-dir`),
+/// `--metrics-address` and the flags
 /// named in `replaced` (the caller gives a loopback provider, an address and the replacements),
 /// reading the geographic example's Services, at `<network>.1` to `.3`, from a catalog in `dir`.
 pub(crate) fn sync_with_loopback_provider(
@@ -424,7 +584,7 @@ pub(crate) fn sync_with_loopback_provider(
     let kept = args.iter().filter(|a| {
         let flag = a.split('=').next().unwrap_or_default();
         !flag.starts_with("--aws-")
-            && !["--provider", "--metrics-address"].contains(&flag)
+            && !["--provider", "--credentials-dir", "--metrics-address"].contains(&flag)
             && !replaced.contains(&flag)
     });
     let mut command = signpost();

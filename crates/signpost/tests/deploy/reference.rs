@@ -12,14 +12,22 @@
 //! controller would) and what a cluster has anyway (`kubernetes.default`, a `catalog-api` Service
 //! with endpoints). The regional Services' endpoints are HTTP servers on loopback; their health-check
 //! port annotation is pointed at them (8080 may be taken on a shared machine).
+//!
+//! The Corefile's `healthcheck` follows the verdicts of the health controller, so `signpost health`
+//! runs too, with dns-health-controller.yaml's arguments and configuration (only `--config` and
+//! `--listen` point at the test's file and a loopback port), against the same fake API server. The
+//! fake enforces RBAC: each role authenticates as its ServiceAccount and may do exactly what the
+//! manifests' Roles and ClusterRoles bound to that ServiceAccount grant, and the verdict ConfigMap and
+//! the Lease are created as dns-health-controller.yaml creates them.
 
-use crate::common::{documents, manifest_path, shown};
-use crate::manifests::{corefile, dns_arguments};
+use crate::common::{MANIFESTS, documents, manifest_path, object, shown};
+use crate::manifests::{corefile, dns_arguments, health_arguments};
 use crate::support::{Backend, FAILING, HEALTHY, backends_on, free_port, http_get};
 use crate::upstream::Knot;
 use serde_json::{Value, json};
-use signpost_fakes::{FakeApiServer, ServerOptions};
+use signpost_fakes::{AuthConfig, FakeApiServer, Rule, ServerOptions, UserConfig};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
@@ -58,13 +66,19 @@ ns1  IN A   192.0.2.53
 
 /// The fake API server on its own runtime.
 struct Cluster {
-    _server: FakeApiServer,
+    server: FakeApiServer,
     _runtime: tokio::runtime::Runtime,
 }
 
-/// A `signpost dns` over the reference Corefile, with its cluster, upstream and endpoints.
+/// The ServiceAccounts the DNS role and the health controller run as (kube-system).
+const DNS_ACCOUNT: &str = "coredns-custom";
+const HEALTH_ACCOUNT: &str = "dns-health-controller";
+
+/// A `signpost dns` over the reference Corefile and the `signpost health` whose verdicts it follows,
+/// with their cluster, upstream and endpoints.
 pub(crate) struct Reference {
     child: Child,
+    controller: Child,
     dir: tempfile::TempDir,
     /// The DNS port on 127.0.0.1.
     pub(crate) port: u16,
@@ -74,7 +88,7 @@ pub(crate) struct Reference {
     pub(crate) catalog_api_ip: String,
     /// One health endpoint per region, in [`REGIONS`] order.
     pub(crate) backends: Vec<Backend>,
-    _cluster: Cluster,
+    cluster: Cluster,
     _knot: Knot,
 }
 
@@ -86,8 +100,22 @@ impl Reference {
             .enable_all()
             .build()
             .expect("runtime");
+        let auth = AuthConfig {
+            users: [DNS_ACCOUNT, HEALTH_ACCOUNT]
+                .into_iter()
+                .map(|account| UserConfig {
+                    token: format!("{account}-token"),
+                    user: format!("system:serviceaccount:kube-system:{account}"),
+                    groups: vec!["system:serviceaccounts".to_owned()],
+                    rules: granted_to(account),
+                })
+                .collect(),
+        };
         let server = runtime
-            .block_on(FakeApiServer::start(ServerOptions::default()))
+            .block_on(FakeApiServer::start(ServerOptions {
+                auth: Some(auth),
+                ..ServerOptions::default()
+            }))
             .expect("fake API server starts");
         let knot = Knot::serving(&[("google.com.", GOOGLE)]);
         let addresses: Vec<Ipv4Addr> = REGIONS.iter().map(|r| r.3).collect();
@@ -95,13 +123,15 @@ impl Reference {
         let catalog_api_ip = populate(&server, health_port);
 
         let dir = tempfile::tempdir().expect("tempdir");
-        let (port, metrics, ready, health, admin) = (
+        let (port, metrics, ready, health, admin, controller_port) = (
+            free_port(),
             free_port(),
             free_port(),
             free_port(),
             free_port(),
             free_port(),
         );
+        let controller = start_controller(&server, dir.path(), controller_port);
         let corefile = local(
             &corefile(),
             &[
@@ -126,7 +156,10 @@ impl Reference {
         let log = std::fs::File::create(dir.path().join("signpost.log")).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_signpost"))
             .args(dns_arguments(&dir.path().join("Corefile")))
-            .env("KUBECONFIG", server.kubeconfig_path())
+            .env(
+                "KUBECONFIG",
+                kubeconfig_for(&server, dir.path(), DNS_ACCOUNT),
+            )
             .env_remove("KUBERNETES_SERVICE_HOST")
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
@@ -136,14 +169,15 @@ impl Reference {
             .expect("start signpost dns");
         let reference = Self {
             child,
+            controller,
             dir,
             port,
             metrics,
             ready,
             catalog_api_ip,
             backends,
-            _cluster: Cluster {
-                _server: server,
+            cluster: Cluster {
+                server,
                 _runtime: runtime,
             },
             _knot: knot,
@@ -151,16 +185,50 @@ impl Reference {
         reference.wait(Duration::from_secs(30), "/ready answers 200", || {
             matches!(reference.get(reference.ready, "/ready"), Some((200, _)))
         });
+        // The only controller replica takes the Lease the manifest created (no holder yet) at once.
+        reference.wait(
+            Duration::from_secs(30),
+            "the health controller leads",
+            || {
+                reference
+                    .get(controller_port, "/metrics")
+                    .is_some_and(|(status, body)| {
+                        status == 200 && body.lines().any(|l| l == "signpost_health_leader 1")
+                    })
+            },
+        );
         reference
     }
 
-    /// The server's log so far.
+    /// The logs so far: `signpost dns`'s, then `signpost health`'s.
     pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("signpost.log")).unwrap_or_default()
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "{}\n--- signpost health:\n{}",
+            read("signpost.log"),
+            read("health.log")
+        )
     }
 
     fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
         http_get(SocketAddr::from(([127, 0, 0, 1], port)), path)
+    }
+
+    /// The `namespace/service/address` lines of the verdict ConfigMap the controller publishes.
+    pub(crate) fn published_unhealthy(&self) -> Vec<String> {
+        let name = health_arguments()
+            .iter()
+            .find_map(|a| a.strip_prefix("--verdicts=").map(str::to_owned))
+            .expect("--verdicts=");
+        self.cluster
+            .server
+            .get("configmaps", Some("kube-system"), &name)
+            .and_then(|o| o["data"]["unhealthy"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// The Prometheus exposition of the `prometheus` address.
@@ -220,9 +288,159 @@ impl Reference {
 
 impl Drop for Reference {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in [&mut self.child, &mut self.controller] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// What the manifests grant `account` (kube-system), as the fake's rules: the rules of every
+/// ClusterRole bound by a ClusterRoleBinding (any namespace), and of every Role or ClusterRole bound by
+/// a RoleBinding (the binding's namespace only).
+fn granted_to(account: &str) -> Vec<Rule> {
+    let all: Vec<Value> = MANIFESTS
+        .iter()
+        .flat_map(|file| documents(&manifest_path(file)))
+        .collect();
+    let mut rules = Vec::new();
+    for binding in all
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding" || d["kind"] == "RoleBinding")
+    {
+        let binds = binding["subjects"].as_array().is_some_and(|subjects| {
+            subjects.iter().any(|s| {
+                s["kind"] == "ServiceAccount"
+                    && s["name"] == account
+                    && s["namespace"] == "kube-system"
+            })
+        });
+        if !binds {
+            continue;
+        }
+        let namespaces: Vec<String> = if binding["kind"] == "RoleBinding" {
+            vec![
+                binding["metadata"]["namespace"]
+                    .as_str()
+                    .expect("RoleBinding namespace")
+                    .to_owned(),
+            ]
+        } else {
+            Vec::new()
+        };
+        let role_ref = &binding["roleRef"];
+        let role = all
+            .iter()
+            .find(|d| {
+                d["kind"] == role_ref["kind"]
+                    && d["metadata"]["name"] == role_ref["name"]
+                    && (role_ref["kind"] == "ClusterRole"
+                        || d["metadata"]["namespace"] == binding["metadata"]["namespace"])
+            })
+            .unwrap_or_else(|| {
+                panic!("{} binds a missing {role_ref}", binding["metadata"]["name"])
+            });
+        let strings = |value: &Value| -> Vec<String> {
+            value
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|v| v.as_str().expect("string").to_owned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for rule in role["rules"].as_array().expect("rules") {
+            rules.push(Rule {
+                verbs: strings(&rule["verbs"]),
+                api_groups: Some(strings(&rule["apiGroups"])),
+                resources: strings(&rule["resources"]),
+                resource_names: strings(&rule["resourceNames"]),
+                namespaces: namespaces.clone(),
+            });
+        }
+    }
+    assert!(!rules.is_empty(), "the manifests grant {account} nothing");
+    rules
+}
+
+/// A copy of the fake's kubeconfig in `dir` carrying `account`'s token.
+fn kubeconfig_for(server: &FakeApiServer, dir: &Path, account: &str) -> PathBuf {
+    let text = std::fs::read_to_string(server.kubeconfig_path()).expect("kubeconfig");
+    let text: Vec<String> = text
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("token: ") {
+            Some(_) => format!(
+                "{}token: {account}-token",
+                &line[..line.len() - line.trim_start().len()]
+            ),
+            None => line.to_owned(),
+        })
+        .collect();
+    assert!(
+        text.iter()
+            .any(|l| l.trim() == format!("token: {account}-token")),
+        "the fake's kubeconfig has no token line"
+    );
+    let path = dir.join(format!("kubeconfig-{account}"));
+    std::fs::write(&path, text.join("\n")).expect("write kubeconfig");
+    path
+}
+
+/// Creates what dns-health-controller.yaml creates for the controller to write (the verdict
+/// ConfigMap and the Lease named in its arguments) and starts `signpost health` with the manifest's
+/// arguments, its ConfigMap's `config.yaml` and the pod's environment, listening on `port`.
+fn start_controller(server: &FakeApiServer, dir: &Path, port: u16) -> Child {
+    let args = health_arguments();
+    let named = |flag: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{flag}=")))
+            .unwrap_or_else(|| panic!("health args lack --{flag}"))
+            .to_owned()
+    };
+    for (kind, name) in [("ConfigMap", named("verdicts")), ("Lease", named("lease"))] {
+        let document = object("dns-health-controller.yaml", kind, &name);
+        server
+            .create(document.clone())
+            .unwrap_or_else(|e| panic!("create {document}: {e:?}"));
+    }
+    let config = object(
+        "dns-health-controller.yaml",
+        "ConfigMap",
+        "dns-health-controller-config",
+    );
+    let config_path = dir.join("config.yaml");
+    std::fs::write(
+        &config_path,
+        config["data"]["config.yaml"].as_str().expect("config.yaml"),
+    )
+    .expect("write config");
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|arg| {
+            if arg.starts_with("--config=") {
+                format!("--config={}", config_path.display())
+            } else if arg.starts_with("--listen=") {
+                format!("--listen=127.0.0.1:{port}")
+            } else {
+                arg
+            }
+        })
+        .collect();
+    let log = std::fs::File::create(dir.join("health.log")).expect("log");
+    Command::new(env!("CARGO_BIN_EXE_signpost"))
+        .arg("health")
+        .args(&args)
+        .env("KUBECONFIG", kubeconfig_for(server, dir, HEALTH_ACCOUNT))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("POD_NAME", "dns-health-controller-0")
+        .env("POD_NAMESPACE", "kube-system")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(log.try_clone().expect("log")))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("start signpost health")
 }
 
 /// Applies `replacements` to the Corefile, each of which must match exactly once (a changed
@@ -398,10 +616,11 @@ fn the_reference_queries_are_answered() {
 }
 
 /// Issue 16, point 5, the reference deployment's failover with its own timings (checks every 10 s,
-/// 3 failures, removal 30 s after the first failure, return after 1 pass): when eu-west-1's endpoint
+/// 3 failures, removal 30 s after the first failure, return after 1 pass), decided by the health
+/// controller and followed by the DNS role through the verdict ConfigMap: when eu-west-1's endpoint
 /// fails, European clients get the nearest healthy region (us-east-1), never before 30 s and within
 /// 30 s + one interval + one timeout + 10 s of margin; when it recovers they get eu-west-1 back within
-/// one interval + one timeout + 10 s.
+/// one interval + one timeout + 10 s. The verdict ConfigMap names the failed endpoint while it is out.
 #[test]
 fn a_failing_region_leaves_answers_after_the_reference_delay_and_returns() {
     let server = Reference::start();
@@ -413,7 +632,7 @@ fn a_failing_region_leaves_answers_after_the_reference_delay_and_returns() {
     );
     // Let the endpoint pass a check first, so the failing run starts from a healthy verdict.
     server.wait(
-        Duration::from_secs(15),
+        Duration::from_secs(30),
         "a first check of eu-west-1",
         || {
             server.backends[1]
@@ -441,6 +660,19 @@ fn a_failing_region_leaves_answers_after_the_reference_delay_and_returns() {
     assert!(
         removed_after <= Duration::from_secs(30 + 10 + 3 + 10),
         "removed after {removed_after:?}"
+    );
+    assert_eq!(
+        server.published_unhealthy(),
+        [format!("aikernel/api-eu-west-1/{}", REGIONS[1].3)],
+        "the controller's verdicts"
+    );
+    // The replica's view of them, on its `prometheus` address (the runbook's check).
+    let metrics = server.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "signpost_health_verdicts_unhealthy 1"),
+        "{metrics}"
     );
 
     let recovered_at = SystemTime::now();
