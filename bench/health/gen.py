@@ -98,6 +98,10 @@ def corefile(catalog: str, dns_port: int, metrics_port: int, healthcheck: bool) 
         "    }\n"
         f"{block}"
         f"    prometheus 127.0.0.1:{metrics_port}\n"
+        # /ready and the endpoints API on the same address (each port serves
+        # only the paths of the directives that name it).
+        f"    ready 127.0.0.1:{metrics_port}\n"
+        f"    admin 127.0.0.1:{metrics_port}\n"
         "}\n"
     )
 
