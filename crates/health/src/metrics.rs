@@ -1,4 +1,4 @@
-//! Health-check metrics with the seed's names.
+//! Health-check metrics with the reference deployment's names.
 
 use signpost_model::metrics::{Exposition, Kind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -14,7 +14,7 @@
 //! An endpoint starts Healthy (it is in DNS until checks say otherwise, so a
 //! restart of signpost never empties answers). It leaves answers once it has
 //! failed `failure_threshold` checks in a row **and** `remove_unhealthy_delay`
-//! has passed since the first failure of that run (the seed's
+//! has passed since the first failure of that run (the reference deployment's
 //! `removeUnhealthyDelay`). It returns after `success_threshold` passes in a
 //! row. [`EndpointState::deadline`] tells the scheduler when the delay rule can
 //! next change the verdict without a new check.
@@ -22,7 +22,7 @@
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The seed's health-check settings.
+/// The health-check settings (defaults: 10 s interval, 3 s timeout, 3 failures, 1 success, 30 s removal delay).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthPolicy {
     /// Time between checks of one endpoint (seed: 10 s).

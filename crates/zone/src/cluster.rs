@@ -145,7 +145,7 @@ pub struct ClusterOptions {
     /// The plugin's zones: forward zones (like `cluster.local.`) and reverse
     /// zones (below `in-addr.arpa.` or `ip6.arpa.`).
     pub zones: Vec<Name>,
-    /// TTL of every record (CoreDNS `ttl`, default 30, the seed's value).
+    /// TTL of every record (CoreDNS `ttl`, default 30, the reference deployment's value).
     pub ttl: u32,
     /// Pod records.
     pub pods: PodMode,
@@ -159,7 +159,7 @@ pub struct ClusterOptions {
     pub all_unhealthy: AllUnhealthy,
 }
 
-/// The default record TTL, from the seed: 30 seconds.
+/// The default record TTL: 30 seconds, the reference deployment's.
 pub const DEFAULT_TTL: u32 = 30;
 
 /// True for zones below `in-addr.arpa.` or `ip6.arpa.`.
