@@ -91,10 +91,20 @@ pub fn compile_geo<'a>(
         } else {
             healthy_endpoints
         };
-        if let Some(regional) = spec
-            .regional_name
-            .as_deref()
-            .and_then(|n| Name::from_ascii(n).ok())
+        let regional = match spec.regional_name.as_deref().map(host_name) {
+            None => None,
+            Some(Ok(name)) => Some(name),
+            Some(Err(why)) => {
+                problems.push(format!(
+                    "service {}/{}: regional hostname {:?} {why}",
+                    service.namespace,
+                    service.name,
+                    spec.regional_name.as_deref().unwrap_or_default()
+                ));
+                None
+            }
+        };
+        if let Some(regional) = regional
             && in_zones(&regional)
         {
             for &address in &addresses {
@@ -108,12 +118,24 @@ pub fn compile_geo<'a>(
                 }
             }
         }
-        let Some(geo_name) = spec.geo_name().and_then(|n| Name::from_ascii(&n).ok()) else {
-            problems.push(format!(
-                "service {}/{}: no geo name (set dns.aikernel.io/geo-hostname)",
-                service.namespace, service.name
-            ));
-            continue;
+        let geo_name = match spec.geo_name().as_deref().map(host_name) {
+            Some(Ok(name)) => name,
+            Some(Err(why)) => {
+                problems.push(format!(
+                    "service {}/{}: geo name {:?} {why}",
+                    service.namespace,
+                    service.name,
+                    spec.geo_name().unwrap_or_default()
+                ));
+                continue;
+            }
+            None => {
+                problems.push(format!(
+                    "service {}/{}: no geo name (set dns.aikernel.io/geo-hostname)",
+                    service.namespace, service.name
+                ));
+                continue;
+            }
         };
         if !in_zones(&geo_name) {
             problems.push(format!(
@@ -137,6 +159,43 @@ pub fn compile_geo<'a>(
         }
         builder.add_geo_name(name, options.ttl, regions);
     }
+}
+
+/// A name from an annotation as a host name (RFC 1123 §2.1, RFC 952): labels of
+/// letters, digits and inner hyphens, 1–63 octets each, 253 in all. Annotations
+/// are written by whoever may create a Service, so anything else (spaces,
+/// backslashes, `*`, control characters, escapes that `Name` would accept as
+/// octets) is refused with the reason rather than served.
+fn host_name(text: &str) -> Result<Name, String> {
+    let text = text.trim_end_matches('.');
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    if text.len() > 253 {
+        return Err(format!("is {} characters long (at most 253)", text.len()));
+    }
+    for label in text.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "has a label of {} characters (1 to 63)",
+                label.len()
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "has {label:?}: only letters, digits and '-' make a host name"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "has {label:?}: a label cannot start or end with '-'"
+            ));
+        }
+    }
+    Name::from_ascii(text).map_err(|error| format!("is not a DNS name: {error}"))
 }
 
 /// Options of the `kubernetes` plugin that shape the records.
@@ -615,6 +674,36 @@ pub fn reverse_name(address: IpAddr) -> String {
             }
             out.push_str("ip6.arpa.");
             out
+        }
+    }
+}
+
+#[cfg(test)]
+mod host_name_tests {
+    use super::host_name;
+
+    #[test]
+    fn annotation_names_must_be_host_names() {
+        assert_eq!(
+            host_name("api.aikernel.io.").unwrap().to_string(),
+            "api.aikernel.io."
+        );
+        assert!(host_name("API-1.eu-west-1.aikernel.io").is_ok());
+        let long_label = format!("{}.aikernel.io", "a".repeat(64));
+        let long_name = format!("{}aikernel.io", "a23456789.".repeat(25));
+        for (bad, why) in [
+            ("", "empty"),
+            ("we ird.aikernel.io", "only letters"),
+            ("we\\000ird.aikernel.io", "only letters"),
+            ("*.aikernel.io", "only letters"),
+            ("_sip.aikernel.io", "only letters"),
+            ("a..aikernel.io", "label of 0"),
+            ("-api.aikernel.io", "start or end"),
+            (long_label.as_str(), "label of 64"),
+            (long_name.as_str(), "at most 253"),
+        ] {
+            let error = host_name(bad).unwrap_err();
+            assert!(error.contains(why), "{bad:?}: {error}");
         }
     }
 }
