@@ -258,6 +258,51 @@ fn malformed_values_are_skipped() {
     );
 }
 
+/// `credentials USER PASSWORD` against an etcd with authentication on: the
+/// right password serves, a wrong one is refused (not ready) with a message
+/// that names neither password, and no password reaches the log or `/metrics`.
+#[test]
+fn credentials_authenticate_and_never_leak() {
+    const PASSWORD: &str = "Etcd-S3cret-4f1c9a";
+    const WRONG: &str = "Wr0ng-S3cret-77b2e0";
+    let etcd = EtcdCluster::start(1);
+    etcd.put("/cred/test/a", r#"{"host":"10.0.0.9"}"#);
+    etcd.etcdctl(&["role", "add", "root"]);
+    etcd.etcdctl(&[
+        "user",
+        "add",
+        &format!("root:{PASSWORD}"),
+        "--interactive=false",
+    ]);
+    etcd.etcdctl(&["user", "grant-role", "root", "root"]);
+    etcd.etcdctl(&["auth", "enable"]);
+    let with = |password: &str, wait: bool| {
+        let corefile = format!(
+            ".:{{PORT}} {{\n    bind 127.0.0.1\n    etcd test {{\n        path /cred\n        endpoint {}\n        credentials root {password}\n    }}\n    health 127.0.0.1:{{ADMIN}}\n    ready 127.0.0.1:{{ADMIN}}\n    prometheus 127.0.0.1:{{ADMIN}}\n}}\n",
+            etcd.endpoint(0)
+        );
+        TestServer::start_with(&corefile, &[], wait)
+    };
+    let good = with(PASSWORD, true);
+    wait_short(&good, &["a.test"], &["10.0.0.9"]);
+    let wrong = with(WRONG, false);
+    let refused = wrong.wait_for_log("the etcd source's refusal", |log| {
+        log.lines()
+            .find(|l| l.contains("etcd") && l.contains("authentication failed"))
+            .map(str::to_owned)
+    });
+    let (status, _) = wrong.http_get("/ready").expect("ready answers");
+    assert_eq!(status, 503, "a refused source is not ready: {refused}");
+    for server in [&good, &wrong] {
+        let (_, metrics) = server.http_get("/metrics").expect("metrics");
+        let log = server.log();
+        for secret in [PASSWORD, WRONG, "S3cret"] {
+            assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+            assert!(!metrics.contains(secret), "{secret} in /metrics");
+        }
+    }
+}
+
 /// Base64 (RFC 4648 §4), for the etcd gRPC gateway's JSON.
 fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
