@@ -505,6 +505,23 @@ fn zone_file_errors_have_lines() {
     std::fs::write(&path, "$ORIGIN example.test.\n@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\nwww 300 IN A 999.1.1.1\n").unwrap();
     let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
     assert_eq!(error.line, Some(4), "{error}");
+    // A record the scanner cannot finish, right after the directives: the
+    // record's line, not the `$ORIGIN` line read in the same step.
+    std::fs::write(
+        &path,
+        "$ORIGIN example.test.\n$TTL 300\n; c\n@ 300 IN SOA ns1 h\n",
+    )
+    .unwrap();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    assert_eq!(error.line, Some(4), "{error}");
+    // A mistake in a directive is the directive's line.
+    std::fs::write(
+        &path,
+        "$ORIGIN example.test.\n$TTL forever\n@ 300 IN SOA ns1 h 1 2 3 4 5\n",
+    )
+    .unwrap();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    assert_eq!(error.line, Some(2), "{error}");
     std::fs::write(&path, "$ORIGIN example.test.\n@ 300 IN NS ns1\n").unwrap();
     let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
     assert!(error.message.contains("no SOA"), "{error}");

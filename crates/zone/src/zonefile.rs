@@ -137,12 +137,15 @@ fn scan(
                 // The scanner's message starts "LINE:COL: " with the position it
                 // reached; the entry's first line is where the operator looks.
                 let message = scan_error.to_string();
-                let message = message
-                    .splitn(3, ':')
-                    .nth(2)
-                    .map_or(message.as_str(), str::trim)
-                    .to_owned();
-                return Err(error(Some(first_content_line(&text, start)), message));
+                let mut parts = message.splitn(3, ':');
+                let reached: Option<u32> = parts.next().and_then(|l| l.trim().parse().ok());
+                let message = parts.nth(1).map_or(message.as_str(), str::trim).to_owned();
+                // The scanner reads `$ORIGIN` and `$TTL` inside the same call
+                // as the entry after them: skip them, unless the mistake is in
+                // one of them (the scanner stopped before the entry).
+                let first = first_entry_line(&text, start);
+                let line = reached.map_or(first, |reached| first.min(reached));
+                return Err(error(Some(line), message));
             }
         };
         let line = first_content_line(&text, start);
@@ -227,6 +230,39 @@ fn expand_origin_in_rdata(rr_type: u16, rdata: &mut Vec<u8>) {
 }
 
 /// The line of the first non-blank, non-comment byte at or after `offset`.
+/// The line of the first record at or after `offset`: blank lines, comments
+/// and `$` directives skipped.
+fn first_entry_line(text: &[u8], offset: usize) -> u32 {
+    let mut at = offset.min(text.len());
+    loop {
+        let content = first_content_offset(text, at);
+        let line = 1 + text[..content].iter().filter(|&&b| b == b'\n').count() as u32;
+        // Between entries, a `$` can only start a directive.
+        if text.get(content) != Some(&b'$') {
+            return line;
+        }
+        match text[content..].iter().position(|&b| b == b'\n') {
+            Some(end) => at = content + end + 1,
+            None => return line,
+        }
+    }
+}
+
+/// Offset of the first byte that is not white space or inside a comment.
+fn first_content_offset(text: &[u8], offset: usize) -> usize {
+    let mut in_comment = false;
+    for (i, &byte) in text.iter().enumerate().skip(offset.min(text.len())) {
+        match byte {
+            b'\n' => in_comment = false,
+            b';' => in_comment = true,
+            b' ' | b'\t' | b'\r' => {}
+            _ if in_comment => {}
+            _ => return i,
+        }
+    }
+    text.len()
+}
+
 fn first_content_line(text: &[u8], offset: usize) -> u32 {
     let mut line = 1 + text[..offset.min(text.len())]
         .iter()
