@@ -653,4 +653,103 @@ mod tests {
         cancel.cancel();
         task.await.unwrap().unwrap();
     }
+
+    /// A verdict change brings the next run to the debounce, not the
+    /// interval: the failing region leaves after 1 s, not 60 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_verdict_change_runs_after_the_debounce() {
+        let regional = |name: &str, region: &str, ip: &str| {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "namespace": "default", "annotations": {
+                        "external-dns.kubernetes.io/hostname": "app.example.com",
+                        "dns.aikernel.io/geo-region": region}},
+                    "spec": {"type": "LoadBalancer"},
+                    "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+                }))
+                .unwrap(),
+            )
+        };
+        let slice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app-eu-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "app-eu"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.2.0.1"], "conditions": {"ready": true}}]
+        }))
+        .unwrap();
+        let objects = Arc::new(ClusterObjects {
+            services: vec![
+                regional("app-us", "us-east-1", "192.0.2.1"),
+                regional("app-eu", "eu-west-1", "192.0.2.2"),
+            ],
+            endpoint_slices: vec![Arc::new(slice)],
+            ..ClusterObjects::default()
+        });
+        let provider = Arc::new(InMemory::new(&[]));
+        let metrics = Arc::new(SyncMetrics::default());
+        let settings = PlanSettings {
+            policy: Policy::Sync,
+            domain_filter: DomainFilter::default(),
+            managed: ManagedTypes::default(),
+            old_owner_id: String::new(),
+        };
+        let (sender, verdicts) = watch::channel(Arc::new(Verdicts::default()));
+        let controller = Controller {
+            input: Box::new(Fixed(objects)),
+            sources: SourceConfig::default(),
+            min_ttl: 0,
+            reconciler: Reconciler::new(
+                Box::new(NoopRegistry::new(provider.clone())),
+                settings,
+                false,
+                metrics.clone(),
+            ),
+            schedule: Schedule {
+                interval: Duration::from_secs(60),
+                once: false,
+                events: false,
+                min_event_sync_interval: Duration::from_secs(5),
+            },
+            leadership: None,
+            metrics: metrics.clone(),
+            health: Some(HealthInput {
+                verdicts,
+                debounce: Duration::from_secs(1),
+            }),
+        };
+        let targets = || -> Vec<String> {
+            provider
+                .snapshot()
+                .into_iter()
+                .flat_map(|e| e.targets)
+                .collect()
+        };
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(controller.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(targets(), ["192.0.2.1", "192.0.2.2"]);
+        sender.send_replace(Arc::new(Verdicts {
+            unhealthy: [signpost_model::EndpointKey {
+                namespace: "default".to_owned(),
+                service: "app-eu".to_owned(),
+                address: "10.2.0.1".parse().unwrap(),
+            }]
+            .into(),
+        }));
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            targets(),
+            ["192.0.2.1", "192.0.2.2"],
+            "ran before the debounce"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(targets(), ["192.0.2.1"], "the verdict change did not run");
+        assert_eq!(metrics.geo().withdrawn.len(), 1);
+        sender.send_replace(Arc::new(Verdicts::default()));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(targets(), ["192.0.2.1", "192.0.2.2"], "not back");
+        assert!(metrics.geo().withdrawn.is_empty());
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+    }
 }
