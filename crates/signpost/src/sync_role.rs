@@ -7,7 +7,9 @@
 //! registry, the controller on a two-thread runtime, `/healthz` and
 //! `/metrics` on `--metrics-address` (external-dns's `:7979`), and SIGTERM or
 //! SIGINT for a clean stop. `--once` exits 0 after a successful
-//! reconciliation and 1 after a failed one.
+//! reconciliation and 1 after a failed one. With `--health-verdicts`, a
+//! verdict follower (the one `signpost dns` replicas use) feeds the
+//! controller; its first read is awaited for at most [`FIRST_VERDICTS`].
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
@@ -15,22 +17,29 @@ use signpost_discovery::catalog::CatalogSource;
 use signpost_discovery::kubernetes::{KubernetesSource, LeaseElector, LeaseTimings};
 use signpost_discovery::metrics::DiscoveryMetrics;
 use signpost_discovery::objects::ClusterObjects;
+use signpost_discovery::verdicts::{FollowMetrics, VerdictFollower};
 use signpost_model::status::{
     EndpointReport, Explanation, GeoList, Overview, PlannedChange, RecursionList, ServiceList,
     SyncStatus as SyncSection,
 };
-use signpost_model::{BoxFuture, Elector, Leadership, Refusal, Source, Status};
-use signpost_sync::config::{self, KubeSettings, Settings};
-use signpost_sync::controller::{Controller, Reconciler};
+use signpost_model::{
+    BoxFuture, Elector, Leadership, Refusal, Source, Status, SubscribeVerdicts, Verdicts,
+};
+use signpost_sync::config::{self, HealthSettings, KubeSettings, Settings, VerdictSource};
+use signpost_sync::controller::{Controller, HealthInput, Reconciler};
 use signpost_sync::flags::SyncArgs;
 use signpost_sync::metrics::SyncMetrics;
-use signpost_zone::{KubeConnection, KubernetesApi};
+use signpost_zone::{EtcdSpec, KubeConnection, KubernetesApi, Secret, VerdictStoreSpec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// How often the catalog's files are checked for changes.
 const CATALOG_POLL: Duration = Duration::from_millis(250);
+
+/// How long the first run waits for the first read of the verdicts; after
+/// that it runs with none (every region published) until they arrive.
+const FIRST_VERDICTS: Duration = Duration::from_secs(10);
 
 /// Validates the flags; the settings, or every problem (exit 64).
 pub(crate) fn settings(args: &SyncArgs) -> anyhow::Result<Settings> {
@@ -98,13 +107,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let provider = config::build_provider(&settings.provider).map_err(InvalidConfig)?;
     let registry = config::build_registry(settings.txt.as_ref(), provider);
     let metrics = Arc::new(SyncMetrics::default());
+    let cancel = CancellationToken::new();
+    let follow = Arc::new(FollowMetrics::default());
+    let health = match &settings.health {
+        Some(health) => {
+            metrics.follow_verdicts();
+            Some(
+                follow_verdicts(health, &settings.kubernetes, follow.clone(), cancel.clone()).await,
+            )
+        }
+        None => None,
+    };
     let reconciler = Reconciler::new(
         registry,
         settings.plan.clone(),
         settings.dry_run,
         metrics.clone(),
     );
-    let cancel = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind(settings.metrics_address)
         .await
         .with_context(|| {
@@ -120,6 +139,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let status: Arc<dyn Status> = Arc::new(SyncStatus {
         metrics: metrics.clone(),
         discovery,
+        follow: settings.health.is_some().then_some(follow),
         started_unix: unix_now(),
     });
     // external-dns's surface on --metrics-address: /healthz and /metrics
@@ -185,6 +205,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         schedule: settings.schedule.clone(),
         leadership,
         metrics,
+        health,
     };
     let result = controller.run(cancel.clone()).await;
     cancel.cancel();
@@ -195,6 +216,59 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::warn!("the lease release did not finish in time; the lease expires on its own");
     }
     result.map_err(anyhow::Error::from)
+}
+
+/// Starts following the verdict object `health` names; waits for its first
+/// read (at most [`FIRST_VERDICTS`]).
+async fn follow_verdicts(
+    health: &HealthSettings,
+    kubernetes: &KubeSettings,
+    metrics: Arc<FollowMetrics>,
+    cancel: CancellationToken,
+) -> HealthInput {
+    let spec = match &health.store {
+        VerdictSource::Kubernetes { namespace, name } => VerdictStoreSpec::Kubernetes {
+            connection: kubernetes_api(kubernetes).connection,
+            namespace: namespace.clone(),
+            name: name.clone(),
+        },
+        VerdictSource::Etcd {
+            endpoints,
+            prefix,
+            user,
+        } => VerdictStoreSpec::Etcd(EtcdSpec {
+            endpoints: endpoints.clone(),
+            prefix: prefix.clone(),
+            credentials: user
+                .as_ref()
+                .map(|(name, password)| (name.clone(), Secret(password.clone()))),
+            tls: None,
+        }),
+    };
+    let store = signpost_discovery::verdict_store(&spec);
+    let describe = store.describe().to_owned();
+    let follower = VerdictFollower::start(store, health.stale_after, metrics, cancel);
+    if tokio::time::timeout(FIRST_VERDICTS, follower.wait_synced())
+        .await
+        .is_err()
+    {
+        tracing::warn!(store = %describe, waited = ?FIRST_VERDICTS, "health verdicts not read yet; publishing every region until they are");
+    } else {
+        tracing::info!(store = %describe, "following the health verdicts");
+    }
+    let (sender, verdicts) = tokio::sync::watch::channel(Arc::new(Verdicts::default()));
+    follower.subscribe_with(Box::new(move |set| {
+        sender.send_if_modified(|current| {
+            let changed = current.unhealthy != set.unhealthy;
+            *current = set;
+            changed
+        });
+        !sender.is_closed()
+    }));
+    HealthInput {
+        verdicts,
+        debounce: health.debounce,
+    }
 }
 
 /// How long shutdown waits for the Lease release.
@@ -228,6 +302,8 @@ struct SyncStatus {
     metrics: Arc<SyncMetrics>,
     /// The Kubernetes source's watches (all zero with `--catalog`).
     discovery: Arc<DiscoveryMetrics>,
+    /// The verdict follower's view, with `--health-verdicts`.
+    follow: Option<Arc<FollowMetrics>>,
     started_unix: f64,
 }
 
@@ -239,6 +315,9 @@ impl Status for SyncStatus {
     fn render_metrics(&self, out: &mut String) {
         self.metrics.render(out);
         self.discovery.render(out);
+        if let Some(follow) = &self.follow {
+            follow.render(out);
+        }
     }
 
     fn overview(&self) -> Overview {

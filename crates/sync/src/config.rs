@@ -89,6 +89,156 @@ pub struct Settings {
     pub log_filter: &'static str,
     /// `--log-format=json`.
     pub log_json: bool,
+    /// `--health-verdicts`: the verdicts geographic regions follow; `None`: off.
+    pub health: Option<HealthSettings>,
+}
+
+/// `--health-verdicts*`: where the health controller publishes its verdicts
+/// and how sync follows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// The verdict object.
+    pub store: VerdictSource,
+    /// `--health-verdicts-debounce`.
+    pub debounce: Duration,
+    /// `--health-verdicts-stale-after`.
+    pub stale_after: Duration,
+}
+
+/// The object `--health-verdicts` names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum VerdictSource {
+    /// `kubernetes[:NAMESPACE/NAME]`: a ConfigMap, reached as the sources
+    /// reach the API server (default `kube-system/signpost-health-verdicts`).
+    Kubernetes {
+        /// The ConfigMap's namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// `etcd[:PREFIX]`: the key `PREFIX/unhealthy` (default prefix
+    /// `/signpost/health`), on the cluster of `ETCD_URLS`.
+    Etcd {
+        /// Client URLs.
+        endpoints: Vec<String>,
+        /// The prefix with a leading and a trailing slash.
+        prefix: String,
+        /// `ETCD_USERNAME` and `ETCD_PASSWORD`.
+        user: Option<(String, String)>,
+    },
+}
+
+impl fmt::Debug for VerdictSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kubernetes { namespace, name } => {
+                write!(f, "Kubernetes({namespace}/{name})")
+            }
+            // The password never reaches a log line.
+            Self::Etcd {
+                endpoints,
+                prefix,
+                user,
+            } => f
+                .debug_struct("Etcd")
+                .field("endpoints", endpoints)
+                .field("prefix", prefix)
+                .field("user", &user.as_ref().map(|(name, _)| name))
+                .finish(),
+        }
+    }
+}
+
+/// `--health-verdicts`' value: `kubernetes[:NAMESPACE/NAME]` or `etcd[:PREFIX]`.
+fn health_settings(
+    args: &SyncArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+) -> Option<HealthSettings> {
+    let value = args.get("health-verdicts").trim();
+    if value.is_empty() {
+        return None;
+    }
+    let (kind, object) = value.split_once(':').unwrap_or((value, ""));
+    let store = match kind {
+        "kubernetes" => {
+            let (namespace, name) = if object.is_empty() {
+                ("kube-system", "signpost-health-verdicts")
+            } else if let Some((namespace, name)) = object
+                .split_once('/')
+                .filter(|(n, m)| !n.is_empty() && !m.is_empty() && !m.contains('/'))
+            {
+                (namespace, name)
+            } else {
+                c.0.push(format!(
+                    "--health-verdicts={value}: the ConfigMap must be NAMESPACE/NAME"
+                ));
+                return None;
+            };
+            VerdictSource::Kubernetes {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            }
+        }
+        "etcd" => {
+            let (endpoints, user) = etcd_connection(env, c);
+            let segments: Vec<&str> = (if object.is_empty() {
+                "/signpost/health"
+            } else {
+                object
+            })
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+            let prefix = if segments.is_empty() {
+                "/".to_owned()
+            } else {
+                format!("/{}/", segments.join("/"))
+            };
+            VerdictSource::Etcd {
+                endpoints,
+                prefix,
+                user,
+            }
+        }
+        _ => {
+            c.0.push(format!(
+                "--health-verdicts={value}: expected kubernetes[:NAMESPACE/NAME] or etcd[:PREFIX]"
+            ));
+            return None;
+        }
+    };
+    Some(HealthSettings {
+        store,
+        debounce: c.duration(args, "health-verdicts-debounce"),
+        stale_after: c.duration(args, "health-verdicts-stale-after"),
+    })
+}
+
+/// The etcd cluster of `ETCD_URLS` (default `http://localhost:2379`),
+/// `ETCD_USERNAME` and `ETCD_PASSWORD`, as the coredns provider reads them.
+fn etcd_connection(
+    env: &dyn Fn(&str) -> Option<String>,
+    c: &mut Collector,
+) -> (Vec<String>, Option<(String, String)>) {
+    let urls = env("ETCD_URLS").unwrap_or_else(|| "http://localhost:2379".to_owned());
+    let endpoints: Vec<String> = urls
+        .split(',')
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .collect();
+    if endpoints.first().is_some_and(|u| u.starts_with("https://")) {
+        c.0.push("ETCD_URLS: TLS to etcd is not supported by signpost yet (use http:// on a trusted network)".to_owned());
+    } else if !endpoints.iter().all(|u| u.starts_with("http://")) {
+        c.0.push(format!(
+            "ETCD_URLS {urls:?}: every URL must start with http://"
+        ));
+    }
+    let user = match (env("ETCD_USERNAME"), env("ETCD_PASSWORD")) {
+        (Some(user), Some(password)) if !user.is_empty() => Some((user, password)),
+        _ => None,
+    };
+    (endpoints, user)
 }
 
 /// How `signpost sync` reaches the Kubernetes API server, as external-dns
@@ -480,6 +630,7 @@ pub fn settings(
         .unwrap_or_else(|| ([127, 0, 0, 1], 7979).into());
 
     let provider = provider_settings(args, env, &mut c, &domain_filter, &owner_id);
+    let health = health_settings(args, env, &mut c);
     let (Some(policy), Some(provider)) = (policy, provider) else {
         return Err(ConfigErrors(c.0));
     };
@@ -505,6 +656,7 @@ pub fn settings(
         metrics_address,
         log_filter,
         log_json,
+        health,
     })
 }
 
@@ -553,23 +705,7 @@ fn provider_settings(
         }
         #[cfg(feature = "coredns")]
         "coredns" | "skydns" => {
-            let urls = env("ETCD_URLS").unwrap_or_else(|| "http://localhost:2379".to_owned());
-            let endpoints: Vec<String> = urls
-                .split(',')
-                .map(|u| u.trim().to_owned())
-                .filter(|u| !u.is_empty())
-                .collect();
-            if endpoints.first().is_some_and(|u| u.starts_with("https://")) {
-                c.0.push("ETCD_URLS: TLS to etcd is not supported by signpost yet (use http:// on a trusted network)".to_owned());
-            } else if !endpoints.iter().all(|u| u.starts_with("http://")) {
-                c.0.push(format!(
-                    "ETCD_URLS {urls:?}: every URL must start with http://"
-                ));
-            }
-            let user = match (env("ETCD_USERNAME"), env("ETCD_PASSWORD")) {
-                (Some(user), Some(password)) if !user.is_empty() => Some((user, password)),
-                _ => None,
-            };
+            let (endpoints, user) = etcd_connection(env, c);
             Some(ProviderSettings::CoreDns(
                 crate::provider::coredns::CoreDnsConfig {
                     endpoints,

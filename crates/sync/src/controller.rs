@@ -10,7 +10,13 @@
 //! --events: a new state ────────────┘  brings the next run to max(last start + --min-event-sync-interval,
 //!                                       min(now + 5 s, next run))
 //! Leadership: runs only while leading (no elector: always)
+//! --health-verdicts: a new verdict set brings the next run to
+//!                    min(now + debounce, next run)
 //! ```
+//!
+//! With verdicts, each run leaves failing regions out of the desired
+//! endpoints ([`crate::verdicts`]); withdrawals, returns and fail-open
+//! names are logged once per change and shown in the geo gauges.
 //!
 //! Every failure is soft (external-dns terminates on some; signpost logs,
 //! counts and retries at the next interval), so a provider that is down or a
@@ -24,8 +30,9 @@ use crate::plan::{Changes, Policy};
 use crate::provider::ProviderError;
 use crate::registry::Registry;
 use crate::source::common::{Problem, SourceConfig};
+use crate::verdicts::GeoHealth;
 use signpost_discovery::objects::ClusterObjects;
-use signpost_model::{Leadership, Source, Update};
+use signpost_model::{Leadership, Source, Update, Verdicts};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,6 +208,18 @@ pub struct Controller {
     pub leadership: Option<Leadership>,
     /// Shared with the admin endpoints.
     pub metrics: Arc<SyncMetrics>,
+    /// `--health-verdicts`: the followed verdict sets; `None`: no verdicts.
+    pub health: Option<HealthInput>,
+}
+
+/// The verdicts a run follows (`--health-verdicts`).
+#[derive(Debug, Clone)]
+pub struct HealthInput {
+    /// The current set, replaced on every change.
+    pub verdicts: watch::Receiver<Arc<Verdicts>>,
+    /// How long after a change the run starts (`--health-verdicts-debounce`):
+    /// changes within it share one run.
+    pub debounce: Duration,
 }
 
 /// `--once` failed, or the source ended before delivering anything.
@@ -259,6 +278,7 @@ impl Controller {
         }
 
         let mut leading = self.leadership.as_ref().map(Leadership::watch);
+        let mut verdict_changes = self.health.as_ref().map(|h| h.verdicts.clone());
         let mut next_run = Instant::now();
         let mut last_start: Option<Instant> = None;
         loop {
@@ -287,6 +307,10 @@ impl Controller {
                         next_run = soon.max(earliest);
                     }
                 }
+                Some(()) = next_verdicts(&mut verdict_changes) => {
+                    let debounce = self.health.as_ref().map_or(Duration::ZERO, |h| h.debounce);
+                    next_run = next_run.min(Instant::now() + debounce);
+                }
                 Some(now_leading) = next_leadership(&mut leading) => {
                     if now_leading {
                         tracing::info!("became the leader; syncing now");
@@ -305,12 +329,26 @@ impl Controller {
         reported: &mut BTreeSet<Problem>,
     ) -> Result<Outcome, ProviderError> {
         let objects = states.borrow().clone().unwrap_or_default();
-        let output = crate::source::endpoints(
-            &objects,
-            &self.sources,
-            self.reconciler.provider_name(),
-            self.min_ttl,
-        );
+        let output = match &self.health {
+            Some(health) => {
+                let verdicts = health.verdicts.borrow().clone();
+                let (output, geo) = crate::verdicts::desired(
+                    &objects,
+                    &verdicts,
+                    &self.sources,
+                    self.reconciler.provider_name(),
+                    self.min_ttl,
+                );
+                self.report_geo(geo);
+                output
+            }
+            None => crate::source::endpoints(
+                &objects,
+                &self.sources,
+                self.reconciler.provider_name(),
+                self.min_ttl,
+            ),
+        };
         let mut current: BTreeSet<Problem> = output.problems.iter().cloned().collect();
         let mut invalid: Vec<Invalid> = output
             .problems
@@ -372,10 +410,48 @@ impl Controller {
     }
 }
 
+impl Controller {
+    /// Logs what changed since the last run's [`GeoHealth`] (once per
+    /// change, not per run) and sets the geo gauges.
+    fn report_geo(&mut self, geo: GeoHealth) {
+        let last = self.metrics.geo();
+        for (name, region) in geo.withdrawn.difference(&last.withdrawn) {
+            tracing::warn!(name = %name, region = %region, "region withdrawn: every endpoint of it fails its health checks");
+        }
+        for (name, region) in last.withdrawn.difference(&geo.withdrawn) {
+            if !geo.fail_open.contains(name) {
+                tracing::info!(name = %name, region = %region, "region published again: its endpoints pass their health checks");
+            }
+        }
+        for name in geo.fail_open.difference(&last.fail_open) {
+            tracing::error!(name = %name, "every region of this name fails its health checks; publishing all of them (fail open)");
+        }
+        for name in last.fail_open.difference(&geo.fail_open) {
+            tracing::info!(name = %name, "a region of this name passes its health checks again; no longer failing open");
+        }
+        self.metrics.set_geo(geo);
+    }
+}
+
 fn source_of(endpoint: &Endpoint) -> &'static str {
     match endpoint.labels.get(crate::endpoint::RESOURCE_LABEL) {
         Some(resource) if resource.starts_with("ingress/") => "ingress",
         _ => "service",
+    }
+}
+
+/// The next verdict change; pending forever without verdicts or once the
+/// follower is gone.
+async fn next_verdicts(watch: &mut Option<watch::Receiver<Arc<Verdicts>>>) -> Option<()> {
+    match watch {
+        Some(receiver) => match receiver.changed().await {
+            Ok(()) => {
+                receiver.borrow_and_update();
+                Some(())
+            }
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -500,6 +576,7 @@ mod tests {
                 },
                 leadership: None,
                 metrics,
+                health: None,
             };
             let cancel = CancellationToken::new();
             let task = tokio::spawn(controller.run(cancel.clone()));
@@ -560,6 +637,7 @@ mod tests {
             },
             leadership: Some(leadership.clone()),
             metrics,
+            health: None,
         };
         let cancel = CancellationToken::new();
         let task = tokio::spawn(controller.run(cancel.clone()));
@@ -572,6 +650,105 @@ mod tests {
             1,
             "the new leader did not sync at once"
         );
+        cancel.cancel();
+        task.await.unwrap().unwrap();
+    }
+
+    /// A verdict change brings the next run to the debounce, not the
+    /// interval: the failing region leaves after 1 s, not 60 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_verdict_change_runs_after_the_debounce() {
+        let regional = |name: &str, region: &str, ip: &str| {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "namespace": "default", "annotations": {
+                        "external-dns.kubernetes.io/hostname": "app.example.com",
+                        "dns.aikernel.io/geo-region": region}},
+                    "spec": {"type": "LoadBalancer"},
+                    "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+                }))
+                .unwrap(),
+            )
+        };
+        let slice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "app-eu-1", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "app-eu"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.2.0.1"], "conditions": {"ready": true}}]
+        }))
+        .unwrap();
+        let objects = Arc::new(ClusterObjects {
+            services: vec![
+                regional("app-us", "us-east-1", "192.0.2.1"),
+                regional("app-eu", "eu-west-1", "192.0.2.2"),
+            ],
+            endpoint_slices: vec![Arc::new(slice)],
+            ..ClusterObjects::default()
+        });
+        let provider = Arc::new(InMemory::new(&[]));
+        let metrics = Arc::new(SyncMetrics::default());
+        let settings = PlanSettings {
+            policy: Policy::Sync,
+            domain_filter: DomainFilter::default(),
+            managed: ManagedTypes::default(),
+            old_owner_id: String::new(),
+        };
+        let (sender, verdicts) = watch::channel(Arc::new(Verdicts::default()));
+        let controller = Controller {
+            input: Box::new(Fixed(objects)),
+            sources: SourceConfig::default(),
+            min_ttl: 0,
+            reconciler: Reconciler::new(
+                Box::new(NoopRegistry::new(provider.clone())),
+                settings,
+                false,
+                metrics.clone(),
+            ),
+            schedule: Schedule {
+                interval: Duration::from_secs(60),
+                once: false,
+                events: false,
+                min_event_sync_interval: Duration::from_secs(5),
+            },
+            leadership: None,
+            metrics: metrics.clone(),
+            health: Some(HealthInput {
+                verdicts,
+                debounce: Duration::from_secs(1),
+            }),
+        };
+        let targets = || -> Vec<String> {
+            provider
+                .snapshot()
+                .into_iter()
+                .flat_map(|e| e.targets)
+                .collect()
+        };
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(controller.run(cancel.clone()));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(targets(), ["192.0.2.1", "192.0.2.2"]);
+        sender.send_replace(Arc::new(Verdicts {
+            unhealthy: [signpost_model::EndpointKey {
+                namespace: "default".to_owned(),
+                service: "app-eu".to_owned(),
+                address: "10.2.0.1".parse().unwrap(),
+            }]
+            .into(),
+        }));
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert_eq!(
+            targets(),
+            ["192.0.2.1", "192.0.2.2"],
+            "ran before the debounce"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(targets(), ["192.0.2.1"], "the verdict change did not run");
+        assert_eq!(metrics.geo().withdrawn.len(), 1);
+        sender.send_replace(Arc::new(Verdicts::default()));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(targets(), ["192.0.2.1", "192.0.2.2"], "not back");
+        assert!(metrics.geo().withdrawn.is_empty());
         cancel.cancel();
         task.await.unwrap().unwrap();
     }

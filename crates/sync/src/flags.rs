@@ -208,6 +208,22 @@ pub const FLAGS: &[Flag] = &[
         &["5s"],
         "Least time between two event-triggered runs",
     ),
+    single(
+        "health-verdicts",
+        &[""],
+        "signpost: follow the health controller's verdicts and withdraw failing geographic regions: \
+         kubernetes[:NAMESPACE/NAME] (a ConfigMap) or etcd[:PREFIX] (ETCD_URLS); empty: off",
+    ),
+    single(
+        "health-verdicts-debounce",
+        &["1s"],
+        "signpost: how long after a verdict change the sync run starts",
+    ),
+    single(
+        "health-verdicts-stale-after",
+        &["60s"],
+        "signpost: how long unreadable verdicts are kept before every region is published",
+    ),
     single("min-ttl", &["0s"], "TTL for endpoints that configure none"),
     repeated(
         "managed-record-types",

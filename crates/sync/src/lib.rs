@@ -9,6 +9,9 @@
 //!                  provider ─▶ registry (txt | noop) ─▶ current ─┴─▶ plan::calculate ─▶ registry ─▶ provider
 //! ```
 //!
+//! With `--health-verdicts`, [`verdicts`] leaves regions whose endpoints
+//! all fail their health checks out of the desired endpoints.
+//!
 //! Invariant I5: the syncer never changes a record it does not own (the
 //! planner and the TXT registry both check the owner label).
 
@@ -23,3 +26,4 @@ pub mod plan;
 pub mod provider;
 pub mod registry;
 pub mod source;
+pub mod verdicts;

@@ -13,10 +13,14 @@
 //!
 //! signpost adds, under its own prefix, `signpost_sync_provider_errors_total{kind}`
 //! (why provider calls failed: a closed set), `signpost_sync_changes_total{action}`
-//! (record sets written) and `signpost_sync_leader` (1 while this replica writes).
+//! (record sets written), `signpost_sync_leader` (1 while this replica writes),
+//! and with `--health-verdicts` `signpost_sync_geo_region_withdrawn{name,region}`
+//! (1 per region left out of a name) and `signpost_sync_geo_fail_open{name}`
+//! (1 per name published whole because every region fails).
 
 use crate::endpoint::RecordType;
 use crate::plan::{Changes, OwnerMismatch};
+use crate::verdicts::GeoHealth;
 use signpost_model::metrics::{Exposition, Kind};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -48,6 +52,10 @@ struct State {
     provider_errors: BTreeMap<&'static str, u64>,
     changes: BTreeMap<&'static str, u64>,
     leader: bool,
+    /// What the verdicts withdrew in the last run (`--health-verdicts`).
+    geo: GeoHealth,
+    /// Whether `--health-verdicts` is on (the geo families are rendered).
+    geo_on: bool,
     /// The last plan, for the status API: (action, name, type, targets).
     last_plan: Vec<PlannedRow>,
     /// The last run's error, if it failed (never a secret: provider errors carry none).
@@ -207,6 +215,23 @@ impl SyncMetrics {
     /// Whether this replica writes.
     pub fn set_leader(&self, leading: bool) {
         self.lock().leader = leading;
+    }
+
+    /// Turns the geo families on (`--health-verdicts`).
+    pub fn follow_verdicts(&self) {
+        self.lock().geo_on = true;
+    }
+
+    /// What the verdicts withdrew in the last run.
+    pub fn geo(&self) -> GeoHealth {
+        self.lock().geo.clone()
+    }
+
+    /// Records what the verdicts withdrew in this run.
+    pub fn set_geo(&self, geo: GeoHealth) {
+        let mut state = self.lock();
+        state.geo_on = true;
+        state.geo = geo;
     }
 
     /// Successful runs so far have set this (seconds since the epoch), or 0.
@@ -370,6 +395,26 @@ impl SyncMetrics {
             "1 while this replica is the one that writes records.",
             &u8::from(state.leader),
         );
+        if state.geo_on {
+            let name = "signpost_sync_geo_region_withdrawn";
+            x.family(
+                name,
+                Kind::Gauge,
+                "1 for each region left out of a name because every endpoint of it fails its health checks.",
+            );
+            for (dns_name, region) in &state.geo.withdrawn {
+                x.sample(name, &[("name", dns_name), ("region", region)], 1);
+            }
+            let name = "signpost_sync_geo_fail_open";
+            x.family(
+                name,
+                Kind::Gauge,
+                "1 for each name published with every region because all of them fail their health checks.",
+            );
+            for dns_name in &state.geo.fail_open {
+                x.sample(name, &[("name", dns_name)], 1);
+            }
+        }
     }
 }
 

@@ -412,3 +412,91 @@ fn leader_election_settings() {
         ]
     );
 }
+
+/// `--health-verdicts`: off by default; `kubernetes` and `etcd` with their
+/// defaults and explicit objects; bad values are errors naming the flag;
+/// the etcd password never shows in the settings' Debug form.
+#[test]
+fn health_verdicts_settings() {
+    let base = ["--source=service", "--policy=sync", "--provider=inmemory"];
+    let with = |extra: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+        let all: Vec<&str> = base.iter().chain(extra).copied().collect();
+        settings(&parse(&all), env)
+    };
+    assert_eq!(with(&[], &no_env).unwrap().health, None);
+
+    let health = with(&["--health-verdicts=kubernetes"], &no_env)
+        .unwrap()
+        .health
+        .unwrap();
+    assert_eq!(
+        health.store,
+        VerdictSource::Kubernetes {
+            namespace: "kube-system".to_owned(),
+            name: "signpost-health-verdicts".to_owned()
+        }
+    );
+    assert_eq!(health.debounce, Duration::from_secs(1));
+    assert_eq!(health.stale_after, Duration::from_secs(60));
+
+    let health = with(
+        &[
+            "--health-verdicts=kubernetes:dns/verdicts",
+            "--health-verdicts-debounce=250ms",
+        ],
+        &no_env,
+    )
+    .unwrap()
+    .health
+    .unwrap();
+    assert_eq!(
+        health.store,
+        VerdictSource::Kubernetes {
+            namespace: "dns".to_owned(),
+            name: "verdicts".to_owned()
+        }
+    );
+    assert_eq!(health.debounce, Duration::from_millis(250));
+
+    let env = |name: &str| match name {
+        "ETCD_URLS" => Some("http://10.0.0.1:2379,http://10.0.0.2:2379".to_owned()),
+        "ETCD_USERNAME" => Some("sync".to_owned()),
+        "ETCD_PASSWORD" => Some("pw-S3CRET-9f".to_owned()),
+        _ => None,
+    };
+    for (flag, prefix) in [
+        ("--health-verdicts=etcd", "/signpost/health/"),
+        ("--health-verdicts=etcd:/dns/health", "/dns/health/"),
+        ("--health-verdicts=etcd:dns/health/", "/dns/health/"),
+    ] {
+        let settings = with(&[flag], &env).unwrap();
+        let Some(VerdictSource::Etcd {
+            endpoints,
+            prefix: found,
+            user,
+        }) = settings.health.as_ref().map(|h| h.store.clone())
+        else {
+            panic!("{flag}: not etcd");
+        };
+        assert_eq!(found, prefix, "{flag}");
+        assert_eq!(endpoints.len(), 2);
+        assert_eq!(user.map(|u| u.0), Some("sync".to_owned()));
+        assert!(!format!("{settings:?}").contains("S3CRET"));
+    }
+
+    for bad in [
+        "--health-verdicts=configmap",
+        "--health-verdicts=kubernetes:only-a-name",
+        "--health-verdicts=kubernetes:a/b/c",
+    ] {
+        let errors = with(&[bad], &no_env).unwrap_err().to_string();
+        assert!(errors.contains("--health-verdicts="), "{bad}: {errors}");
+    }
+    let errors = with(
+        &["--health-verdicts=etcd", "--health-verdicts-debounce=soon"],
+        &no_env,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(errors.contains("--health-verdicts-debounce"), "{errors}");
+}

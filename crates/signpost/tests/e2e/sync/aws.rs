@@ -792,33 +792,7 @@ fn aws_geo_regions_become_latency_record_sets() {
             &format!("    dns.aikernel.io/geo-region: {region}\n"),
         );
     }
-    let sets = || -> Vec<(String, String, String, String, Vec<String>)> {
-        let (status, text) = zone.moto.call(
-            "GET",
-            &format!("/2013-04-01/hostedzone/{}/rrset?maxitems=300", zone.id),
-            "",
-        );
-        assert_eq!(status, 200, "{text}");
-        xml_blocks(&text, "ResourceRecordSet")
-            .into_iter()
-            .filter(|set| xml_values(set, "Name")[0].ends_with("app.aws-geo.test."))
-            .map(|set| {
-                (
-                    xml_values(&set, "Name")[0].clone(),
-                    xml_values(&set, "Type")[0].clone(),
-                    xml_values(&set, "SetIdentifier")
-                        .first()
-                        .cloned()
-                        .unwrap_or_default(),
-                    xml_values(&set, "Region")
-                        .first()
-                        .cloned()
-                        .unwrap_or_default(),
-                    xml_values(&set, "Value"),
-                )
-            })
-            .collect()
-    };
+    let sets = || latency_sets(&zone, "app.aws-geo.test.");
     let sync = SyncProcess::start(&catalog, &sync_args(&zone, "sync"), &zone.env());
     let all = wait_until(INTERVAL + MARGIN + Duration::from_secs(10), || {
         sets().iter().filter(|s| s.1 == "A").count() == 3
@@ -851,4 +825,70 @@ fn aws_geo_regions_become_latency_record_sets() {
         !now.iter().any(|s| s.2 == "eu-west-1") && now.iter().filter(|s| s.1 == "A").count() == 2
     });
     assert!(withdrawn, "{:?}\n{}", sets(), sync.log());
+}
+
+/// The record sets at `name` (with the trailing dot) and at its TXT twin:
+/// (name, type, set identifier, region, values).
+fn latency_sets(
+    zone: &Route53Zone,
+    name: &str,
+) -> Vec<(String, String, String, String, Vec<String>)> {
+    let (status, text) = zone.moto.call(
+        "GET",
+        &format!("/2013-04-01/hostedzone/{}/rrset?maxitems=300", zone.id),
+        "",
+    );
+    assert_eq!(status, 200, "{text}");
+    xml_blocks(&text, "ResourceRecordSet")
+        .into_iter()
+        .filter(|set| xml_values(set, "Name")[0].ends_with(name))
+        .map(|set| {
+            (
+                xml_values(&set, "Name")[0].clone(),
+                xml_values(&set, "Type")[0].clone(),
+                xml_values(&set, "SetIdentifier")
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
+                xml_values(&set, "Region")
+                    .first()
+                    .cloned()
+                    .unwrap_or_default(),
+                xml_values(&set, "Value"),
+            )
+        })
+        .collect()
+}
+
+/// Issue 14 "Done when" 3, second half, on Route 53: a region whose
+/// endpoints all fail their health checks loses its latency record set and
+/// its ownership TXT set (same SetIdentifier) within the debounce plus the
+/// margin, comes back when the verdicts clear, and every region failing
+/// publishes all three (fail open).
+#[test]
+fn aws_geo_region_follows_health_verdicts() {
+    let zone = Route53Zone::new("aws-geo-health.test");
+    let name = "app.aws-geo-health.test.";
+    let published = |_: &dyn ZoneUnderTest, regions: &[&str]| {
+        let sets = latency_sets(&zone, name);
+        let wanted: BTreeSet<(String, String)> = GEO_REGIONS
+            .iter()
+            .filter(|(region, _, _)| regions.contains(region))
+            .map(|(region, ip, _)| ((*region).to_owned(), (*ip).to_owned()))
+            .collect();
+        let a: BTreeSet<(String, String)> = sets
+            .iter()
+            .filter(|(n, t, id, r, _)| n == name && t == "A" && id == r)
+            .flat_map(|(_, _, id, _, values)| values.iter().map(move |v| (id.clone(), v.clone())))
+            .collect();
+        let txt: BTreeSet<String> = sets
+            .iter()
+            .filter(|(n, t, _, _, _)| n == &format!("a-{name}") && t == "TXT")
+            .map(|(_, _, id, _, _)| id.clone())
+            .collect();
+        let wanted_ids: BTreeSet<String> = wanted.iter().map(|(id, _)| id.clone()).collect();
+        let a_count = sets.iter().filter(|s| s.1 == "A").count();
+        a == wanted && a_count == wanted.len() && txt == wanted_ids
+    };
+    geo_follows_verdicts(&zone, &published);
 }

@@ -238,3 +238,11 @@ fn azure_credentials_reference_arguments_and_secrets_never_leak() {
         "the fake rejected a request: {statuses:?}"
     );
 }
+
+/// Issue 14 "Done when" 3 on Azure DNS (same approach as Cloudflare and
+/// Google): plain A records of the healthy regions only.
+#[test]
+fn azure_geo_name_holds_only_healthy_regions() {
+    let zone = AzureZone::new("az-geo-health.test");
+    geo_follows_verdicts(&zone, &plain_records_of);
+}

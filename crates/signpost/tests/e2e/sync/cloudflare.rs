@@ -230,3 +230,12 @@ fn cloudflare_token_from_secret_file_and_environment_never_leaks() {
         assert!(!text.contains("T0KEN"), "a token leaked:\n{text}");
     }
 }
+
+/// Issue 14 "Done when" 3 on Cloudflare: the geographic name is plain
+/// A records of the healthy regions only, following the health verdicts
+/// (withdrawn, back after recovery, all published when every region fails).
+#[test]
+fn cloudflare_geo_name_holds_only_healthy_regions() {
+    let zone = CloudflareZone::new("cf-geo-health.test");
+    geo_follows_verdicts(&zone, &plain_records_of);
+}

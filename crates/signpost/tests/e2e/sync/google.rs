@@ -278,3 +278,12 @@ fn google_credentials_visibility_and_secrets_never_leak() {
         "the fake rejected a request: {api:?}"
     );
 }
+
+/// Issue 14 "Done when" 3 on Google: the geographic name is plain
+/// A records of the healthy regions only, following the health verdicts
+/// (withdrawn, back after recovery, all published when every region fails).
+#[test]
+fn google_geo_name_holds_only_healthy_regions() {
+    let zone = GoogleZone::new("google-geo-health.test");
+    geo_follows_verdicts(&zone, &plain_records_of);
+}

@@ -328,3 +328,75 @@ fn two_replicas_one_writer_and_a_clean_handover() {
     );
     eprintln!("takeover after SIGKILL of the leader: {takeover:?}");
 }
+
+/// Issue 14 "Done when" 3 with everything from the API server: regional
+/// Services and their EndpointSlices watched, and the health controller's
+/// verdicts in its ConfigMap (`--health-verdicts=kubernetes:NS/NAME`, the
+/// object `signpost health` writes, `data.unhealthy` one entry a line). A
+/// region whose endpoints all fail leaves the name within the debounce plus
+/// the margin (the sync interval is 60 s); it is back when the ConfigMap
+/// clears.
+#[test]
+fn geo_regions_follow_the_verdict_configmap() {
+    use super::{GEO_DEBOUNCE, GEO_INTERVAL, GEO_REGIONS, failing, plain_records_of};
+    let cluster = FakeCluster::start();
+    let zone = EtcdZone {
+        etcd: Etcd::shared(),
+        zone: "kube-geo.test",
+        prefix: "/skydns-kube-geo/",
+    };
+    let name = "app.kube-geo.test";
+    for (region, ip, endpoints) in GEO_REGIONS {
+        let service = format!("app-{region}");
+        let mut object = load_balancer(&service, name);
+        object["metadata"]["annotations"]["dns.aikernel.io/geo-region"] = json!(region);
+        cluster.create(object);
+        assign(&cluster, &service, ip);
+        cluster.create(slice(
+            "default",
+            &format!("{service}-abcde"),
+            &service,
+            &endpoints,
+        ));
+    }
+    let verdicts = |entries: &[String]| {
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "signpost-health-verdicts", "namespace": "kube-system"},
+            "data": {"unhealthy": entries.iter().map(|e| format!("{e}\n")).collect::<String>()}
+        })
+    };
+    cluster.create(verdicts(&[]));
+    let mut args = vec![format!("--kubeconfig={}", cluster.kubeconfig())];
+    args.extend(sync_args(&zone, "sync"));
+    args.retain(|a| !a.starts_with("--interval="));
+    args.extend([
+        format!("--interval={}s", GEO_INTERVAL.as_secs()),
+        "--annotation-prefix=external-dns.alpha.kubernetes.io/".to_owned(),
+        "--health-verdicts=kubernetes:kube-system/signpost-health-verdicts".to_owned(),
+        format!("--health-verdicts-debounce={}s", GEO_DEBOUNCE.as_secs()),
+    ]);
+    let sync = SyncProcess::spawn(&args, &zone.env());
+    let all = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+    let first = wait_until(Duration::from_secs(30), || plain_records_of(&zone, &all));
+    assert!(first, "{:?}\n{}", zone.records(), sync.log());
+
+    let bound = GEO_DEBOUNCE + MARGIN;
+    let started = Instant::now();
+    cluster.update(verdicts(&failing(&["eu-west-1"], &[])));
+    let gone = wait_until(bound, || {
+        plain_records_of(&zone, &["us-east-1", "ap-southeast-1"])
+    });
+    assert!(gone, "{:?}\n{}", zone.records(), sync.log());
+    assert!(started.elapsed() < GEO_INTERVAL);
+
+    cluster.update(verdicts(&[]));
+    let back = wait_until(bound, || plain_records_of(&zone, &all));
+    assert!(back, "{:?}\n{}", zone.records(), sync.log());
+    assert_eq!(
+        sync.metric("signpost_health_verdicts_readable"),
+        Some(1.0),
+        "{}",
+        sync.scrape()
+    );
+}

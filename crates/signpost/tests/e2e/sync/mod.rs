@@ -483,3 +483,263 @@ pub fn run_with_input(command: &mut Command, text: &str) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The regions of the geographic-routing scenarios: (region, load-balancer
+/// address, endpoint addresses).
+pub const GEO_REGIONS: [(&str, &str, [&str; 2]); 3] = [
+    ("us-east-1", "192.0.2.101", ["10.1.0.1", "10.1.0.2"]),
+    ("eu-west-1", "192.0.2.102", ["10.2.0.1", "10.2.0.2"]),
+    ("ap-southeast-1", "192.0.2.103", ["10.3.0.1", "10.3.0.2"]),
+];
+
+/// The sync interval of the verdict scenario: long, so a change within the
+/// scenario's bound can only come from the verdict trigger.
+pub const GEO_INTERVAL: Duration = Duration::from_secs(60);
+/// `--health-verdicts-debounce` in the verdict scenario.
+pub const GEO_DEBOUNCE: Duration = Duration::from_secs(1);
+
+/// Writes one regional Service of `GEO_REGIONS` behind `name` (a
+/// LoadBalancer with `dns.aikernel.io/geo-region`) and its EndpointSlice.
+pub fn geo_service(catalog: &Catalog, name: &str, region: &str, ip: &str, endpoints: &[&str]) {
+    let service = format!("app-{region}");
+    catalog.service(
+        &service,
+        name,
+        ip,
+        &format!("    dns.aikernel.io/geo-region: {region}\n"),
+    );
+    let endpoints: String = endpoints
+        .iter()
+        .map(|a| format!("- addresses: [\"{a}\"]\n  conditions:\n    ready: true\n"))
+        .collect();
+    catalog.write(
+        &format!("{service}-slice.yaml"),
+        &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-abcde\n  namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\naddressType: IPv4\nports:\n- port: 80\nendpoints:\n{endpoints}"
+        ),
+    );
+}
+
+/// The health controller's verdicts in etcd (`--health-verdicts=etcd:PREFIX`),
+/// written as `signpost health` writes them.
+pub struct EtcdVerdicts {
+    pub etcd: &'static etcd::Etcd,
+    pub prefix: String,
+}
+
+impl EtcdVerdicts {
+    pub fn new(name: &str) -> Self {
+        Self {
+            etcd: etcd::Etcd::shared(),
+            prefix: format!("/signpost-test/{name}/health/"),
+        }
+    }
+
+    /// `signpost sync`'s flag and environment for these verdicts.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            format!("--health-verdicts=etcd:{}", self.prefix),
+            format!("--health-verdicts-debounce={}s", GEO_DEBOUNCE.as_secs()),
+        ]
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![("ETCD_URLS".to_owned(), self.etcd.url())]
+    }
+
+    /// Publishes `unhealthy` (`namespace/service/address` entries).
+    pub fn publish(&self, unhealthy: &[String]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let value = serde_json::json!({
+            "unhealthy": unhealthy,
+            "publishedAt": now,
+            "publishedBy": "e2e",
+        });
+        self.etcd
+            .etcdctl(&[
+                "put",
+                &format!("{}unhealthy", self.prefix),
+                &value.to_string(),
+            ])
+            .expect("etcdctl put");
+    }
+}
+
+/// Every endpoint of the regions `regions` as verdict entries, plus `extra`.
+pub fn failing(regions: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut entries: Vec<String> = GEO_REGIONS
+        .iter()
+        .filter(|(region, _, _)| regions.contains(region))
+        .flat_map(|(region, _, endpoints)| {
+            endpoints
+                .iter()
+                .map(move |a| format!("default/app-{region}/{a}"))
+        })
+        .collect();
+    entries.extend(extra.iter().map(|e| (*e).to_owned()));
+    entries
+}
+
+/// Issue 14 "Done when" 3, second half, on any provider: three regional
+/// Services behind `app.<zone>`, verdicts from the health controller's etcd
+/// key (real etcd). The sync interval is 60 s, so every change within the
+/// bound (debounce + [`MARGIN`]) was caused by the verdict change.
+///
+/// 1. eu-west-1's endpoints all fail (and one of us-east-1's: a partial
+///    failure keeps a region) before sync starts ⇒ only us-east-1 and
+///    ap-southeast-1 are published;
+/// 2. verdicts cleared ⇒ eu-west-1 is back within the bound;
+/// 3. every region fails ⇒ all three stay published (fail open, counted);
+/// 4. eu-west-1 alone fails ⇒ it is withdrawn within the bound while the
+///    other two stay.
+///
+/// The order never re-creates a record set sync deleted before: moto 5
+/// rejects a CREATE identical to one in its change journal while any set of
+/// that name and type exists (it ignores the SetIdentifier there), which
+/// real Route 53 accepts. `published(zone, regions)` checks the provider's
+/// own shape (Route 53 latency sets with their TXT twins, plain records)
+/// for exactly those regions.
+pub fn geo_follows_verdicts(
+    zone: &dyn ZoneUnderTest,
+    published: &dyn Fn(&dyn ZoneUnderTest, &[&str]) -> bool,
+) {
+    let z = zone.zone();
+    let name = format!("app.{z}");
+    let verdicts = EtcdVerdicts::new(&z);
+    verdicts.publish(&failing(
+        &["eu-west-1"],
+        &["default/app-us-east-1/10.1.0.1"],
+    ));
+    let catalog = Catalog::new();
+    for (region, ip, endpoints) in GEO_REGIONS {
+        geo_service(&catalog, &name, region, ip, &endpoints);
+    }
+    let mut args = sync_args(zone, "sync");
+    args.retain(|a| !a.starts_with("--interval="));
+    args.push(format!("--interval={}s", GEO_INTERVAL.as_secs()));
+    args.extend(verdicts.args());
+    let mut env = zone.env();
+    env.extend(verdicts.env());
+    let sync = SyncProcess::start(&catalog, &args, &env);
+    let all = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+    let healthy = ["us-east-1", "ap-southeast-1"];
+    let owned = |records: &BTreeSet<Row>| {
+        records.iter().any(|(n, t, v)| {
+            n == &format!("a-{name}") && t == "TXT" && v.contains("external-dns/owner=default")
+        })
+    };
+    let bound = GEO_DEBOUNCE + MARGIN;
+    let withdrawn_series =
+        format!("signpost_sync_geo_region_withdrawn{{name=\"{name}\",region=\"eu-west-1\"}}");
+    let fail_open_series = format!("signpost_sync_geo_fail_open{{name=\"{name}\"}}");
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+
+    // 1. Failing from the start: never published.
+    let first = wait_until(Duration::from_secs(30), || published(zone, &healthy));
+    assert!(first, "{:?}\n{}", zone.records(), sync.log());
+    assert!(owned(&zone.records()), "{:?}", zone.records());
+    let counted = wait_until(MARGIN, || sync.metric(&withdrawn_series) == Some(1.0));
+    assert!(counted, "{}", sync.scrape());
+    assert!(sync.log().contains("region withdrawn"), "{}", sync.log());
+
+    // 2. Recovery: the verdicts clear, the region comes back.
+    let started = Instant::now();
+    verdicts.publish(&[]);
+    let back = wait_until(bound, || published(zone, &all));
+    assert!(
+        back,
+        "eu-west-1 not back within {bound:?}: {:?}\n{}",
+        zone.records(),
+        sync.log()
+    );
+    assert!(started.elapsed() < GEO_INTERVAL);
+    let cleared = wait_until(MARGIN, || sync.metric(&withdrawn_series).is_none());
+    assert!(cleared, "{}", sync.scrape());
+    assert!(
+        sync.log().contains("region published again"),
+        "{}",
+        sync.log()
+    );
+
+    // 3. Every region fails: a run after the change keeps all three (fail open).
+    let changed_at = now();
+    verdicts.publish(&failing(&all, &[]));
+    let ran = wait_until(bound, || {
+        sync.metric(&fail_open_series) == Some(1.0)
+            && sync
+                .metric("external_dns_controller_last_sync_timestamp_seconds")
+                .is_some_and(|t| t > changed_at)
+    });
+    assert!(
+        ran,
+        "no fail-open run within {bound:?}:\n{}\n{}",
+        sync.scrape(),
+        sync.log()
+    );
+    assert!(
+        published(zone, &all),
+        "{:?}\n{}",
+        zone.records(),
+        sync.log()
+    );
+    assert!(
+        sync.metric(&withdrawn_series).is_none(),
+        "{}",
+        sync.scrape()
+    );
+    assert!(sync.log().contains("fail open"), "{}", sync.log());
+
+    // 4. eu-west-1 alone fails: withdrawn within the bound, the others stay.
+    let started = Instant::now();
+    verdicts.publish(&failing(&["eu-west-1"], &[]));
+    let gone = wait_until(bound, || published(zone, &healthy));
+    assert!(
+        gone,
+        "eu-west-1 not withdrawn within {bound:?}: {:?}\n{}",
+        zone.records(),
+        sync.log()
+    );
+    assert!(started.elapsed() < GEO_INTERVAL);
+    assert!(owned(&zone.records()), "{:?}", zone.records());
+    let counted = wait_until(MARGIN, || {
+        sync.metric(&withdrawn_series) == Some(1.0) && sync.metric(&fail_open_series).is_none()
+    });
+    assert!(counted, "{}", sync.scrape());
+    assert_eq!(
+        sync.metric("external_dns_registry_errors_total"),
+        Some(0.0),
+        "{}",
+        sync.log()
+    );
+    assert!(
+        !sync.log().contains("failed to do run once"),
+        "{}",
+        sync.log()
+    );
+}
+
+/// `published` for providers without routing policies: the name holds
+/// plain A records of exactly `regions`' load-balancer addresses.
+pub fn plain_records_of(zone: &dyn ZoneUnderTest, regions: &[&str]) -> bool {
+    let name = format!("app.{}", zone.zone());
+    let records = zone.records();
+    let found: BTreeSet<&str> = records
+        .iter()
+        .filter(|(n, t, _)| n == &name && t == "A")
+        .map(|(_, _, v)| v.as_str())
+        .collect();
+    let wanted: BTreeSet<&str> = GEO_REGIONS
+        .iter()
+        .filter(|(region, _, _)| regions.contains(region))
+        .map(|(_, ip, _)| *ip)
+        .collect();
+    found == wanted
+}
