@@ -427,22 +427,31 @@ pub async fn run_patcher(mut parts: GateParts, cancel: CancellationToken) {
         }
         if dirty {
             dirty = false;
+            let previous = std::mem::take(&mut queue);
             queue = if leading {
                 plan(&parts, &mut sent, &retry, &busy)
             } else {
                 VecDeque::new()
             };
             parts.metrics.pending.store(queue.len() as u64, Relaxed);
-            let wanted: Vec<EndpointKey> = queue
-                .iter()
-                .flat_map(|w| w.failing.iter().cloned())
-                .collect();
+            // Messages already built for the same write are kept: the checker
+            // is asked only about writes that are new since the last plan.
+            let known: HashMap<&PodKey, &Work> = previous.iter().map(|w| (&w.pod, w)).collect();
+            let mut wanted: Vec<EndpointKey> = Vec::new();
+            for work in &mut queue {
+                match known.get(&work.pod) {
+                    Some(old) if old.status == work.status && old.failing == work.failing => {
+                        work.message.clone_from(&old.message);
+                    }
+                    _ => wanted.extend(work.failing.iter().cloned()),
+                }
+            }
             let errors = if wanted.is_empty() {
                 HashMap::new()
             } else {
                 (parts.last_errors)(wanted).await
             };
-            for work in &mut queue {
+            for work in queue.iter_mut().filter(|w| w.message.is_empty()) {
                 work.message = message(work.status, &work.failing, &errors);
             }
         }
