@@ -521,10 +521,22 @@ async fn combine_targets(
     endpoints_tx: watch::Sender<Option<Arc<PodEndpoints>>>,
     cancel: CancellationToken,
 ) {
+    // What the last computation used: a change of a gated Pod's condition
+    // alone (every patch comes back through the watch) changes nothing here.
+    let mut last: Option<(Services, Arc<GatedPods>)> = None;
     loop {
         let current = services.borrow_and_update().clone();
         let pods = gated.borrow_and_update().clone();
-        if let (Some(current), Some(pods)) = (current, pods) {
+        let same = |(s, p): &(Services, Arc<GatedPods>)| {
+            current.as_ref().is_some_and(|c| Arc::ptr_eq(c, s))
+                && pods
+                    .as_ref()
+                    .is_some_and(|q| q.readable == p.readable && q.pods.keys().eq(p.pods.keys()))
+        };
+        if last.as_ref().is_some_and(same) {
+            // Nothing this task derives has changed.
+        } else if let (Some(current), Some(pods)) = (current, pods) {
+            last = Some((current.clone(), pods.clone()));
             let is_gated = |service: &ClusterService, endpoint: &ClusterEndpoint| {
                 endpoint.pod_name.as_ref().is_some_and(|pod| {
                     pods.pods
