@@ -62,7 +62,7 @@ pub const REASON_PASSED: &str = "HealthCheckPassed";
 pub const REASON_FAILED: &str = "HealthCheckFailed";
 
 /// Patches in flight at once.
-pub const IN_FLIGHT: usize = 8;
+pub const IN_FLIGHT: usize = 16;
 
 /// How long a failed patch waits before it is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
@@ -454,6 +454,16 @@ pub async fn run_patcher(mut parts: GateParts, cancel: CancellationToken) {
             for work in queue.iter_mut().filter(|w| w.message.is_empty()) {
                 work.message = message(work.status, &work.failing, &errors);
             }
+            // First come, first served: writes already waiting keep their
+            // place, new ones queue behind them.
+            let place: HashMap<&PodKey, usize> = previous
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (&w.pod, i))
+                .collect();
+            queue
+                .make_contiguous()
+                .sort_by_key(|w| place.get(&w.pod).copied().unwrap_or(usize::MAX));
         }
         let now = Instant::now();
         let send_at =
@@ -521,8 +531,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The writes the inputs call for now, in a stable order (False first: taking
-/// a failing Pod out of routing matters more than returning one).
+/// The writes the inputs call for now, False first (taking a failing Pod out
+/// of routing matters more than returning one); the caller keeps the order of
+/// writes that were already waiting (the sort is stable).
 fn plan(
     parts: &GateParts,
     sent: &mut HashMap<PodKey, bool>,
