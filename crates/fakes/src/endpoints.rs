@@ -84,23 +84,27 @@ pub(crate) fn prepare(registry: &Registry, store: &Store, index: usize, object: 
     }
 }
 
-/// After a Pod is stored: rewrites the slices whose endpoints reference it and disagree with its Ready
-/// condition.
+/// The controller's own update of one EndpointSlice: (type index, namespace, name, the new object).
+pub(crate) type SliceUpdate = (usize, String, String, Value);
+
+/// After a Pod is stored: the slices whose endpoints reference it and disagree with its Ready condition,
+/// rewritten (the caller stores them as unconditional updates).
 pub(crate) fn after_commit(
     registry: &Registry,
-    store: &mut Store,
+    store: &Store,
     index: usize,
     stored: &Arc<Stored>,
-) {
+) -> Vec<SliceUpdate> {
+    let mut updates = Vec::new();
     if !store.endpoint_slice_controller {
-        return;
+        return updates;
     }
     let resource = registry.get(index);
     if !(resource.group.is_empty() && resource.kind == "Pod") {
-        return;
+        return updates;
     }
     let Some(slices) = registry.index_of("discovery.k8s.io", "endpointslices") else {
-        return;
+        return updates;
     };
     let pod = stored.to_value("v1", "Pod");
     let ready = pod_ready(&pod);
@@ -118,20 +122,10 @@ pub(crate) fn after_commit(
         }
         if changed {
             let slice_name = value["metadata"]["name"].as_str().unwrap_or("").to_owned();
-            // The controller's own update: unconditional, validated like any other write.
-            if let Err(error) = crate::ops::update(
-                registry,
-                store,
-                slices,
-                &namespace,
-                &slice_name,
-                value,
-                false,
-            ) {
-                tracing::warn!(slice = %slice_name, ?error, "fake EndpointSlice controller: update refused");
-            }
+            updates.push((slices, namespace.clone(), slice_name, value));
         }
     }
+    updates
 }
 
 /// The Pod an endpoint's `targetRef` names, if it names one.

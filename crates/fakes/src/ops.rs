@@ -239,7 +239,7 @@ pub(crate) fn create_checked(
         stored.clone(),
         (&resource.group, &resource.resource),
     );
-    endpoints::after_commit(registry, store, index, &stored);
+    run_controllers(registry, store, index, &stored);
     Ok(stored)
 }
 
@@ -358,8 +358,19 @@ pub(crate) fn update(
         stored.clone(),
         (&resource.group, &resource.resource),
     );
-    endpoints::after_commit(registry, store, index, &stored);
+    run_controllers(registry, store, index, &stored);
     Ok(stored)
+}
+
+/// The fake's EndpointSlice controller after a write ([`endpoints`]): its own slice updates,
+/// unconditional and validated like any other write.
+fn run_controllers(registry: &Registry, store: &mut Store, index: usize, stored: &Arc<Stored>) {
+    for (slices, namespace, name, value) in endpoints::after_commit(registry, store, index, stored)
+    {
+        if let Err(error) = update(registry, store, slices, &namespace, &name, value, false) {
+            tracing::warn!(slice = %name, ?error, "fake EndpointSlice controller: update refused");
+        }
+    }
 }
 
 /// Everything but `metadata` and `status`: what `generation` tracks.
