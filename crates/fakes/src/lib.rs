@@ -37,6 +37,7 @@ pub mod auth;
 pub mod azure_dns;
 pub mod cloudflare;
 mod discovery;
+mod endpoints;
 pub mod google_dns;
 mod ops;
 pub mod patch;
@@ -94,6 +95,10 @@ pub struct ServerOptions {
     pub namespaces: Vec<String>,
     /// Resource types served besides the built-in ones.
     pub extra_resources: Vec<ResourceType>,
+    /// Runs a small EndpointSlice controller and the kubelet's Ready condition: Pod Ready ⇔ every
+    /// readiness-gate condition `True`, an endpoint's `ready` ⇔ its Pod's Ready (see `endpoints.rs`).
+    /// Default off: slices keep what clients write.
+    pub endpoint_slice_controller: bool,
 }
 
 impl Default for ServerOptions {
@@ -113,6 +118,7 @@ impl Default for ServerOptions {
                 .map(str::to_owned)
                 .to_vec(),
             extra_resources: Vec::new(),
+            endpoint_slice_controller: false,
         }
     }
 }

@@ -38,6 +38,10 @@ struct Args {
     /// Serve the fault-injection endpoints under /fake/.
     #[arg(long)]
     control: bool,
+    /// Run a small EndpointSlice controller: Pod Ready ⇔ every readiness-gate condition True, an
+    /// endpoint's ready ⇔ its Pod's Ready.
+    #[arg(long)]
+    endpoint_slice_controller: bool,
     /// Watch events kept before older resourceVersions get 410.
     #[arg(long, default_value_t = 100_000)]
     history_limit: usize,
@@ -109,6 +113,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         state_file: args.state.clone(),
         control_endpoints: args.control,
         history_limit: args.history_limit,
+        endpoint_slice_controller: args.endpoint_slice_controller,
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms.max(1)),
         ..ServerOptions::default()
     };

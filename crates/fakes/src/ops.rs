@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::endpoints;
 use crate::patch::{self, PatchType};
 use crate::resources::{Registry, ResourceType};
 use crate::status::ApiError;
@@ -205,6 +206,7 @@ pub(crate) fn create_checked(
     validate::default(resource, &mut body, None, &mut || {
         store.allocate_service_ip()
     });
+    endpoints::prepare(registry, store, index, &mut body);
     let name = body["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let errors = if validate {
         validate::validate(resource, &body, None)
@@ -237,6 +239,7 @@ pub(crate) fn create_checked(
         stored.clone(),
         (&resource.group, &resource.resource),
     );
+    run_controllers(registry, store, index, &stored);
     Ok(stored)
 }
 
@@ -318,6 +321,7 @@ pub(crate) fn update(
     validate::default(resource, &mut new, Some(&old), &mut || {
         store.allocate_service_ip()
     });
+    endpoints::prepare(registry, store, index, &mut new);
     let errors = validate::validate(resource, &new, Some(&old));
     if !errors.is_empty() {
         return Err(ApiError::invalid(
@@ -354,7 +358,19 @@ pub(crate) fn update(
         stored.clone(),
         (&resource.group, &resource.resource),
     );
+    run_controllers(registry, store, index, &stored);
     Ok(stored)
+}
+
+/// The fake's EndpointSlice controller after a write ([`endpoints`]): its own slice updates,
+/// unconditional and validated like any other write.
+fn run_controllers(registry: &Registry, store: &mut Store, index: usize, stored: &Arc<Stored>) {
+    for (slices, namespace, name, value) in endpoints::after_commit(registry, store, index, stored)
+    {
+        if let Err(error) = update(registry, store, slices, &namespace, &name, value, false) {
+            tracing::warn!(slice = %name, ?error, "fake EndpointSlice controller: update refused");
+        }
+    }
 }
 
 /// Everything but `metadata` and `status`: what `generation` tracks.

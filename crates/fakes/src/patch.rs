@@ -1,10 +1,16 @@
 //! PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902), and strategic merge patch.
 //!
-//! Strategic merge patch is applied as a JSON merge patch. That is exact for the object shapes the fake's
-//! users patch (maps such as `metadata.labels`, `metadata.annotations`, `spec`, `status` scalars, and lists
-//! replaced whole) and differs from the real server only for lists with a patch merge key
-//! (`containers`, `ports`, `conditions`, …), which the real server merges by key and the fake replaces, and
-//! for `$patch`/`$retainKeys` directives, which the fake rejects. Server-side apply
+//! Strategic merge patch is applied as a JSON merge patch, except for `status.conditions`, which merges by
+//! its patch merge key `type` as the real server does (`PodStatus.Conditions`, `NodeStatus.Conditions`,
+//! `ServiceStatus.Conditions` and the other core condition lists carry `patchStrategy:"merge"
+//! patchMergeKey:"type"`): a patched condition replaces the fields it names of the stored condition of the
+//! same type, a condition of a new type is appended, conditions the patch does not name stay. A patched
+//! condition without `type` is refused, as k8s.io/apimachinery `strategicpatch` refuses a map that lacks
+//! the declared merge key. That is exact for the object shapes the fake's users patch (maps such as
+//! `metadata.labels`, `metadata.annotations`, `spec`, `status` scalars and conditions, other lists replaced
+//! whole) and differs from the real server only for the other lists with a patch merge key (`containers`,
+//! `ports`, …), which the real server merges by key and the fake replaces, and for `$patch`/`$retainKeys`
+//! directives, which the fake rejects. Server-side apply
 //! (`application/apply-patch+yaml`) is not implemented and answered with 415.
 //!
 //! Control plane of the fake; pure functions.
@@ -58,10 +64,61 @@ pub fn apply(patch_type: PatchType, target: &Value, patch: &Value) -> Result<Val
                      $deleteFromPrimitiveList) are not supported by this fake",
                 ));
             }
-            Ok(merge_patch(target, patch))
+            strategic_merge(target, patch, &mut Vec::new())
         }
         PatchType::Json => json_patch(target, patch),
     }
+}
+
+/// The lists a strategic merge patch merges by key: (path of object keys, merge key).
+const MERGE_KEYS: &[(&[&str], &str)] = &[(&["status", "conditions"], "type")];
+
+/// Strategic merge patch: RFC 7386 member by member, except that the lists of [`MERGE_KEYS`] merge their
+/// items by the merge key.
+fn strategic_merge(
+    target: &Value,
+    patch: &Value,
+    path: &mut Vec<String>,
+) -> Result<Value, ApiError> {
+    if let Some((_, merge_key)) = MERGE_KEYS.iter().find(|(keys, _)| {
+        keys.len() == path.len() && keys.iter().zip(path.iter()).all(|(a, b)| a == b)
+    }) && let Value::Array(items) = patch
+    {
+        let mut merged: Vec<Value> = match target {
+            Value::Array(current) => current.clone(),
+            _ => Vec::new(),
+        };
+        for item in items {
+            let Some(key) = item.get(*merge_key).filter(|k| !k.is_null()) else {
+                return Err(ApiError::bad_request(format!(
+                    "map: {item} does not contain declared merge key: {merge_key}"
+                )));
+            };
+            match merged.iter_mut().find(|m| m.get(*merge_key) == Some(key)) {
+                Some(existing) => *existing = merge_patch(existing, item),
+                None => merged.push(merge_patch(&Value::Null, item)),
+            }
+        }
+        return Ok(Value::Array(merged));
+    }
+    let Value::Object(patch_map) = patch else {
+        return Ok(patch.clone());
+    };
+    let mut result = match target {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for (key, value) in patch_map {
+        if value.is_null() {
+            result.remove(key);
+        } else {
+            path.push(key.clone());
+            let merged = strategic_merge(result.get(key).unwrap_or(&Value::Null), value, path);
+            path.pop();
+            result.insert(key.clone(), merged?);
+        }
+    }
+    Ok(Value::Object(result))
 }
 
 fn contains_directive(value: &Value) -> bool {
@@ -261,6 +318,34 @@ impl ApiError {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `status.conditions` merges by `type` in a strategic merge patch (kept, replaced field by field,
+    /// appended); a JSON merge patch replaces the list; a condition without `type` is refused.
+    #[test]
+    fn strategic_merge_merges_conditions_by_type() {
+        let pod = json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "dns.aikernel.io/healthy", "status": "True", "reason": "HealthChecksPass"}]}});
+        let patch = json!({"status": {"conditions": [
+            {"type": "dns.aikernel.io/healthy", "status": "False", "reason": null, "message": "503"},
+            {"type": "example.com/other", "status": "Unknown"}]}});
+        let merged = apply(PatchType::StrategicMerge, &pod, &patch).unwrap();
+        assert_eq!(
+            merged["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"},
+                   {"type": "dns.aikernel.io/healthy", "status": "False", "message": "503"},
+                   {"type": "example.com/other", "status": "Unknown"}])
+        );
+        assert_eq!(merged["status"]["phase"], "Running");
+        let replaced = apply(PatchType::Merge, &pod, &patch).unwrap();
+        assert_eq!(
+            replaced["status"]["conditions"].as_array().unwrap().len(),
+            2
+        );
+        let keyless = json!({"status": {"conditions": [{"status": "True"}]}});
+        let error = apply(PatchType::StrategicMerge, &pod, &keyless).unwrap_err();
+        assert_eq!(error.code, 400, "{error:?}");
+    }
 
     /// RFC 7386 §3 example: members merge, null removes, arrays replace.
     #[test]

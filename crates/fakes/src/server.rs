@@ -92,6 +92,7 @@ impl Shared {
             registry.register(extra.clone());
         }
         let mut store = Store::new(registry.types().len(), options.history_limit);
+        store.endpoint_slice_controller = options.endpoint_slice_controller;
         let mut fresh = true;
         if let Some(path) = &options.state_file {
             let loaded = persist::load(path)?;

@@ -182,6 +182,8 @@ pub(crate) struct Store {
     notify: watch::Sender<u64>,
     journal: Option<Journal>,
     next_service_ip: u32,
+    /// Whether the EndpointSlice controller and the kubelet's Ready condition run ([`crate::endpoints`]).
+    pub(crate) endpoint_slice_controller: bool,
 }
 
 // === impl Store ===
@@ -199,6 +201,7 @@ impl Store {
             notify,
             journal: None,
             next_service_ip: 10,
+            endpoint_slice_controller: false,
         }
     }
 

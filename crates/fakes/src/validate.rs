@@ -11,7 +11,11 @@
 //! - `EndpointSlice`: `addressType` required and one of `FQDN`, `IPv4`, `IPv6` (immutable), each endpoint
 //!   with 1 to 100 addresses valid for the address type. Like the real server, an absent or empty
 //!   `endpoints` list is accepted (the EndpointSlice controller writes such placeholder slices);
-//! - `Pod`: `spec.containers` required; `Lease`: `spec.leaseDurationSeconds` > 0 when set;
+//! - `Pod`: `spec.containers` required; `spec.readinessGates[].conditionType` a qualified name; each of
+//!   `status.conditions` with a `type` (a qualified name unless one of the kubelet's own, as
+//!   `validatePodConditions` requires), a `status` of `True`, `False` or `Unknown` (the `ConditionStatus`
+//!   values; the fake is stricter than the server here), a `lastTransitionTime` that is an RFC 3339 time
+//!   when present, and no type twice; `Lease`: `spec.leaseDurationSeconds` > 0 when set;
 //! - `ConfigMap` (`ValidateConfigMap`): every `data` and `binaryData` key a valid config key
 //!   (`IsConfigMapKey`), no key in both, and the values together at most 1 MiB
 //!   ([`MAX_CONFIG_MAP_BYTES`], reported on the field `[]`, as the real server words it).
@@ -30,6 +34,7 @@ use serde_json::{Value, json};
 
 use crate::resources::{NameRule, ResourceType};
 use crate::status::FieldError;
+use crate::util;
 
 /// Messages of a name that breaks `rule` (empty when the name is valid).
 pub fn name_errors(rule: NameRule, name: &str) -> Vec<String> {
@@ -155,13 +160,7 @@ pub fn validate(resource: &ResourceType, object: &Value, old: Option<&Value>) ->
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "Service") => validate_service(object, old, &mut errors),
         ("discovery.k8s.io", "EndpointSlice") => validate_endpoint_slice(object, old, &mut errors),
-        ("", "Pod")
-            if object["spec"]["containers"]
-                .as_array()
-                .is_none_or(Vec::is_empty) =>
-        {
-            errors.push(FieldError::required("spec.containers", ""));
-        }
+        ("", "Pod") => validate_pod(object, &mut errors),
         ("", "ConfigMap") => validate_config_map(object, &mut errors),
         ("coordination.k8s.io", "Lease") => {
             if let Some(seconds) = object["spec"]["leaseDurationSeconds"].as_i64()
@@ -175,6 +174,119 @@ pub fn validate(resource: &ResourceType, object: &Value, old: Option<&Value>) ->
             }
         }
         _ => {}
+    }
+    errors
+}
+
+/// The pod condition types the kubelet owns (`validatePodConditions` skips their name check).
+const SYSTEM_POD_CONDITIONS: &[&str] = &[
+    "PodScheduled",
+    "Ready",
+    "Initialized",
+    "ContainersReady",
+    "PodReadyToStartContainers",
+];
+
+fn validate_pod(object: &Value, errors: &mut Vec<FieldError>) {
+    if object["spec"]["containers"]
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        errors.push(FieldError::required("spec.containers", ""));
+    }
+    if let Some(gates) = object["spec"]["readinessGates"].as_array() {
+        for (i, gate) in gates.iter().enumerate() {
+            let field = format!("spec.readinessGates[{i}].conditionType");
+            let value = &gate["conditionType"];
+            for message in qualified_name_errors(value.as_str().unwrap_or("")) {
+                errors.push(FieldError::invalid(&field, value, &message));
+            }
+        }
+    }
+    let Some(conditions) = object["status"]["conditions"].as_array() else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, condition) in conditions.iter().enumerate() {
+        let field = |name: &str| format!("status.conditions[{i}].{name}");
+        match condition["type"].as_str() {
+            None | Some("") => errors.push(FieldError::required(field("type"), "")),
+            Some(kind) => {
+                if !SYSTEM_POD_CONDITIONS.contains(&kind) {
+                    for message in qualified_name_errors(kind) {
+                        errors.push(FieldError::invalid(
+                            field("Type"),
+                            &condition["type"],
+                            &message,
+                        ));
+                    }
+                }
+                if !seen.insert(kind.to_owned()) {
+                    errors.push(FieldError {
+                        cause_type: "FieldValueDuplicate",
+                        field: field("type"),
+                        body: format!("Duplicate value: {kind:?}"),
+                    });
+                }
+            }
+        }
+        match condition["status"].as_str() {
+            Some("True" | "False" | "Unknown") => {}
+            None => errors.push(FieldError::required(field("status"), "")),
+            Some(_) => errors.push(FieldError::not_supported(
+                field("status"),
+                &condition["status"],
+                &["False", "True", "Unknown"],
+            )),
+        }
+        for time in ["lastTransitionTime", "lastProbeTime"] {
+            let value = &condition[time];
+            if !value.is_null()
+                && value
+                    .as_str()
+                    .is_none_or(|t| util::parse_rfc3339(t).is_none())
+            {
+                errors.push(FieldError::invalid(
+                    field(time),
+                    value,
+                    "must be an RFC 3339 time",
+                ));
+            }
+        }
+    }
+}
+
+/// `IsQualifiedName`: an optional DNS-1123 subdomain prefix and `/`, then a name of at most 63
+/// characters, alphanumeric at both ends, with `-`, `_` and `.` inside.
+pub fn qualified_name_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let (prefix, name) = match value.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, value),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            errors.push("prefix part must be non-empty".to_owned());
+        } else {
+            errors.extend(
+                dns1123_subdomain(prefix)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
+        }
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if name.is_empty() {
+        errors.push("name part must be non-empty".to_owned());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_owned());
+    } else if !edge(name.chars().next())
+        || !edge(name.chars().last())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        errors.push("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')".to_owned());
     }
     errors
 }

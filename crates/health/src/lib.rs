@@ -26,7 +26,7 @@ pub use directive::HealthcheckConfig;
 pub use metrics::HealthMetrics;
 pub use probe::{CheckKind, Prober};
 pub use state::{Change, EndpointState, HealthPolicy, Phase};
-pub use targets::{health_targets, health_targets_with};
+pub use targets::{health_targets, health_targets_where, health_targets_with};
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@
 
 use crate::checker::Target;
 use crate::probe::CheckKind;
-use signpost_model::{CheckProtocol, ClusterService, EndpointKey};
+use signpost_model::{CheckProtocol, ClusterEndpoint, ClusterService, EndpointKey};
 
 /// The HTTP path checked when a service names none
 /// (`dns.aikernel.io/health-check-path` absent).
@@ -25,6 +25,18 @@ pub fn health_targets_with<'a>(
     services: impl IntoIterator<Item = &'a ClusterService>,
     default_path: &str,
 ) -> Vec<Target> {
+    health_targets_where(services, default_path, |_, _| false)
+}
+
+/// [`health_targets_with`] that also checks the endpoints that are not
+/// ready for which `also_not_ready` holds: `signpost health` keeps checking
+/// the endpoints of Pods with its readiness gate, which are not ready while
+/// the gate is False (otherwise a Pod taken out would never return).
+pub fn health_targets_where<'a>(
+    services: impl IntoIterator<Item = &'a ClusterService>,
+    default_path: &str,
+    also_not_ready: impl Fn(&ClusterService, &ClusterEndpoint) -> bool,
+) -> Vec<Target> {
     let mut targets = Vec::new();
     for service in services {
         let Some(check) = &service.health_check else {
@@ -38,7 +50,7 @@ pub fn health_targets_with<'a>(
         for endpoint in service
             .endpoints
             .iter()
-            .filter(|e| e.ready || service.publish_not_ready)
+            .filter(|e| e.ready || service.publish_not_ready || also_not_ready(service, e))
         {
             for &address in &endpoint.addresses {
                 targets.push(Target {

@@ -23,6 +23,7 @@
 
 use crate::InvalidConfig;
 use anyhow::Context as _;
+use signpost_discovery::kubernetes::gates::{self, GateMetrics, GatedPods, PodEndpoints};
 use signpost_discovery::metrics::DiscoveryMetrics;
 use signpost_discovery::verdicts::{
     FollowMetrics, Observed, PublishMetrics, PublisherParts, VerdictFollower, VerdictPublisher,
@@ -35,11 +36,13 @@ use signpost_model::status::{
     ServiceList,
 };
 use signpost_model::{
-    BoxFuture, Elector, Leadership, PublishVerdicts, Refusal, Sink, Status, Update,
+    BoxFuture, ClusterEndpoint, ClusterService, Elector, EndpointKey, Leadership, PublishVerdicts,
+    Refusal, Sink, Status, Update,
 };
 use signpost_zone::{
     EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi, Secret, SourceSpec, VerdictStoreSpec,
 };
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -110,6 +113,17 @@ pub(crate) struct HealthArgs {
     /// etcd TLS: client key (PEM).
     #[arg(long, value_name = "FILE", requires = "etcd_cert")]
     etcd_key: Option<PathBuf>,
+    /// Set the dns.aikernel.io/healthy condition of Pods that declare it as
+    /// a readiness gate (needs get, list, watch of pods and patch of
+    /// pods/status; off with --catalog).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pod_readiness_gates: bool,
+    /// Readiness gates: Pod status patches per second, on average.
+    #[arg(long, value_name = "QPS", default_value_t = 50.0)]
+    pod_status_qps: f64,
+    /// Readiness gates: Pod status patches that may go at once after a quiet time.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pod_status_burst: u32,
 }
 
 /// The environment variable holding the etcd password (never a flag: flags
@@ -139,6 +153,19 @@ pub(crate) fn run(args: HealthArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if !(args.pod_status_qps.is_finite() && args.pod_status_qps > 0.0) {
+        return Err(InvalidConfig(format!(
+            "--pod-status-qps {}: expected a positive number of patches per second",
+            args.pod_status_qps
+        ))
+        .into());
+    }
+    if args.pod_status_burst == 0 {
+        return Err(InvalidConfig(
+            "--pod-status-burst 0: expected at least 1 (patches that may go at once)".to_owned(),
+        )
+        .into());
+    }
     if args.validate {
         #[allow(clippy::print_stdout)]
         {
@@ -166,6 +193,8 @@ struct HealthRoleStatus {
     publishes: Arc<PublishMetrics>,
     follows: Arc<FollowMetrics>,
     sources: Arc<DiscoveryMetrics>,
+    /// Readiness-gate counters, when gates are on.
+    gates: Option<Arc<GateMetrics>>,
     // The current term's report channel; admin plane only.
     reports: Mutex<Option<mpsc::Sender<ReportRequest>>>,
 }
@@ -208,20 +237,10 @@ async fn serve(
         }
     };
     let (targets_tx, targets) = watch::channel::<Option<Arc<Vec<Target>>>>(None);
-    let default_path = config.default_path.clone();
+    let (services_tx, services) = watch::channel::<Option<Services>>(None);
     let sink = Sink::new(move |update| match update {
         Update::State(Input::Cluster(state)) => {
-            let list = signpost_health::health_targets_with(
-                state.services.iter().map(|s| &**s),
-                &default_path,
-            );
-            targets_tx.send_if_modified(|current| {
-                let changed = current.as_deref() != Some(&list);
-                if changed {
-                    *current = Some(Arc::new(list));
-                }
-                changed
-            });
+            services_tx.send_replace(Some(Arc::new(state.services.clone())));
         }
         Update::State(_) => {}
         Update::Problems(problems) => {
@@ -231,6 +250,26 @@ async fn serve(
         }
     });
     tokio::spawn(signpost_discovery::open(&spec, &sources).run(sink, work.child_token()));
+
+    // Readiness gates: the gated Pods (every replica), so a gated Pod's
+    // endpoint stays checked while the gate holds it not ready.
+    let gates_on = args.pod_readiness_gates && args.catalog.is_empty();
+    let (gated_tx, gated) = watch::channel::<Option<Arc<GatedPods>>>(None);
+    let gated = if gates_on {
+        gates::watch_gated_pods(connection.clone(), work.child_token())
+    } else {
+        gated_tx.send_replace(Some(Arc::new(GatedPods::default())));
+        gated
+    };
+    let (pod_endpoints_tx, pod_endpoints) = watch::channel(None);
+    tokio::spawn(combine_targets(
+        services,
+        gated.clone(),
+        config.default_path.clone(),
+        targets_tx,
+        pod_endpoints_tx,
+        work.child_token(),
+    ));
 
     // The published verdicts: followed by every replica, written by the leader.
     let store_spec = match &etcd {
@@ -304,8 +343,39 @@ async fn serve(
         publishes,
         follows,
         sources,
+        gates: gates_on.then(|| Arc::new(GateMetrics::default())),
         reports: Mutex::new(None),
     });
+    if let Some(metrics) = &status.gates {
+        let reports = status.clone();
+        let last_errors: gates::LastErrors = Arc::new(move |keys: Vec<EndpointKey>| {
+            let reports = reports.clone();
+            Box::pin(async move { reports.last_errors(&keys).await })
+        });
+        tokio::spawn(gates::run_patcher(
+            gates::GateParts {
+                connection: connection.clone(),
+                leading: leadership.watch(),
+                pods: gated.clone(),
+                endpoints: pod_endpoints,
+                observed: follower.observed(),
+                last_errors,
+                limit: gates::RateLimit {
+                    qps: args.pod_status_qps,
+                    burst: args.pod_status_burst,
+                },
+                metrics: metrics.clone(),
+            },
+            work.child_token(),
+        ));
+        tracing::info!(
+            qps = args.pod_status_qps,
+            burst = args.pod_status_burst,
+            "readiness gates: Pods declaring {} get it from the published verdicts",
+            gates::CONDITION
+        );
+    }
+    let _gated_tx = gated_tx;
 
     // Metrics, /health, /ready and the admin APIs on one address.
     let listener = tokio::net::TcpListener::bind(listen)
@@ -435,9 +505,112 @@ async fn control(
     }
 }
 
+/// The services of the cluster model.
+type Services = Arc<Vec<Arc<ClusterService>>>;
+
+/// Turns the cluster model and the gated Pods into the checker's targets
+/// (endpoints of gated Pods are checked even while not ready) and each gated
+/// Pod's checked endpoints. Neither is sent before both inputs are known, so
+/// a new term never starts without the gated endpoints (its first publication
+/// would drop them from the published set and flip their gates).
+async fn combine_targets(
+    mut services: watch::Receiver<Option<Services>>,
+    mut gated: watch::Receiver<Option<Arc<GatedPods>>>,
+    default_path: String,
+    targets_tx: watch::Sender<Option<Arc<Vec<Target>>>>,
+    endpoints_tx: watch::Sender<Option<Arc<PodEndpoints>>>,
+    cancel: CancellationToken,
+) {
+    // What the last computation used: a change of a gated Pod's condition
+    // alone (every patch comes back through the watch) changes nothing here.
+    let mut last: Option<(Services, Arc<GatedPods>)> = None;
+    loop {
+        let current = services.borrow_and_update().clone();
+        let pods = gated.borrow_and_update().clone();
+        let same = |(s, p): &(Services, Arc<GatedPods>)| {
+            current.as_ref().is_some_and(|c| Arc::ptr_eq(c, s))
+                && pods
+                    .as_ref()
+                    .is_some_and(|q| q.readable == p.readable && q.pods.keys().eq(p.pods.keys()))
+        };
+        if last.as_ref().is_some_and(same) {
+            // Nothing this task derives has changed.
+        } else if let (Some(current), Some(pods)) = (current, pods) {
+            last = Some((current.clone(), pods.clone()));
+            let is_gated = |service: &ClusterService, endpoint: &ClusterEndpoint| {
+                endpoint.pod_name.as_ref().is_some_and(|pod| {
+                    pods.pods
+                        .contains_key(&(service.namespace.clone(), pod.clone()))
+                })
+            };
+            let list = signpost_health::health_targets_where(
+                current.iter().map(|s| &**s),
+                &default_path,
+                is_gated,
+            );
+            let mut map = PodEndpoints::new();
+            for service in current.iter().filter(|s| s.health_check.is_some()) {
+                for endpoint in &service.endpoints {
+                    if !is_gated(service, endpoint) {
+                        continue;
+                    }
+                    let Some(pod) = &endpoint.pod_name else {
+                        continue;
+                    };
+                    let keys = map
+                        .entry((service.namespace.clone(), pod.clone()))
+                        .or_default();
+                    keys.extend(endpoint.addresses.iter().map(|&address| EndpointKey {
+                        namespace: service.namespace.clone(),
+                        service: service.name.clone(),
+                        address,
+                    }));
+                }
+            }
+            targets_tx.send_if_modified(|current| {
+                let changed = current.as_deref() != Some(&list);
+                if changed {
+                    *current = Some(Arc::new(list));
+                }
+                changed
+            });
+            endpoints_tx.send_if_modified(|current| {
+                let changed = current.as_deref() != Some(&map);
+                if changed {
+                    *current = Some(Arc::new(map));
+                }
+                changed
+            });
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            changed = services.changed() => if changed.is_err() { return },
+            changed = gated.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
 // === impl HealthRoleStatus ===
 
 impl HealthRoleStatus {
+    /// The last probe error of each of `keys` the checker knows (leader only).
+    async fn last_errors(&self, keys: &[EndpointKey]) -> HashMap<EndpointKey, String> {
+        let wanted: std::collections::HashSet<&EndpointKey> = keys.iter().collect();
+        let reports = self.endpoints().await.unwrap_or_default();
+        reports
+            .into_iter()
+            .filter_map(|report| {
+                let key = EndpointKey {
+                    namespace: report.namespace,
+                    service: report.service,
+                    address: report.address.parse().ok()?,
+                };
+                let error = report.last_error?;
+                wanted.contains(&key).then_some((key, error))
+            })
+            .collect()
+    }
+
     /// The published verdicts over the known targets, as a standby reports
     /// them (the leader's checker reports its own state).
     fn published_reports(&self) -> Vec<EndpointReport> {
@@ -498,6 +671,9 @@ impl Status for HealthRoleStatus {
         self.publishes.render(out);
         self.follows.render(out);
         self.sources.render(out);
+        if let Some(gates) = &self.gates {
+            gates.render(out);
+        }
         signpost_discovery::etcd::render_metrics(out);
     }
 

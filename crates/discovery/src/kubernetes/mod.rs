@@ -43,6 +43,7 @@ mod store;
 mod verdicts;
 
 pub use client::{ConnectError, connect};
+pub mod gates;
 pub use lease::{LeaseElector, LeaseTimings};
 pub use verdicts::{ConfigMapVerdicts, DATA_KEY, MAX_DATA_BYTES, PUBLISHED_AT, PUBLISHED_BY};
 

@@ -4,7 +4,7 @@
 //! message) it follows.
 
 use hyper::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use signpost_fakes::{AuthConfig, FaultRule, ServerOptions};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -980,4 +980,212 @@ async fn crash_over_the_control_endpoint() {
         panic!("expected ERROR");
     };
     assert_eq!(error["object"]["code"], 410);
+}
+
+/// Readiness gates: a strategic merge patch of `pods/status` merges `status.conditions` by `type` (the
+/// kubelet's conditions stay); a JSON merge patch replaces the list; conditions need a `type` and a
+/// `status` of True, False or Unknown; a stale `resourceVersion` is 409; RBAC tells `pods/status` from
+/// `pods`; with the EndpointSlice controller, Pod Ready ⇔ every gate True and endpoint ready ⇔ Pod Ready.
+#[tokio::test]
+async fn pod_status_conditions_and_the_endpoint_slice_controller() {
+    let auth = AuthConfig::from_json(
+        r#"{"users": [{"token": "admin", "user": "admin",
+             "rules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]},
+            {"token": "gates", "user": "system:serviceaccount:kube-system:dns-health-controller",
+             "rules": [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]},
+                       {"verbs": ["patch"], "apiGroups": [""], "resources": ["pods/status"]}]}]}"#,
+    )
+    .unwrap();
+    let server = start(ServerOptions {
+        tls: false,
+        auth: Some(auth),
+        endpoint_slice_controller: true,
+        ..ServerOptions::default()
+    })
+    .await;
+    let admin = Api::new(&server).with_token("admin");
+    let gates = Api::new(&server).with_token("gates");
+    let pods = "/api/v1/namespaces/default/pods";
+    let gate = "dns.aikernel.io/healthy";
+    for (name, gated) in [("gated", true), ("plain", false)] {
+        let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                             "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        if gated {
+            pod["spec"]["readinessGates"] = json!([{"conditionType": gate}]);
+        }
+        let created = admin.post(pods, pod).await;
+        assert_eq!(created.status, 201, "{:?}", created.body);
+        let ready = &created.body["status"]["conditions"][0];
+        assert_eq!(ready["type"], "Ready");
+        assert_eq!(ready["status"], if gated { "False" } else { "True" });
+    }
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 80}],
+        "endpoints": [
+            {"addresses": ["10.2.0.1"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "gated"}},
+            {"addresses": ["10.2.0.2"], "conditions": {"ready": false}, "targetRef": {"kind": "Pod", "name": "plain"}},
+            {"addresses": ["10.2.0.3"], "conditions": {"ready": false}}]});
+    let created = admin
+        .post(
+            "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices",
+            slice,
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let ready_of = |slice: &Value| -> Vec<Value> {
+        slice["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["conditions"]["ready"].clone())
+            .collect()
+    };
+    assert_eq!(
+        ready_of(&created.body),
+        [json!(false), json!(true), json!(false)],
+        "the controller overrides what the client wrote for endpoints with a Pod"
+    );
+
+    // RBAC: `pods` does not cover `pods/status`, nor the reverse.
+    let status_path = format!("{pods}/gated/status");
+    let condition = |status: &str| {
+        json!({"status": {"conditions": [{"type": gate, "status": status, "reason": "HealthCheckPassed",
+               "lastTransitionTime": "2026-11-30T12:00:00Z"}]}})
+    };
+    let denied = gates
+        .patch(
+            &format!("{pods}/gated"),
+            "application/strategic-merge-patch+json",
+            condition("True"),
+        )
+        .await;
+    assert_eq!(denied.status, 403, "{:?}", denied.body);
+    assert_eq!(
+        gates.put(&status_path, created.body.clone()).await.status,
+        403
+    );
+    // Strategic merge: the gate condition joins the kubelet's Ready condition; Ready follows.
+    let patched = gates
+        .patch(
+            &status_path,
+            "application/strategic-merge-patch+json",
+            condition("True"),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let conditions = patched.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(conditions.len(), 2, "{conditions:?}");
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    );
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == gate && c["status"] == "True")
+    );
+    let slice = admin
+        .get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-1")
+        .await;
+    assert_eq!(
+        ready_of(&slice.body),
+        [json!(true), json!(true), json!(false)]
+    );
+    // Strict validation of conditions.
+    for (bad, field) in [
+        (
+            json!({"type": gate, "status": "Maybe"}),
+            "status.conditions[1].status",
+        ),
+        (
+            json!({"type": gate, "status": null}),
+            "status.conditions[1].status",
+        ),
+        (
+            json!({"type": "not a name", "status": "True"}),
+            "status.conditions[2].Type",
+        ),
+        (
+            json!({"type": gate, "status": "True", "lastTransitionTime": "yesterday"}),
+            "status.conditions[1].lastTransitionTime",
+        ),
+    ] {
+        let refused = gates
+            .patch(
+                &status_path,
+                "application/strategic-merge-patch+json",
+                json!({"status": {"conditions": [bad]}}),
+            )
+            .await;
+        assert_eq!(refused.status, 422, "{:?}", refused.body);
+        assert_eq!(
+            refused.body["details"]["causes"][0]["field"], field,
+            "{:?}",
+            refused.body
+        );
+    }
+    let keyless = gates
+        .patch(
+            &status_path,
+            "application/strategic-merge-patch+json",
+            json!({"status": {"conditions": [{"status": "True"}]}}),
+        )
+        .await;
+    assert_eq!(keyless.status, 400, "{:?}", keyless.body);
+    // A stale resourceVersion in the patch is a conflict.
+    let mut stale = condition("False");
+    stale["metadata"] = json!({"resourceVersion": "1"});
+    let conflict = gates
+        .patch(
+            &status_path,
+            "application/strategic-merge-patch+json",
+            stale,
+        )
+        .await;
+    assert_eq!(conflict.status, 409, "{:?}", conflict.body);
+    // False: the Pod and its endpoint turn not ready (a MODIFIED slice).
+    let patched = gates
+        .patch(
+            &status_path,
+            "application/strategic-merge-patch+json",
+            condition("False"),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    let slice = admin
+        .get("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/web-1")
+        .await;
+    assert_eq!(
+        ready_of(&slice.body),
+        [json!(false), json!(true), json!(false)]
+    );
+    // A JSON merge patch replaces the whole list: without the gate condition the Pod stays not ready.
+    let replaced = gates
+        .patch(
+            &status_path,
+            "application/merge-patch+json",
+            json!({"status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}}),
+        )
+        .await;
+    assert_eq!(replaced.status, 200, "{:?}", replaced.body);
+    let kinds: Vec<&str> = replaced.body["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["type"].as_str())
+        .collect();
+    assert_eq!(kinds, ["PodScheduled", "Ready"]);
+    let log = server.request_log();
+    let patches = log
+        .iter()
+        .filter(|r| {
+            r.verb.as_deref() == Some("patch") && r.resource.as_deref() == Some("pods/status")
+        })
+        .count();
+    assert_eq!(patches, 9);
 }

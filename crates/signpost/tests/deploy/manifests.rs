@@ -263,6 +263,32 @@ fn the_manifests_carry_the_reference_deployment_settings() {
             ("leases".to_owned(), json!([lease]))
         ]
     );
+    // Readiness gates: Pods are read and only their status is patched (nothing else of a Pod is
+    // written, nothing but `patch` on the status).
+    let checks = object(
+        "dns-health-controller.yaml",
+        "ClusterRole",
+        "signpost-health",
+    );
+    let pod_rules: Vec<&Value> = checks["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter(|r| {
+            r["resources"].as_array().is_some_and(|list| {
+                list.iter()
+                    .any(|x| x.as_str().is_some_and(|x| x.starts_with("pods")))
+            })
+        })
+        .collect();
+    assert_eq!(
+        pod_rules,
+        [
+            &json!({"apiGroups": [""], "resources": ["services", "namespaces", "pods"],
+                    "verbs": ["get", "list", "watch"]}),
+            &json!({"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]})
+        ]
+    );
     // The DNS replicas read that object and nothing else of kube-system; their Corefile follows it.
     let reader = object("coredns-deployment.yaml", "Role", "signpost-dns-verdicts");
     assert_eq!(

@@ -22,14 +22,14 @@ use tokio::time::Instant;
 const NAMESPACE: &str = "health-e2e";
 const SERVICES: usize = 4;
 const PER_SERVICE: usize = 50;
-const LEASE: &str = "signpost-health";
-const VERDICTS: &str = "signpost-health-verdicts";
+pub(crate) const LEASE: &str = "signpost-health";
+pub(crate) const VERDICTS: &str = "signpost-health-verdicts";
 
 // The test configuration's timings: a short interval and removal delay so the
 // run stays under a minute; the bounds below are stated with these numbers.
-const INTERVAL: Duration = Duration::from_secs(1);
-const DELAY: Duration = Duration::from_secs(3);
-const LEASE_DURATION: Duration = Duration::from_secs(3);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const DELAY: Duration = Duration::from_secs(3);
+pub(crate) const LEASE_DURATION: Duration = Duration::from_secs(3);
 const CONFIG: &str = "# The reference deployment's keys, with test timings.
 healthCheck:
   interval: 1s
@@ -46,17 +46,19 @@ leaderElection:
 ";
 
 /// The controller's RBAC as docs/health-controller.md gives it: read
-/// services, endpointslices and namespaces; get, list, watch and update
-/// of the one verdict ConfigMap and the one Lease, by name (both created
-/// beforehand, so no `create`).
-fn controller_rules() -> Vec<Rule> {
+/// services, endpointslices, namespaces and pods; patch pods/status (the
+/// readiness gates); get, list, watch and update of the one verdict
+/// ConfigMap and the one Lease, by name (both created beforehand, so no
+/// `create`).
+pub(crate) fn controller_rules() -> Vec<Rule> {
     vec![
         rule(
             &["get", "list", "watch"],
             "",
-            &["services", "namespaces"],
+            &["services", "namespaces", "pods"],
             &[],
         ),
+        rule(&["patch"], "", &["pods/status"], &[]),
         rule(
             &["get", "list", "watch"],
             "discovery.k8s.io",
@@ -97,7 +99,7 @@ fn replica_rules() -> Vec<Rule> {
     ]
 }
 
-fn rule(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> Rule {
+pub(crate) fn rule(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> Rule {
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     Rule {
         verbs: strings(verbs),
@@ -116,16 +118,16 @@ fn rule(verbs: &[&str], group: &str, resources: &[&str], names: &[&str]) -> Rule
 
 /// One HTTP listener per endpoint address on a common port, answering 200 or
 /// 503 as the test says and counting the requests of each address.
-struct Endpoints {
-    addresses: Vec<Ipv4Addr>,
-    port: u16,
+pub(crate) struct Endpoints {
+    pub(crate) addresses: Vec<Ipv4Addr>,
+    pub(crate) port: u16,
     failing: Arc<Vec<AtomicBool>>,
     probes: Arc<Vec<AtomicU64>>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Endpoints {
-    fn start(count: usize) -> Self {
+    pub(crate) fn start(count: usize) -> Self {
         let addresses: Vec<Ipv4Addr> = (0..count)
             .map(|i| Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8))
             .collect();
@@ -187,13 +189,13 @@ impl Endpoints {
         }
     }
 
-    fn set_failing(&self, indices: &[usize], failing: bool) {
+    pub(crate) fn set_failing(&self, indices: &[usize], failing: bool) {
         for &i in indices {
             self.failing[i].store(failing, Ordering::Relaxed);
         }
     }
 
-    fn probe_counts(&self) -> Vec<u64> {
+    pub(crate) fn probe_counts(&self) -> Vec<u64> {
         self.probes
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
@@ -204,14 +206,14 @@ impl Endpoints {
 // === the controllers ===
 
 /// A running `signpost health`. Killed on drop.
-struct Controller {
+pub(crate) struct Controller {
     child: Child,
     dir: tempfile::TempDir,
     port: u16,
 }
 
 impl Controller {
-    fn start(kubeconfig: &Path, identity: &str) -> Self {
+    pub(crate) fn start(kubeconfig: &Path, identity: &str) -> Self {
         Self::spawn(
             &[
                 "--kubeconfig",
@@ -254,22 +256,22 @@ impl Controller {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         http_get(self.address(), "/metrics")
             .map(|(_, body)| body)
             .unwrap_or_default()
     }
 
-    fn leading(&self) -> Option<bool> {
+    pub(crate) fn leading(&self) -> Option<bool> {
         let text = http_get(self.address(), "/metrics")?.1;
         metric(&text, "signpost_health_leader").map(|v| v == 1.0)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("health.log")).unwrap_or_default()
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -282,7 +284,7 @@ impl Drop for Controller {
 }
 
 /// The value of an unlabelled sample in a Prometheus text exposition.
-fn metric(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|line| {
         line.strip_prefix(name)?
             .strip_prefix(' ')?
@@ -295,10 +297,10 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 // === observers ===
 
 /// Changes seen over time, each with when it was first seen.
-type Timeline<T> = Arc<Mutex<Vec<(Instant, T)>>>;
+pub(crate) type Timeline<T> = Arc<Mutex<Vec<(Instant, T)>>>;
 
 /// Records `sample()` every `period` while `running`, keeping only changes.
-fn observe<T: PartialEq + Send + 'static>(
+pub(crate) fn observe<T: PartialEq + Send + 'static>(
     running: &Arc<AtomicBool>,
     period: Duration,
     mut sample: impl FnMut() -> Option<T> + Send + 'static,
@@ -374,7 +376,7 @@ fn holder(cluster: &FakeCluster) -> Option<String> {
 }
 
 /// Waits until `check` holds (generous deadline); panics with `context()` otherwise.
-fn wait(
+pub(crate) fn wait(
     what: &str,
     within: Duration,
     mut check: impl FnMut() -> bool,
@@ -399,7 +401,12 @@ fn percentile(values: &mut [Duration], p: f64) -> Duration {
 
 // === the cluster ===
 
-fn kubeconfig_for(cluster: &FakeCluster, dir: &Path, name: &str, token: &str) -> PathBuf {
+pub(crate) fn kubeconfig_for(
+    cluster: &FakeCluster,
+    dir: &Path,
+    name: &str,
+    token: &str,
+) -> PathBuf {
     let text = std::fs::read_to_string(cluster.server.kubeconfig_path()).expect("kubeconfig");
     let text = text
         .lines()

@@ -12,6 +12,7 @@ mod etcd;
 mod etcd_server;
 mod example;
 mod fixtures;
+mod gates;
 mod geo;
 mod header;
 mod health;
