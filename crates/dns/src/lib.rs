@@ -21,7 +21,7 @@ pub mod exchange;
 pub mod forward;
 pub mod geoapi;
 pub mod loopcheck;
-pub(crate) mod memory;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod plugins;
 pub mod querylog;
