@@ -135,7 +135,15 @@ impl Compiler {
                             self.report(problems.concat());
                         }
                     }
-                    Err(RecvTimeoutError::Timeout) => drop(retired.take()),
+                    Err(RecvTimeoutError::Timeout) => {
+                        // A quiet moment after a build: free what only the
+                        // replaced snapshot held, then hand the pages the
+                        // build left free back to the kernel.
+                        if let Some(old) = retired.take() {
+                            drop(old);
+                            crate::memory::release_free_memory();
+                        }
+                    }
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 continue;

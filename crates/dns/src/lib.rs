@@ -21,6 +21,7 @@ pub mod exchange;
 pub mod forward;
 pub mod geoapi;
 pub mod loopcheck;
+pub mod memory;
 pub mod metrics;
 pub(crate) mod plugins;
 pub mod querylog;

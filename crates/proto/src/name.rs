@@ -159,6 +159,15 @@ pub fn is_within_wire(name: &[u8], zone: &[u8]) -> bool {
     name.len() - at == zone.len() && &name[at..] == zone
 }
 
+/// Maps keyed by [`Name`] can be searched with a wire slice (a suffix of
+/// another name, say) without allocating: the derived `Hash`, `Eq` and `Ord`
+/// of `Name` are those of its wire bytes.
+impl std::borrow::Borrow<[u8]> for Name {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl fmt::Display for Name {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_root() {

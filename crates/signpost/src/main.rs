@@ -85,6 +85,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(signpost_sync::flags::normalise_args(std::env::args_os()));
     let result = match cli.command {
         Command::Dns(args) => {
+            // Before any thread starts: a million endpoints' heap in two arenas.
+            signpost_dns::memory::limit_arenas();
             init_logging("info", false);
             dns_role::run(args)
         }

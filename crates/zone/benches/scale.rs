@@ -110,6 +110,22 @@ fn service(index: usize, endpoints: usize, headless: bool) -> ClusterService {
     }
 }
 
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime, in clock ticks of 1/100 s (USER_HZ on Linux).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn mib(bytes: isize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -155,9 +171,11 @@ fn main() {
     };
     let before_build = live();
     let timer = std::time::Instant::now();
+    let cpu_before = cpu_seconds();
     let mut builds = Builds::default();
     let (snapshot, _, _) = builds.build(&[(&recipe, &input)], &build_options);
     let full = timer.elapsed();
+    let full_cpu = cpu_seconds() - cpu_before;
     let kept = live() - before_build;
     // The snapshot alone: a from-scratch build dropped right after.
     let before_alone = live();
@@ -218,7 +236,16 @@ fn main() {
         mib(kept - snapshot_bytes),
         (kept - snapshot_bytes) as f64 / names as f64
     );
-    println!("full build: {:.0} ms", full.as_secs_f64() * 1000.0);
+    println!(
+        "full build: {:.0} ms wall, {:.0} ms CPU (load average {})",
+        full.as_secs_f64() * 1000.0,
+        full_cpu * 1000.0,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+    );
     println!(
         "one endpoint change, build: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (100 changes)",
         times[50], times[98], times[99]

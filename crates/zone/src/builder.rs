@@ -102,6 +102,9 @@ pub struct SnapshotBuilder {
     rendered: FxHashMap<Name, RenderedName>,
     rendered_records: usize,
     generation: u64,
+    /// Some name other than an apex has NS records (a zone cut), as of the
+    /// last full render; a cut added or taken away later forces a full render.
+    has_cuts: bool,
     /// Set by the first render: from then on changes are tracked.
     tracking: Option<Tracking>,
 }
@@ -126,6 +129,25 @@ struct Tracking {
     /// wildcard, a new zone): the next render starts from scratch.
     needs_full: bool,
 }
+
+/// What one thread of a full render made: nodes by owner (lower-case wire
+/// name), and (name read, reader) pairs for [`Tracking::readers`].
+struct RenderedPart {
+    nodes: Vec<(Box<[u8]>, Node)>,
+    reads: Vec<(Name, Name)>,
+}
+
+/// Threads a full render uses at most: the machine's cores, up to this.
+const RENDER_THREADS: usize = 4;
+
+/// Names below which a full render stays on the calling thread. Unit tests
+/// split every render of more than a few names over [`RENDER_THREADS`]
+/// threads whatever the machine, so the incremental-versus-full tests
+/// compare split renders with one-name-at-a-time ones.
+#[cfg(not(test))]
+const PARALLEL_RENDER_MIN: usize = 20_000;
+#[cfg(test)]
+const PARALLEL_RENDER_MIN: usize = 4;
 
 /// Longest CNAME chain followed inside the served data.
 const MAX_CHAIN: usize = 8;
@@ -244,6 +266,25 @@ impl Sets {
     fn is_unused(&self) -> bool {
         self.sets.is_empty() && self.empty_refs == 0
     }
+
+    /// Adds a contribution; true when the RDATA is new to its RRset.
+    fn add(&mut self, rr_type: u16, data: Vec<u8>, ttl: u32) -> bool {
+        let at = match self.sets.binary_search_by_key(&rr_type, |(t, _)| *t) {
+            Ok(at) => at,
+            Err(at) => {
+                self.sets.insert(at, (rr_type, RrSet::default()));
+                at
+            }
+        };
+        self.sets[at].1.add(data, ttl)
+    }
+}
+
+/// A CNAME cannot share its owner with other data (RFC 1034 §3.6.2).
+fn conflicts(sets: &Sets, rr_type: u16) -> bool {
+    let has_cname = sets.contains_key(&rtype::CNAME);
+    (rr_type == rtype::CNAME && sets.keys().any(|&t| t != rtype::CNAME))
+        || (rr_type != rtype::CNAME && has_cname)
 }
 
 // === impl SnapshotBuilder ===
@@ -377,13 +418,23 @@ impl SnapshotBuilder {
         if self.zone_index(&owner).is_none() {
             return Err(BuildError::OutOfZone(owner));
         }
-        if let Some(sets) = self.records.get(&owner) {
-            let has_cname = sets.contains_key(&rtype::CNAME);
-            if (rr_type == rtype::CNAME && sets.keys().any(|&t| t != rtype::CNAME))
-                || (rr_type != rtype::CNAME && has_cname)
+        if self.tracking.is_none() {
+            // Before the first render nothing is tracked: one hash of the owner.
+            let entry = self.records.entry(owner);
+            if let std::collections::hash_map::Entry::Occupied(sets) = &entry
+                && conflicts(sets.get(), rr_type)
             {
-                return Err(BuildError::CnameAndOtherData(owner));
+                return Err(BuildError::CnameAndOtherData(sets.key().clone()));
             }
+            if entry.or_default().add(rr_type, data, ttl) {
+                self.record_total += 1;
+            }
+            return Ok(());
+        }
+        if let Some(sets) = self.records.get(&owner)
+            && conflicts(sets, rr_type)
+        {
+            return Err(BuildError::CnameAndOtherData(owner));
         }
         self.insert(owner, rr_type, ttl, data);
         Ok(())
@@ -455,15 +506,12 @@ impl SnapshotBuilder {
             self.new_owner(&owner);
         }
         self.touched(&owner, rr_type);
-        let sets = self.records.entry(owner).or_default();
-        let at = match sets.sets.binary_search_by_key(&rr_type, |(t, _)| *t) {
-            Ok(at) => at,
-            Err(at) => {
-                sets.sets.insert(at, (rr_type, RrSet::default()));
-                at
-            }
-        };
-        if sets.sets[at].1.add(data, ttl) {
+        if self
+            .records
+            .entry(owner)
+            .or_default()
+            .add(rr_type, data, ttl)
+        {
             self.record_total += 1;
         }
     }
@@ -565,22 +613,26 @@ impl SnapshotBuilder {
     /// The highest zone cut at or above `name` inside its zone: an owner of NS
     /// records other than the apex (RFC 1034 §4.2.1).
     fn cut_of(&self, name: &Name, apex: &Name) -> Option<Name> {
+        if !self.has_cuts || !name.is_within(apex) {
+            return None;
+        }
+        // The name and its ancestors below the apex, as suffixes of its wire
+        // form: no name is allocated unless there is a cut.
+        let wire = name.as_wire();
+        let apex_len = apex.as_wire().len();
         let mut cut = None;
-        let mut current = Some(name.clone());
-        while let Some(candidate) = current {
-            if candidate == *apex || !candidate.is_within(apex) {
-                break;
-            }
+        let mut at = 0;
+        while wire.len() - at > apex_len {
             if self
                 .records
-                .get(&candidate)
+                .get(&wire[at..])
                 .is_some_and(|sets| sets.contains_key(&rtype::NS))
             {
-                cut = Some(candidate.clone());
+                cut = Some(at);
             }
-            current = candidate.parent();
+            at += 1 + wire[at] as usize;
         }
-        cut
+        cut.and_then(|at| Name::from_wire(&wire[at..]))
     }
 
     /// Resolves a name inside its zone: its own data, a referral, an empty
@@ -623,41 +675,50 @@ impl SnapshotBuilder {
     pub fn render(&mut self) -> Snapshot {
         self.zones
             .sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
-        // Every proper ancestor of an owner inside its zone exists (empty non-terminals).
+        // Every proper ancestor of an owner inside its zone exists (empty
+        // non-terminals). The ancestors are suffixes of the owner's wire
+        // form: a name is allocated only for an ancestor seen first.
         let mut below: FxHashMap<Name, u32> = FxHashMap::default();
         for owner in self.records.keys() {
             let Some(zone) = self.zone_index(owner) else {
                 continue;
             };
-            let mut parent = owner.parent();
-            while let Some(name) = parent {
-                if !name.is_within(&self.zones[zone].apex) {
-                    break;
+            let wire = owner.as_wire();
+            let apex_len = self.zones[zone].apex.as_wire().len();
+            let mut at = 0;
+            while wire.len() - at > apex_len {
+                at += 1 + wire[at] as usize;
+                match below.get_mut(&wire[at..]) {
+                    Some(count) => *count += 1,
+                    None => {
+                        if let Some(name) = Name::from_wire(&wire[at..]) {
+                            below.insert(name, 1);
+                        }
+                    }
                 }
-                *below.entry(name.clone()).or_insert(0) += 1;
-                parent = name.parent();
             }
         }
         let walk = self.walk_flags();
+        self.has_cuts = self.records.iter().any(|(owner, sets)| {
+            sets.contains_key(&rtype::NS) && !self.zones.iter().any(|z| &z.apex == owner)
+        });
         let zones = self.zone_entries(&walk);
         let mut readers: FxHashMap<Name, Vec<Name>> = FxHashMap::default();
         let mut geo_index: FxHashMap<Name, u32> = FxHashMap::default();
-        let mut entries: Vec<(Box<[u8]>, Node)> =
-            Vec::with_capacity(self.records.len() + below.len() + self.rendered.len());
-        let mut reads = Vec::new();
-        let all = self
+        let owners: Vec<&Name> = self
             .records
             .keys()
-            .chain(below.keys().filter(|n| !self.records.contains_key(*n)));
-        for owner in all {
-            reads.clear();
-            let Some(node) = self.render_name(owner, &zones, &below, &mut reads) else {
-                continue;
-            };
-            for read in reads.drain(..) {
-                readers.entry(read).or_default().push(owner.clone());
+            .chain(below.keys().filter(|n| !self.records.contains_key(*n)))
+            .collect();
+        let parts = self.render_all(&owners, &zones, &below);
+        let mut entries: Vec<(Box<[u8]>, Node)> = Vec::with_capacity(
+            parts.iter().map(|p| p.nodes.len()).sum::<usize>() + self.rendered.len(),
+        );
+        for part in parts {
+            entries.extend(part.nodes);
+            for (read, owner) in part.reads {
+                readers.entry(read).or_default().push(owner);
             }
-            entries.push((owner.as_wire().into(), node));
         }
         for (owner, rendered) in &self.rendered {
             if self.records.contains_key(owner) || below.contains_key(owner) {
@@ -699,6 +760,68 @@ impl SnapshotBuilder {
             zone_files: self.zone_files.clone(),
             geo: std::sync::Arc::new(geo),
         }
+    }
+
+    /// Renders the nodes of `owners`, on up to [`RENDER_THREADS`] threads
+    /// when there are many (rendering only reads the builder).
+    fn render_all(
+        &self,
+        owners: &[&Name],
+        zones: &[ZoneEntry],
+        below: &FxHashMap<Name, u32>,
+    ) -> Vec<RenderedPart> {
+        let threads = if owners.len() < PARALLEL_RENDER_MIN {
+            1
+        } else if cfg!(test) {
+            RENDER_THREADS
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .clamp(1, RENDER_THREADS)
+        };
+        if threads == 1 {
+            return vec![self.render_part(owners, zones, below)];
+        }
+        let chunk = owners.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = owners
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || self.render_part(part, zones, below)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    /// Renders the nodes of `owners` with the names each one reads.
+    fn render_part(
+        &self,
+        owners: &[&Name],
+        zones: &[ZoneEntry],
+        below: &FxHashMap<Name, u32>,
+    ) -> RenderedPart {
+        let mut part = RenderedPart {
+            nodes: Vec::with_capacity(owners.len()),
+            reads: Vec::new(),
+        };
+        let mut reads = Vec::new();
+        for &owner in owners {
+            reads.clear();
+            let Some(node) = self.render_name(owner, zones, below, &mut reads) else {
+                continue;
+            };
+            for read in reads.drain(..) {
+                part.reads.push((read, owner.clone()));
+            }
+            part.nodes.push((owner.as_wire().into(), node));
+        }
+        part
     }
 
     /// Renders only the names changed since the last render, sharing every
@@ -1026,12 +1149,12 @@ impl SnapshotBuilder {
         let mut answer = RecordWriter::new();
         let mut authority = RecordWriter::new();
         let mut additional = RecordWriter::new();
-        let mut current = owner.clone();
+        let mut current = std::borrow::Cow::Borrowed(owner);
         let mut code = rcode::NOERROR;
         for hop in 0..MAX_CHAIN {
-            let owner_ref = if hop == 0 { None } else { Some(&current) };
+            let owner_ref = if hop == 0 { None } else { Some(&*current) };
             if hop > 0 && !reads.contains(&current) {
-                reads.push(current.clone());
+                reads.push(current.clone().into_owned());
             }
             let sets = match self.find(&current, apex, below) {
                 Found::Sets(sets) => sets,
@@ -1074,7 +1197,7 @@ impl SnapshotBuilder {
                 answer.record(owner_ref, rtype::CNAME, set.ttl(), data);
                 match Name::from_wire(&lowercase(data)) {
                     // Only names in this zone are followed; the client resolves the rest.
-                    Some(next) if next.is_within(apex) => current = next,
+                    Some(next) if next.is_within(apex) => current = std::borrow::Cow::Owned(next),
                     _ => break,
                 }
                 continue;
@@ -1147,8 +1270,12 @@ fn note_read(reads: &mut Vec<Name>, name: &Name) {
     }
 }
 
-/// Wire-format names in zone-file RDATA keep their case; lookups use lower case.
-fn lowercase(wire: &[u8]) -> Vec<u8> {
+/// Wire-format names in zone-file RDATA keep their case; lookups use lower
+/// case (copied only when some letter is upper case).
+fn lowercase(wire: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !wire.iter().any(u8::is_ascii_uppercase) {
+        return std::borrow::Cow::Borrowed(wire);
+    }
     let mut out = wire.to_vec();
     let mut at = 0;
     while let Some(&len) = out.get(at) {
@@ -1159,5 +1286,5 @@ fn lowercase(wire: &[u8]) -> Vec<u8> {
         out[at + 1..end].make_ascii_lowercase();
         at = end;
     }
-    out
+    std::borrow::Cow::Owned(out)
 }

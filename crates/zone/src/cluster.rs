@@ -261,7 +261,7 @@ pub fn compile_services<'a>(
     let mut problems = add_zones(builder, options);
     for service in services {
         let records = ServiceRecords::compile(service, options, health);
-        records.add_to(builder, &mut problems);
+        records.add_into(builder, &mut problems);
     }
     problems
 }
@@ -387,6 +387,22 @@ impl ServiceRecords {
         for (owner, rr_type, data) in &self.records {
             if let Err(error) = builder.add_record(owner.clone(), *rr_type, self.ttl, data.clone())
             {
+                problems.push(error.to_string());
+            }
+        }
+    }
+
+    /// [`Self::add_to`], moving the names and RDATA into the builder instead
+    /// of copying them (a full build, which does not keep the records).
+    pub fn add_into(self, builder: &mut SnapshotBuilder, problems: &mut Vec<String>) {
+        problems.extend(self.problems);
+        for name in self.empty {
+            if let Err(error) = builder.add_empty_name(name) {
+                problems.push(error.to_string());
+            }
+        }
+        for (owner, rr_type, data) in self.records {
+            if let Err(error) = builder.add_record(owner, rr_type, self.ttl, data) {
                 problems.push(error.to_string());
             }
         }
