@@ -640,7 +640,9 @@ impl Server {
                 }
             })?;
             let bound = sockets[0].local_addr().map_err(RunError::Runtime)?;
-            match bind_tcp(&self.runtime, bound, "tcp") {
+            // A configured port is shared with another replica (UDP and TCP
+            // alike); a port the system chose is not.
+            match bind_tcp(&self.runtime, bound, "tcp", address.port() != 0) {
                 Ok(tcp) => return Ok((sockets, bound, tcp)),
                 Err(RunError::Bind { source, .. })
                     if address.port() == 0
@@ -795,11 +797,17 @@ fn stop_listener(listener: Listener) {
     retire(listener.generation);
 }
 
-/// Binds a TCP listener with `SO_REUSEADDR` (IPv6 sockets v6-only).
+/// Binds a TCP listener with `SO_REUSEADDR` (IPv6 sockets v6-only); with
+/// `reuse_port` also `SO_REUSEPORT`, so a second replica started on the same
+/// configured port shares it (the kernel spreads new connections between
+/// them) and carries the load alone when the first one dies, as the UDP
+/// sockets already do. Port 0 never asks for it: two servers of one user
+/// could then be handed one port and share it without an error.
 pub fn bind_tcp(
     runtime: &tokio::runtime::Runtime,
     address: SocketAddr,
     protocol: &'static str,
+    reuse_port: bool,
 ) -> Result<tokio::net::TcpListener, RunError> {
     let bind = || -> std::io::Result<tokio::net::TcpListener> {
         let socket = socket2::Socket::new(
@@ -808,6 +816,9 @@ pub fn bind_tcp(
             None,
         )?;
         socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
         if address.is_ipv6() {
             socket.set_only_v6(true)?;
         }

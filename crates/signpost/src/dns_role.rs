@@ -83,7 +83,7 @@ fn serve(config: Config, options: RunOptions, conf: &Path) -> anyhow::Result<()>
         verdicts: follow_metrics,
     });
     for (address, site) in sites {
-        let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http")
+        let listener = signpost_dns::server::bind_tcp(server.runtime(), address, "http", false)
             .context("serving DNS")?;
         let bound = listener.local_addr().context("serving DNS")?;
         let surface = site.surface;

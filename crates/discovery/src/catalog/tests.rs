@@ -310,6 +310,26 @@ fn configmap_mount_symlinks_are_followed() {
     assert_eq!(service_names(&load_ok(&both)), ["default/a"]);
 }
 
+/// Issue 19 (soak): an entry the walk would not read (a writer's `x.json.tmp`, renamed away
+/// between the listing and the read, or a dangling link under such a name) is no error; a
+/// dangling link under a catalog name still is.
+#[cfg(unix)]
+#[test]
+fn unreadable_entries_the_walk_skips_are_no_error() {
+    use std::os::unix::fs::symlink;
+
+    let dir = TempDir::new("vanished");
+    dir.write("services.yaml", SERVICE_A);
+    symlink("gone", dir.0.join("services.json.tmp")).expect("symlink");
+    assert_eq!(
+        service_names(&load_ok(std::slice::from_ref(&dir.0))),
+        ["default/a"]
+    );
+    symlink("gone", dir.0.join("broken.yaml")).expect("symlink");
+    let errors = load_err(std::slice::from_ref(&dir.0));
+    assert_eq!(errors.0.len(), 1, "{errors}");
+}
+
 #[test]
 fn missing_path_is_an_error() {
     let path = data("does-not-exist.yaml");

@@ -122,13 +122,21 @@ impl Walker {
                 Ok(metadata) if metadata.is_dir() => self.walk_dir(&path),
                 Ok(metadata) if has_catalog_extension(&path) => self.push_file(path, metadata),
                 Ok(_) => {}
-                // A dangling symlink or a file removed while walking: report it, the next
-                // fingerprint change triggers a fresh load anyway.
-                Err(err) => self.walk.errors.push(LoadError::new(
-                    &path,
-                    None,
-                    format!("cannot read: {err}"),
-                )),
+                // Gone since the directory was listed (a writer's temporary file renamed over
+                // its target): nothing to read, and the change that removed it brings a fresh
+                // load. A dangling symlink stays and is reported, but only under a name the
+                // walk would read: another file's problems are not the catalog's.
+                Err(err) => {
+                    let vanished = err.kind() == std::io::ErrorKind::NotFound
+                        && fs::symlink_metadata(&path).is_err();
+                    if !vanished && has_catalog_extension(&path) {
+                        self.walk.errors.push(LoadError::new(
+                            &path,
+                            None,
+                            format!("cannot read: {err}"),
+                        ));
+                    }
+                }
             }
         }
     }

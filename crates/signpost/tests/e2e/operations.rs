@@ -427,3 +427,31 @@ fn sigterm_exits_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
 }
+
+/// Issue 19, faults: two replicas started on one configured port share it
+/// (`SO_REUSEPORT` on UDP and TCP); SIGKILL of the first leaves the second
+/// answering both transports. Before TCP asked for `SO_REUSEPORT` the second
+/// replica could not bind TCP and exited.
+#[test]
+fn a_second_replica_on_the_same_port_survives_the_first_killed() {
+    let port = crate::upstream::unused_port();
+    // The placeholders become port 0 only where they remain: this Corefile
+    // names the port outright, as a deployment does.
+    let corefile = standard_corefile("").replace("{PORT}", &port.to_string());
+    let files = [("catalog/web.yaml", WEB)];
+    let first = TestServer::start_with(&corefile, &files, true);
+    let second = TestServer::start_with(&corefile, &files, true);
+    assert_eq!((first.port, second.port), (port, port));
+    drop(first); // SIGKILL, then reaped.
+    for _ in 0..20 {
+        assert_eq!(
+            a_records(&second, "web.shop.svc.cluster.local"),
+            ["10.96.1.1"],
+            "UDP after the first replica died; log:\n{}",
+            second.log()
+        );
+        let answer = second.query_tcp("web.shop.svc.cluster.local", RecordType::A);
+        assert_eq!(answer.response_code, ResponseCode::NoError);
+        assert_eq!(answer.answers.len(), 1, "TCP: {answer:?}");
+    }
+}

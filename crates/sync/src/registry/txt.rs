@@ -11,7 +11,10 @@
 //! ```
 //!
 //! On write (`apply_changes`) every create gets `owner=<id>` and a typed TXT
-//! (unless that TXT already exists); updates and deletes carry their TXT
+//! (unless that TXT already exists, ours); a create whose typed TXT exists
+//! with another owner's name is dropped: that owner claims the name, and a
+//! record written under its TXT would read as theirs from then on (never
+//! updated or deleted by us again). Updates and deletes carry their TXT
 //! along. Deletes and update-olds reuse the TXT value exactly as read, so an
 //! encrypted value (whose gzip bytes differ between Go and Rust) is removed
 //! byte for byte, and an update whose labels did not change keeps its TXT
@@ -69,6 +72,8 @@ pub struct TxtRegistry {
     /// The ownership TXT records last read, by the same key.
     raw: HashMap<(String, String), Endpoint>,
     cache: Option<(Instant, Vec<Endpoint>)>,
+    /// Creates dropped for another owner's TXT claim, already logged.
+    claimed: HashSet<(String, String)>,
 }
 
 type LabelKey = (String, Option<RecordType>, String);
@@ -84,7 +89,19 @@ impl TxtRegistry {
             existing: HashSet::new(),
             raw: HashMap::new(),
             cache: None,
+            claimed: HashSet::new(),
         }
+    }
+
+    /// The owner named by the ownership TXT read at `key`, when it is
+    /// another owner (neither us nor the owner we migrate from).
+    fn other_claim(&self, key: &(String, String)) -> Option<String> {
+        let raw = self.raw.get(key)?;
+        let labels = raw.targets.first().and_then(|t| self.parse_value(t))?;
+        let owner = labels.get(OWNER_LABEL)?;
+        let ours = *owner == self.config.owner_id
+            || (!self.config.old_owner_id.is_empty() && *owner == self.config.old_owner_id);
+        (!ours).then(|| owner.clone())
     }
 
     /// Parses an ownership TXT target: labels, and the nonce if it was encrypted.
@@ -243,13 +260,28 @@ impl TxtRegistry {
     async fn write(&mut self, changes: Changes) -> Result<(), ProviderError> {
         let owner = self.config.owner_id.clone();
         let mut out = Changes::default();
+        let mut claimed = HashSet::new();
         for mut record in changes.create {
             record.labels.insert(OWNER_LABEL.to_owned(), owner.clone());
             let txt = self.new_txt(&record);
-            let exists = self.existing.contains(&(
+            let key = (
                 txt.dns_name.to_ascii_lowercase(),
                 txt.set_identifier.clone(),
-            ));
+            );
+            if let Some(other) = self.other_claim(&key) {
+                // One log line while the claim lasts, not one per run.
+                if !self.claimed.contains(&key) {
+                    tracing::warn!(
+                        name = %record.dns_name,
+                        record_type = record.record_type.as_str(),
+                        foreign_owner = %other,
+                        "not creating: another owner's ownership TXT claims this name"
+                    );
+                }
+                claimed.insert(key);
+                continue;
+            }
+            let exists = self.existing.contains(&key);
             out.create.push(record);
             if !exists {
                 out.create.push(txt);
@@ -282,6 +314,7 @@ impl TxtRegistry {
             out.delete.push(record);
             out.delete.push(txt);
         }
+        self.claimed = claimed;
         let result = self.provider.apply_changes(&out).await;
         match &result {
             Ok(()) => self.patch_cache(&out),

@@ -256,35 +256,9 @@ fn proxy_one(
     seen: &Mutex<Vec<Seen>>,
     throttle: &AtomicUsize,
 ) {
-    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 65536];
-    let head_end = loop {
-        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match client.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-        }
+    let Some((head, body)) = read_request(&mut client) else {
+        return;
     };
-    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
-    while buffer.len() < head_end + length {
-        match client.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = buffer[head_end..head_end + length].to_vec();
     let mut words = head.split_whitespace();
     let (method, path) = (
         words.next().unwrap_or("").to_owned(),
@@ -320,20 +294,7 @@ fn proxy_one(
         );
         return;
     }
-    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-        return;
-    };
-    let _ = server.set_read_timeout(Some(Duration::from_secs(60)));
-    let head: String = head
-        .split("\r\n")
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
-        .map(|l| format!("{l}\r\n"))
-        .collect();
-    let _ = server.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
-    let _ = server.write_all(&body);
-    let mut response = Vec::new();
-    let _ = server.read_to_end(&mut response);
-    let _ = client.write_all(&response);
+    let _ = client.write_all(&forward(upstream, &head, &body));
 }
 
 /// A moto hosted zone as the shared scenario sees it.

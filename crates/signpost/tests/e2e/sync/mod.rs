@@ -14,6 +14,7 @@
 mod aws;
 mod azure;
 mod bind;
+mod chaos;
 mod cli;
 mod cloudflare;
 mod etcd;
@@ -458,6 +459,63 @@ pub fn deletion_kept_under_upsert_only(zone: &dyn ZoneUnderTest) {
         ),
         "{records:?}"
     );
+}
+
+/// Reads one HTTP/1.1 request (head through the blank line, and a
+/// `Content-Length` body) from a test proxy's client: `None` when the client
+/// closes or stalls for 30 s first.
+pub fn read_request(client: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0);
+    while buffer.len() < head_end + length {
+        match client.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some((head, buffer[head_end..head_end + length].to_vec()))
+}
+
+/// Sends one request (as [`read_request`] returned it) to `127.0.0.1:upstream`
+/// with `Connection: close` and returns the whole response; empty when the
+/// upstream cannot be reached.
+pub fn forward(upstream: u16, head: &str, body: &[u8]) -> Vec<u8> {
+    use std::io::Read as _;
+    let Ok(mut server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else {
+        return Vec::new();
+    };
+    let _ = server.set_read_timeout(Some(Duration::from_secs(60)));
+    let head: String = head
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:") && !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let _ = server.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes());
+    let _ = server.write_all(body);
+    let mut response = Vec::new();
+    let _ = server.read_to_end(&mut response);
+    response
 }
 
 /// Writes `text` to a command's stdin and returns its stdout; panics on failure.

@@ -314,6 +314,33 @@ async fn cname_and_prefixed_zones() {
     assert_eq!(zone.get("a.nginx.example.com", RecordType::Txt), None);
 }
 
+/// Issue 19 (sync chaos): another owner's typed TXT with no record claims
+/// the name; a create there is dropped, and the TXT is left alone. Written
+/// under that TXT the record would read as the other owner's from the next
+/// run on, and never be updated or deleted by us again.
+#[tokio::test]
+async fn another_owners_txt_claim_blocks_the_create() {
+    let claim = owner_txt("a-nginx.example.com", "other-owner", "service/other/x");
+    let zone = Zone::new(vec![claim.clone()]);
+    for _ in 0..2 {
+        zone.sync(
+            vec![desired(
+                "nginx.example.com",
+                RecordType::A,
+                &["192.0.2.10"],
+                "service/default/nginx",
+            )],
+            Policy::Sync,
+        )
+        .await;
+        assert_eq!(zone.get("nginx.example.com", RecordType::A), None);
+        assert_eq!(
+            zone.get("a-nginx.example.com", RecordType::Txt),
+            Some(claim.targets.clone())
+        );
+    }
+}
+
 /// v0.19+: a create whose TXT already exists (the record was deleted by
 /// hand) writes the record only.
 #[tokio::test]
