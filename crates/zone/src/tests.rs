@@ -553,3 +553,21 @@ fn last_line_without_newline_does_not_panic() {
     assert!(error.message.contains("no SOA"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Found by `fuzz/fuzz_targets/zonefile.rs` (input kept as
+/// tests/data/scanner-panic.zone): the zone-file scanner panics inside this
+/// file; the loader reports an error at a line of the file instead, so the
+/// `file` plugin keeps its previous zone and keeps reloading.
+#[test]
+fn scanner_panic_is_an_error_at_a_line() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scanner-panic.zone");
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    let line = error.line.expect("the error names a line");
+    assert!(
+        (1..=u32::try_from(lines).unwrap()).contains(&line),
+        "{error}"
+    );
+    assert!(error.message.contains("scanner failed"), "{error}");
+}
