@@ -432,3 +432,26 @@ pub fn check_reply(
         );
     }
 }
+
+/// Highest line number an error about `text` may name: its newlines plus
+/// one (a message about the end of input points one past the last line).
+pub fn last_line(text: &[u8]) -> u32 {
+    let newlines = text.iter().filter(|&&b| b == b'\n').count();
+    u32::try_from(newlines)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
+}
+
+/// A file in this process's own scratch directory, for parsers that read a
+/// path (zone files, catalog manifests): one directory per process under the
+/// system temp dir, `signpost-fuzz-<pid>`. `scripts/fuzz` and `scripts/test`
+/// remove it after the run.
+pub fn scratch_file(name: &str) -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("signpost-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        dir
+    });
+    dir.join(name)
+}

@@ -526,3 +526,65 @@ fn zone_file_errors_have_lines() {
     let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
     assert!(error.message.contains("no SOA"), "{error}");
 }
+
+/// Found by `fuzz/fuzz_targets/zonefile.rs`: a last line without a line end
+/// whose TXT character string is followed by blanks, a comment or a
+/// parenthesis made the zone-file scanner panic (index out of bounds), which
+/// ended the `file` plugin's reload task; each now loads like the same text
+/// with a final newline.
+#[test]
+fn last_line_without_newline_does_not_panic() {
+    let dir = std::env::temp_dir().join(format!("signpost-zone-eof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("eof.zone");
+    let head = "$ORIGIN example.test.\n@ 300 IN SOA ns1 h 1 2 3 4 5\n@ 300 IN NS ns1\n";
+    for tail in [
+        "t IN TXT N ",
+        "t IN TXT N\t",
+        "t IN TXT \"N\" ",
+        "t IN TXT a b ",
+        "t IN TXT N ;c",
+        "t IN TXT (N )",
+        "t IN TXT \\065 ",
+        "t IN TXT N",
+    ] {
+        std::fs::write(&path, format!("{head}{tail}")).unwrap();
+        let zone = crate::zonefile::load_zone_file(&path, &name("example.test"))
+            .unwrap_or_else(|e| panic!("{tail:?}: {e}"));
+        std::fs::write(&path, format!("{head}{tail}\n")).unwrap();
+        let with_newline = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap();
+        assert_eq!(zone.records.len(), 3, "{tail:?}");
+        assert_eq!(
+            zone.records.iter().map(|r| &r.rdata).collect::<Vec<_>>(),
+            with_newline
+                .records
+                .iter()
+                .map(|r| &r.rdata)
+                .collect::<Vec<_>>(),
+            "{tail:?}"
+        );
+    }
+    // Only the scanner's own problem remains: the minimal crash input.
+    std::fs::write(&path, "t IN TXT N ").unwrap();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    assert!(error.message.contains("no SOA"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Found by `fuzz/fuzz_targets/zonefile.rs` (input kept as
+/// tests/data/scanner-panic.zone): the zone-file scanner panics inside this
+/// file; the loader reports an error at a line of the file instead, so the
+/// `file` plugin keeps its previous zone and keeps reloading.
+#[test]
+fn scanner_panic_is_an_error_at_a_line() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/scanner-panic.zone");
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    let error = crate::zonefile::load_zone_file(&path, &name("example.test")).unwrap_err();
+    let line = error.line.expect("the error names a line");
+    assert!(
+        (1..=u32::try_from(lines).unwrap()).contains(&line),
+        "{error}"
+    );
+    assert!(error.message.contains("scanner failed"), "{error}");
+}

@@ -125,12 +125,34 @@ fn scan(
         message,
     };
     let text = std::fs::read(path).map_err(|e| error(None, format!("cannot read: {e}")))?;
-    let mut zonefile = Zonefile::with_capacity(text.len());
+    let mut zonefile = Zonefile::with_capacity(text.len() + 1);
     zonefile.extend_from_slice(&text);
+    // The scanner (domain 0.12) panics with an index out of bounds on a last
+    // line that does not end in a newline when a TXT character string there
+    // is followed by blanks, a comment or a parenthesis (`t IN TXT N `; found
+    // by fuzz/fuzz_targets/zonefile.rs), and reports "short buffer" for one
+    // without; every entry of an RFC 1035 §5.1 master file ends with a line
+    // end, so one is supplied. Line numbers do not change.
+    if !text.ends_with(b"\n") {
+        zonefile.extend_from_slice(b"\n");
+    }
     zonefile.set_origin(origin);
     loop {
         let start = zonefile.current_offset();
-        let entry = match zonefile.next_entry() {
+        // The scanner still panics on some TXT character strings in the middle
+        // of a file (index out of bounds in its in-place conversion; found by
+        // fuzz/fuzz_targets/zonefile.rs). A panic must not end the caller's
+        // reload loop: it becomes an error at the entry, the zone not served.
+        let scanned =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| zonefile.next_entry()));
+        let Ok(scanned) = scanned else {
+            return Err(error(
+                Some(first_content_line(&text, start)),
+                "the zone-file scanner failed on this entry (check the quoting and escapes of its character strings)"
+                    .into(),
+            ));
+        };
+        let entry = match scanned {
             Ok(Some(entry)) => entry,
             Ok(None) => return Ok(()),
             Err(scan_error) => {

@@ -374,7 +374,9 @@ impl Loader<'_> {
                             );
                         }
                     }
-                    Err(err) => self.fail(list, yaml_problem(&err, list.base_line, list.line)),
+                    Err(err) => {
+                        self.fail(list, yaml_problem(&err, text, list.base_line, list.line))
+                    }
                 }
             }
             Body::Json(text) => {
@@ -450,7 +452,7 @@ impl Fragment<'_> {
             Body::Yaml(text) => match scan_header(text) {
                 Some(header) => Ok(header),
                 None => serde_yaml_ng::from_str(text)
-                    .map_err(|err| yaml_problem(&err, self.base_line, self.line)),
+                    .map_err(|err| yaml_problem(&err, text, self.base_line, self.line)),
             },
             Body::Json(text) => serde_json::from_str(text)
                 .map_err(|err| json_problem(&err, self.base_line, self.line)),
@@ -465,7 +467,7 @@ impl Fragment<'_> {
     fn parse<T: DeserializeOwned>(&self) -> Result<T, Problem> {
         match &self.body {
             Body::Yaml(text) => serde_yaml_ng::from_str(text)
-                .map_err(|err| yaml_problem(&err, self.base_line, self.line)),
+                .map_err(|err| yaml_problem(&err, text, self.base_line, self.line)),
             Body::Json(text) => serde_json::from_str(text)
                 .map_err(|err| json_problem(&err, self.base_line, self.line)),
             Body::Value(value) => serde_yaml_ng::from_value(value.clone()).map_err(|err| Problem {
@@ -671,7 +673,12 @@ fn slice_items(text: &str) -> Option<Vec<ItemText>> {
     Some(items)
 }
 
-fn yaml_problem(err: &serde_yaml_ng::Error, base_line: u32, fallback: u32) -> Problem {
+/// A YAML error in `text` (which starts on file line `base_line`) at the
+/// line it names. libyaml places an error found at the end of a text that
+/// does not end in a newline on the line after it; that line does not exist
+/// in the file, so the error names the text's last line instead (found by
+/// `fuzz/fuzz_targets/catalog.rs`).
+fn yaml_problem(err: &serde_yaml_ng::Error, text: &str, base_line: u32, fallback: u32) -> Problem {
     match err.location() {
         Some(location) => {
             let line = base_line + to_u32(location.line()).saturating_sub(1);
@@ -681,7 +688,11 @@ fn yaml_problem(err: &serde_yaml_ng::Error, base_line: u32, fallback: u32) -> Pr
                 line,
                 to_u32(location.column()),
             );
-            Problem { line, message }
+            let last = base_line.saturating_add(count_newlines(text.as_bytes()));
+            Problem {
+                line: line.min(last),
+                message,
+            }
         }
         None => Problem {
             line: fallback,

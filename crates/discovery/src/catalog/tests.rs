@@ -279,6 +279,26 @@ fn crlf_line_endings() {
     );
 }
 
+/// Found by `fuzz/fuzz_targets/catalog.rs`: libyaml reports an error at the
+/// end of a text without a final newline on the line after the last one;
+/// the error names the last line, which the file has.
+#[test]
+fn yaml_error_at_the_end_of_the_file_names_its_last_line() {
+    let dir = TempDir::new("eof-error");
+    let path = dir.write("eof.yaml", "o:\nc");
+    let errors = fixture_errors_at(&path);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, 2, "{errors:?}");
+    // Inside a document after others and in a List's item, the same.
+    let path = dir.write(
+        "eof-list.yaml",
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: a\n",
+    );
+    for (line, message) in fixture_errors_at(&path) {
+        assert!((1..=7).contains(&line), "line {line}: {message}");
+    }
+}
+
 // === paths ===
 
 /// Directories are walked in sorted order; hidden entries and other extensions are skipped.

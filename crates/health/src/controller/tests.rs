@@ -181,3 +181,18 @@ fn manifests_without_the_configuration() {
     assert_eq!(line, 5);
     assert!(message.contains("expected one key"), "{message}");
 }
+
+/// Found by `fuzz/fuzz_targets/controller.rs`: libyaml reports an error at
+/// the end of a text without a final newline on the line after the last
+/// one; the error names the last line, which the file has (bare and inside
+/// a ConfigMap).
+#[test]
+fn yaml_error_at_the_end_of_the_file_names_its_last_line() {
+    let (line, message) = only_error("-\nr");
+    assert_eq!(line, 2, "{message}");
+    let errors = parse("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  config.yaml: |\n    healthCheck:\n      interval: 10s\n    r")
+        .expect_err("the configuration is invalid");
+    for error in &errors.0 {
+        assert!((1..=9).contains(&error.location.line), "{error}");
+    }
+}

@@ -516,23 +516,11 @@ impl Aws {
                     }
                 }
                 let body = self.request(Method::GET, &path, &[]).await?;
-                let page: ListRecordSetsResponse = quick_xml::de::from_reader(body.as_ref())
-                    .map_err(|e| self.bad_xml(&path, &e))?;
-                out.extend(
-                    page.resource_record_sets
-                        .sets
-                        .into_iter()
-                        .filter_map(endpoint_of),
-                );
-                match (
-                    page.is_truncated,
-                    page.next_record_name,
-                    page.next_record_type,
-                ) {
-                    (true, Some(name), Some(record_type)) => {
-                        next = Some((name, record_type, page.next_record_identifier));
-                    }
-                    _ => break,
+                let page = record_sets_page(&body).map_err(|e| self.bad_xml(&path, &e))?;
+                out.extend(page.endpoints);
+                match page.next {
+                    Some(position) => next = Some(position),
+                    None => break,
                 }
             }
         }
@@ -858,6 +846,41 @@ fn needs_recreate(old: &Endpoint, new: &Endpoint) -> bool {
         || routing(old) != routing(new)
 }
 
+/// One page of `ListResourceRecordSets`, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSetsPage {
+    /// The record sets external-dns manages, as endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// Where the next page starts (name, type, set identifier) when the
+    /// answer says it is truncated and names a next record.
+    pub next: Option<(String, String, Option<String>)>,
+}
+
+/// Reads one `ListResourceRecordSetsResponse` body: a pure function of
+/// the bytes Route 53 sent (fuzzed by `fuzz/fuzz_targets/provider_responses.rs`).
+pub fn record_sets_page(body: &[u8]) -> Result<RecordSetsPage, quick_xml::DeError> {
+    let page: ListRecordSetsResponse = quick_xml::de::from_reader(body)?;
+    let next = match (
+        page.is_truncated,
+        page.next_record_name,
+        page.next_record_type,
+    ) {
+        (true, Some(name), Some(record_type)) => {
+            Some((name, record_type, page.next_record_identifier))
+        }
+        _ => None,
+    };
+    Ok(RecordSetsPage {
+        endpoints: page
+            .resource_record_sets
+            .sets
+            .into_iter()
+            .filter_map(endpoint_of)
+            .collect(),
+        next,
+    })
+}
+
 /// A Route 53 record set as an endpoint; `None` for types external-dns
 /// does not manage (SOA, SPF, CAA, ...).
 fn endpoint_of(set: RecordSet) -> Option<Endpoint> {
@@ -1049,8 +1072,9 @@ fn unescape_name(name: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The text of the first `<tag>` element of an XML body.
-fn xml_text(body: &[u8], tag: &str) -> Option<String> {
+/// The text of the first `<tag>` element of an XML body (an error answer's
+/// `Code` or `Message`).
+pub fn xml_text(body: &[u8], tag: &str) -> Option<String> {
     let text = std::str::from_utf8(body).ok()?;
     let open = format!("<{tag}>");
     let start = text.find(&open)? + open.len();

@@ -349,10 +349,10 @@ impl Azure {
         let mut path = Some(first);
         while let Some(current) = path.take() {
             let (_, body) = self.arm_request(Method::GET, &current, None).await?;
-            let page: Page = serde_json::from_slice(&body)
+            let (items, next_link) = list_page(&body)
                 .map_err(|e| self.error(502, self.arm.base(), format!("unexpected answer: {e}")))?;
-            out.extend(page.value);
-            if let Some(next) = page.next_link {
+            out.extend(items);
+            if let Some(next) = next_link {
                 match next.strip_prefix(&self.arm.base()) {
                     Some(rest) => path = Some(rest.to_owned()),
                     None => {
@@ -491,8 +491,16 @@ impl Azure {
     }
 }
 
-/// An ARM record set as an endpoint; `None` for types external-dns does not manage.
-fn endpoint_of(zone: &str, set: &Value) -> Option<Endpoint> {
+/// Reads one page of an ARM list: its items and `nextLink`. A pure function
+/// of the bytes Azure sent (fuzzed by `fuzz/fuzz_targets/provider_responses.rs`).
+pub fn list_page(body: &[u8]) -> Result<(Vec<Value>, Option<String>), serde_json::Error> {
+    let page: Page = serde_json::from_slice(body)?;
+    Ok((page.value, page.next_link))
+}
+
+/// An ARM record set of `zone` as an endpoint; `None` for types
+/// external-dns does not manage.
+pub fn endpoint_of(zone: &str, set: &Value) -> Option<Endpoint> {
     let relative = set.get("name")?.as_str()?;
     let record_type = set.get("type")?.as_str()?.rsplit('/').next()?;
     let record_type: RecordType = record_type.parse().ok()?;

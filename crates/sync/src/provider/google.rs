@@ -419,14 +419,12 @@ impl Google {
                 None => path.to_owned(),
             };
             let body = self.request(Method::GET, &url, &[]).await?;
-            let page: serde_json::Value = serde_json::from_slice(&body)
+            let (items, next) = list_page(&body, field)
                 .map_err(|e| self.error(502, self.api.base(), format!("unexpected answer: {e}")))?;
-            if let Some(items) = page.get(field).and_then(|v| v.as_array()) {
-                out.extend(items.iter().cloned());
-            }
-            match page.get("nextPageToken").and_then(|v| v.as_str()) {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => break,
+            out.extend(items);
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
             }
         }
         Ok(out)
@@ -472,18 +470,12 @@ impl Google {
                 self.project_path(),
                 percent_encode(&zone.name)
             );
-            for set in self.list_all(&path, "rrsets").await? {
-                let Ok(set) = serde_json::from_value::<RrSet>(set) else {
-                    continue;
-                };
-                let Ok(record_type) = set.record_type.parse::<RecordType>() else {
-                    continue;
-                };
-                if set.rrdatas.is_empty() {
-                    continue;
-                }
-                out.push(Endpoint::new(&set.name, record_type, set.rrdatas).with_ttl(set.ttl));
-            }
+            out.extend(
+                self.list_all(&path, "rrsets")
+                    .await?
+                    .into_iter()
+                    .filter_map(endpoint_of),
+            );
         }
         *self.zones.lock().unwrap_or_else(PoisonError::into_inner) = zones;
         Ok(out)
@@ -640,4 +632,36 @@ impl Provider for Google {
         let names: Vec<String> = zones.iter().map(|z| z.dns_name.clone()).collect();
         Some(DomainFilter::new(&names, &[]))
     }
+}
+
+/// Reads one page of a Cloud DNS list: the items under `field` and a
+/// non-empty `nextPageToken`. A pure function of the bytes Google sent
+/// (fuzzed by `fuzz/fuzz_targets/provider_responses.rs`).
+pub fn list_page(
+    body: &[u8],
+    field: &str,
+) -> Result<(Vec<serde_json::Value>, Option<String>), serde_json::Error> {
+    let page: serde_json::Value = serde_json::from_slice(body)?;
+    let items = page
+        .get(field)
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let next = page
+        .get("nextPageToken")
+        .and_then(|v| v.as_str())
+        .filter(|next| !next.is_empty())
+        .map(str::to_owned);
+    Ok((items, next))
+}
+
+/// A Cloud DNS `ResourceRecordSet` as an endpoint; `None` for a malformed
+/// set, a type external-dns does not manage, or one without data.
+pub fn endpoint_of(set: serde_json::Value) -> Option<Endpoint> {
+    let set = serde_json::from_value::<RrSet>(set).ok()?;
+    let record_type = set.record_type.parse::<RecordType>().ok()?;
+    if set.rrdatas.is_empty() {
+        return None;
+    }
+    Some(Endpoint::new(&set.name, record_type, set.rrdatas).with_ttl(set.ttl))
 }

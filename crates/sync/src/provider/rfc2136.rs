@@ -730,8 +730,9 @@ fn name_rdata(target: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// A target in presentation form as (type, RDATA).
-fn rdata(record_type: RecordType, target: &str) -> Result<(u16, Vec<u8>), String> {
+/// A target in presentation form as (type, RDATA), as an UPDATE carries it;
+/// every target [`transfer_message`] reads encodes (sync deletes what it read).
+pub fn rdata(record_type: RecordType, target: &str) -> Result<(u16, Vec<u8>), String> {
     let bad = || format!("{record_type} target {target:?} is not valid");
     Ok(match record_type {
         RecordType::A => match target.parse::<IpAddr>() {
