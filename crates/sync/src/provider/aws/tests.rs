@@ -247,6 +247,9 @@ fn requests_are_signed_without_the_secret() {
 fn names_and_errors() {
     assert_eq!(unescape_name("\\052.a.example.com."), "*.a.example.com.");
     assert_eq!(unescape_name("plain\\"), "plain\\");
+    // Found by fuzzing: above \377 three octal digits are no octet (no overflow).
+    assert_eq!(unescape_name("a\\777.b\\400."), "a\\777.b\\400.");
+    assert_eq!(unescape_name("\\377"), "\u{fffd}");
     assert_eq!(query_escape("a b.c/d"), "a%20b.c%2Fd");
     let body = b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
     assert_eq!(xml_text(body, "Code").as_deref(), Some("Throttling"));
