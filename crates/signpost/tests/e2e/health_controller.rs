@@ -308,13 +308,19 @@ pub(crate) fn observe<T: PartialEq + Send + 'static>(
     let timeline: Timeline<T> = Arc::new(Mutex::new(Vec::new()));
     let (running, out) = (running.clone(), timeline.clone());
     let handle = std::thread::spawn(move || {
-        while running.load(Ordering::Relaxed) {
+        // One more sample after `running` clears, so the timeline always ends
+        // with the state at the stop (a change just before it is not missed).
+        loop {
+            let stopping = !running.load(Ordering::Relaxed);
             let at = Instant::now();
             if let Some(value) = sample() {
                 let mut out = out.lock().unwrap();
                 if out.last().is_none_or(|(_, last)| *last != value) {
                     out.push((at, value));
                 }
+            }
+            if stopping {
+                break;
             }
             std::thread::sleep(period);
         }
