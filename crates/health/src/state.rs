@@ -25,15 +25,15 @@ use tokio::time::Instant;
 /// The health-check settings (defaults: 10 s interval, 3 s timeout, 3 failures, 1 success, 30 s removal delay).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthPolicy {
-    /// Time between checks of one endpoint (seed: 10 s).
+    /// Time between checks of one endpoint (default 10 s).
     pub interval: Duration,
-    /// Time a check may take before it fails (seed: 3 s).
+    /// Time a check may take before it fails (default 3 s).
     pub timeout: Duration,
-    /// Failures in a row that make an endpoint unhealthy (seed: 3).
+    /// Failures in a row that make an endpoint unhealthy (default 3).
     pub failure_threshold: u32,
-    /// Passes in a row that make it healthy again (seed: 1).
+    /// Passes in a row that make it healthy again (default 1).
     pub success_threshold: u32,
-    /// Minimum time from the first failure of a run to removal (seed: 30 s).
+    /// Minimum time from the first failure of a run to removal (default 30 s).
     pub remove_unhealthy_delay: Duration,
 }
 
