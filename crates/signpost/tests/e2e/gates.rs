@@ -163,20 +163,8 @@ fn readiness_gates_follow_verdicts_across_a_leader_kill() {
     let files = tempfile::tempdir().expect("tempdir");
     let kubeconfig = kubeconfig_for(&cluster, files.path(), "controller", "controller-token");
 
-    let mut a = Controller::start(&kubeconfig, "controller-a");
-    wait(
-        "a leads",
-        Duration::from_secs(30),
-        || a.leading() == Some(true),
-        || a.log(),
-    );
-    let b = Controller::start(&kubeconfig, "controller-b");
-    wait(
-        "b stands by",
-        Duration::from_secs(30),
-        || b.leading() == Some(false),
-        || b.log(),
-    );
+    let args = Controller::kubernetes_args(&kubeconfig);
+    let (mut a, b) = Controller::pair(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // Observers of each gated Pod's condition and of the slice, every 10 ms.
     let running = Arc::new(AtomicBool::new(true));

@@ -213,20 +213,41 @@ pub(crate) struct Controller {
 }
 
 impl Controller {
-    pub(crate) fn start(kubeconfig: &Path, identity: &str) -> Self {
-        Self::spawn(
-            &[
-                "--kubeconfig",
-                &kubeconfig.display().to_string(),
-                "--namespace",
-                "kube-system",
-                "--lease",
-                LEASE,
-                "--verdicts",
-                VERDICTS,
-            ],
-            identity,
-        )
+    /// Two controllers with the same `args`: `controller-a` started first and
+    /// leading, then `controller-b` standing by.
+    pub(crate) fn pair(args: &[&str]) -> (Self, Self) {
+        let a = Self::spawn(args, "controller-a");
+        wait(
+            "a leads",
+            Duration::from_secs(30),
+            || a.leading() == Some(true),
+            || a.log(),
+        );
+        let b = Self::spawn(args, "controller-b");
+        wait(
+            "b stands by",
+            Duration::from_secs(30),
+            || b.leading() == Some(false),
+            || b.log(),
+        );
+        (a, b)
+    }
+
+    /// Targets, verdicts and Lease on the fake API server, as the reference
+    /// deployment runs them.
+    pub(crate) fn kubernetes_args(kubeconfig: &Path) -> Vec<String> {
+        [
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--namespace",
+            "kube-system",
+            "--lease",
+            LEASE,
+            "--verdicts",
+            VERDICTS,
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// `signpost health` with the test configuration and `args` (where the
@@ -534,20 +555,8 @@ fn leader_elected_controller_drives_three_replicas() {
         );
     }
 
-    let mut a = Controller::start(&controller_config, "controller-a");
-    wait(
-        "a leads",
-        Duration::from_secs(30),
-        || a.leading() == Some(true),
-        || a.log(),
-    );
-    let b = Controller::start(&controller_config, "controller-b");
-    wait(
-        "b stands by",
-        Duration::from_secs(30),
-        || b.leading() == Some(false),
-        || b.log(),
-    );
+    let args = Controller::kubernetes_args(&controller_config);
+    let (mut a, b) = Controller::pair(&args.iter().map(String::as_str).collect::<Vec<_>>());
     // Every endpoint checked at least once, all healthy.
     wait(
         "a checks every endpoint",
@@ -1036,20 +1045,7 @@ fn etcd_carries_the_verdicts_and_the_election() {
         "--etcd-prefix",
         prefix,
     ];
-    let mut a = Controller::spawn(&args, "controller-a");
-    wait(
-        "a leads",
-        Duration::from_secs(30),
-        || a.leading() == Some(true),
-        || a.log(),
-    );
-    let b = Controller::spawn(&args, "controller-b");
-    wait(
-        "b stands by",
-        Duration::from_secs(30),
-        || b.leading() == Some(false),
-        || b.log(),
-    );
+    let (mut a, b) = Controller::pair(&args);
     wait(
         "every endpoint checked",
         Duration::from_secs(10),
