@@ -3,12 +3,12 @@
 
     forwarding.py new  A_QUERIES TAG COUNT OUT   # 90 % lines of A_QUERIES (cycled), 10 % never-seen names
     forwarding.py miss TAG COUNT OUT             # COUNT never-seen names
-    forwarding.py seed NAMES COUNT OUT           # COUNT uniform picks among NAMES names (the 30,000-name working set)
+    forwarding.py capacity NAMES COUNT OUT           # COUNT uniform picks among NAMES names (the 30,000-name working set)
 
 Never-seen names are `TAG-N.new.cluster.local A`: the upstream Knot answers
 every name under `new.cluster.local` from a wildcard, so each is a cache miss
 that the upstream answers NOERROR. TAG differs per server and round, so no
-name is ever asked twice in a run. The seed set is `w-N.new.cluster.local`,
+name is ever asked twice in a run. The capacity set is `w-N.new.cluster.local`,
 N < NAMES, picked with a fixed seed.
 """
 
@@ -32,7 +32,7 @@ def main() -> None:
         with open(out, "w") as f:
             for i in range(count):
                 f.write(f"{tag}-{i}.new.cluster.local A\n")
-    elif mode == "seed":
+    elif mode == "capacity":
         names, count, out = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
         rng = random.Random(1)
         with open(out, "w") as f:

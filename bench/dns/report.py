@@ -340,7 +340,7 @@ FWD_MODES = [
     ("hits", "hits", "every query a cache hit; caches larger than the working set", "cpu", 1.5),
     ("new", "new", "90 % cache hits, 10 % names never asked before", "cpu", 1.5),
     ("miss", "miss", "every name never asked before (cache on)", "cpu", 1.0),
-    ("seed", "seed", "`success 9984; denial 9984` (Unbound sized to the same number of answers), "
+    ("capacity", "capacity", "`success 9984; denial 9984` (Unbound sized to the same number of answers), "
      "uniform queries over 30,000 names", "qps", 1.0),
 ]
 
@@ -373,8 +373,8 @@ def forwarding_section(work: str, rounds: int, ticks: float) -> list:
             continue
         s, u = found["signpost"], found["unbound"]
         for name, r in (("signpost", s), ("Unbound", u)):
-            # Unbound reports its cached answers with extended-statistics, on in the seed mode only.
-            entries = "–" if name == "Unbound" and mode != "seed" else f"{r['entries']:,.0f}"
+            # Unbound reports its cached answers with extended-statistics, on in the capacity mode only.
+            entries = "–" if name == "Unbound" and mode != "capacity" else f"{r['entries']:,.0f}"
             lines.append(
                 f"| {short} | {name} | {r['qps']:,.0f} | {r['lost_pct']:.3f} | {r['cpu_us']:.2f} | "
                 f"{100 * r['cpu_util']:.0f} | {100 * r['hit_rate']:.1f} % | {entries} | {r['load']} |"
@@ -398,7 +398,7 @@ def forwarding_section(work: str, rounds: int, ticks: float) -> list:
     notes = []
     if calibration:
         notes.append(
-            f"Unbound's cache in the seed mode: {calibration['msg_bytes']:.0f} bytes per cached message and "
+            f"Unbound's cache in the capacity mode: {calibration['msg_bytes']:.0f} bytes per cached message and "
             f"{calibration['rrset_bytes']:.0f} per RRset on this workload (measured from `mem.cache.message` and "
             f"`mem.cache.rrset` while caching {calibration['msg_added']:,.0f} answers), so `msg-cache-size` = "
             f"9984 × {calibration['msg_bytes']:.0f} and `rrset-cache-size` = 9984 × {calibration['rrset_bytes']:.0f} "

@@ -5,7 +5,7 @@
 //!
 //! Proves: none of these panic on any text; labels that parse serialise and
 //! parse back to the same labels; a decrypted value is what was encrypted
-//! (the key is the one of external-dns's documented example, so the seed
+//! (the key is the one of external-dns's documented example, so the starting
 //! corpus holds a real encrypted value).
 
 #![no_main]

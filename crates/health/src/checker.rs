@@ -260,7 +260,7 @@ impl Checker {
             );
             changed = true;
         }
-        // The seed describes the state at the start only; an endpoint that
+        // The initial set describes the state at the start only; an endpoint that
         // leaves and comes back later is new.
         self.seed = HashSet::new();
         if changed {

@@ -1,5 +1,5 @@
 //! The verdict state machine and the scheduler under paused time
-//! (the seed's health controller: interval 10 s, timeout 3 s, 3 failures,
+//! (the defaults: interval 10 s, timeout 3 s, 3 failures,
 //! 1 success, removeUnhealthyDelay 30 s).
 
 use crate::checker::{self, CheckerOptions, Probe, Target};
@@ -118,7 +118,7 @@ async fn recovery_needs_consecutive_passes() {
     assert!(state.is_serving());
 }
 
-/// The seed's success threshold of 1: one pass brings the endpoint back.
+/// The default success threshold of 1: one pass brings the endpoint back.
 #[tokio::test(start_paused = true)]
 async fn one_pass_returns_with_seed_defaults() {
     let policy = HealthPolicy {

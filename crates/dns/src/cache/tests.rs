@@ -843,7 +843,7 @@ fn parse_directive(text: &str) -> Result<CacheConfig, Vec<signpost_corefile::Err
     crate::plugins::parse_cache(directive, &mut errors).ok_or(errors.0)
 }
 
-/// The seed's block: max TTL 30 for both, capacities 9984, prefetch 10 in 60 s.
+/// The reference deployment's cache block: max TTL 30 for both, capacities 9984, prefetch 10 in 60 s.
 #[test]
 fn seed_cache_block_parses() {
     let config = parse_directive(

@@ -30,7 +30,7 @@ fn kubernetes(
         .collect()
 }
 
-/// The kubernetes block loads with the seed's TTL default of 30 s (CoreDNS's is 5).
+/// The kubernetes block loads with signpost's TTL default of 30 s (CoreDNS's is 5).
 #[test]
 fn kubernetes_defaults_and_options() {
     let config = parse(

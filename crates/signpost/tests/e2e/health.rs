@@ -168,7 +168,7 @@ fn assert_returns(server: &TestServer, backend: &Backend, address: &str) {
     }
 }
 
-/// The seed's rule with test timings: a failing HTTP endpoint (503) leaves the
+/// The health rule (3 failures out, 1 success back) with test timings: a failing HTTP endpoint (503) leaves the
 /// A answer, its hostname and the SRV set within the window and not earlier;
 /// one pass brings it back. The path and port annotations decide what is checked.
 #[test]
@@ -309,7 +309,7 @@ fn all_unhealthy_nxdomain_when_asked() {
     }
 }
 
-/// The seed's seven health metrics and the endpoints API with every field.
+/// The seven health metrics of the reference deployment and the endpoints API with every field.
 #[test]
 fn health_metrics_and_endpoints_api() {
     let (port, backends) = backends();

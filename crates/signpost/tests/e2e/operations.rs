@@ -60,7 +60,7 @@ fn labels(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// The seed's and CoreDNS's metric names with CoreDNS's label sets, each with
+/// The reference deployment's and CoreDNS's metric names with CoreDNS's label sets, each with
 /// HELP and TYPE lines, after UDP, TCP, NXDOMAIN and REFUSED traffic.
 #[test]
 fn metrics_have_coredns_names_and_labels() {

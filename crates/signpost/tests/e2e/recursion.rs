@@ -897,9 +897,9 @@ fn cache_capacity_bounds_entries() {
     );
 }
 
-// === Point 4: the seed's fragment ===
+// === Point 4: the reference deployment's cache fragment ===
 
-/// The cache fragment of the seed Corefile, verbatim (upstreams on loopback
+/// The cache fragment of the reference AI-Kernel Corefile, verbatim (upstreams on loopback
 /// instead of public resolvers), loads and answers; its `success 9984 30`
 /// caps a 3600 s upstream TTL at 30 (CoreDNS `cache`: "TTL ... the maximum
 /// TTL to cache"), and denials at 30 too (20 from the SOA here).
