@@ -4,9 +4,10 @@
 //! `%{record_type}`, wildcard replacement).
 //!
 //! Proves: none of these panic on any text; labels that parse serialise and
-//! parse back to the same labels; a decrypted value is what was encrypted
-//! (the key is the one of external-dns's documented example, so the starting
-//! corpus holds a real encrypted value).
+//! parse back to the same labels when the format can carry them (no `,` or
+//! `"` in keys and values, no `=` in keys: `labels::unrepresentable`); a
+//! decrypted value is what was encrypted (the key is the one of external-dns's
+//! documented example, so the starting corpus holds a real encrypted value).
 
 #![no_main]
 
@@ -20,7 +21,16 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     if let Ok(parsed) = labels::parse(&text) {
         let again = labels::parse(&labels::serialise(&parsed)).expect("serialised labels parse");
-        assert_eq!(again, parsed, "labels do not round-trip: {text:?}");
+        // The format has no escapes: only labels without ',' and '"' (and keys
+        // without '=') can read back as written; signpost writes no others.
+        let representable = parsed.iter().all(|(key, value)| {
+            labels::unrepresentable(key).is_none()
+                && !key.contains('=')
+                && labels::unrepresentable(value).is_none()
+        });
+        if representable {
+            assert_eq!(again, parsed, "labels do not round-trip: {text:?}");
+        }
     }
 
     static KEY: OnceLock<AesKey> = OnceLock::new();

@@ -579,6 +579,11 @@ pub fn settings(
             if owner_id.is_empty() {
                 c.0.push("owner id cannot be empty".to_owned());
             }
+            for flag in ["txt-owner-id", "migrate-from-txt-owner"] {
+                if let Some(why) = crate::registry::labels::unrepresentable(args.get(flag)) {
+                    c.0.push(format!("--{flag} {:?}: {why}", args.get(flag)));
+                }
+            }
             let names = c.check(
                 TxtNames::new(
                     args.get("txt-prefix"),

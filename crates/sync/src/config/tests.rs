@@ -113,6 +113,36 @@ fn every_problem_at_once() {
     }
 }
 
+/// An owner id the ownership TXT value cannot carry is refused at start-up:
+/// with a `,` or `"` in it sync would read its own records back as another
+/// owner's (external-dns v0.22 accepts it and then never owns them).
+#[test]
+fn owner_ids_that_do_not_read_back_are_refused() {
+    for (flag, value) in [
+        ("--txt-owner-id", "team,a"),
+        ("--txt-owner-id", "team\""),
+        ("--migrate-from-txt-owner", "old,owner"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let args = parse(&[REFERENCE, &[arg.as_str()]].concat());
+        let errors = settings(&args, &no_env).unwrap_err().0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("{flag} ")) && e.contains("ownership TXT value")),
+            "{flag}={value}: {errors:#?}"
+        );
+    }
+    let args = parse(
+        &[
+            REFERENCE,
+            &["--provider=inmemory", "--txt-owner-id=team-a=1"],
+        ]
+        .concat(),
+    );
+    settings(&args, &no_env).expect("'=' reads back (split at the first '=')");
+}
+
 /// Secrets from flags never appear in the errors or the configuration line.
 #[test]
 fn secrets_stay_out_of_errors() {

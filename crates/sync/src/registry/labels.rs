@@ -7,6 +7,13 @@
 //! On read the quotes are trimmed, tokens without `=` ignored, each token split
 //! at its first `=` (values may contain `=`), and keys without the
 //! `external-dns/` prefix ignored. The in-memory nonce label is never written.
+//!
+//! The format has no escapes: a key or value with `,` or `"` in it does not
+//! read back as written (a `,` starts a new token, and every `"` at either end
+//! of the string is trimmed), and neither does a key with `=`. The labels
+//! signpost writes are its owner id, which start-up checks with
+//! [`unrepresentable`], and `resource` values built from Kubernetes object
+//! names, which cannot hold those characters.
 
 use crate::endpoint::NONCE_LABEL;
 use std::collections::BTreeMap;
@@ -38,6 +45,17 @@ pub fn serialise(labels: &BTreeMap<String, String>) -> String {
 /// The label string wrapped in double quotes, as it is written to a zone.
 pub fn serialise_quoted(labels: &BTreeMap<String, String>) -> String {
     format!("\"{}\"", serialise(labels))
+}
+
+/// Why `value` cannot be a label value that reads back as written, if it cannot.
+pub fn unrepresentable(value: &str) -> Option<&'static str> {
+    if value.contains(',') {
+        Some("',' separates labels in the ownership TXT value")
+    } else if value.contains('"') {
+        Some("'\"' quotes the ownership TXT value")
+    } else {
+        None
+    }
 }
 
 /// Removes one pair of surrounding double quotes, if present.
@@ -113,5 +131,23 @@ mod tests {
             parse("heritage=external-dns,junk,other/x=1,external-dns/owner=o").unwrap(),
             labels(&[("owner", "o")])
         );
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/txt_registry/crash-6e5c...`): a value with
+    /// `"` at its end or a `,` inside does not read back, so such values are
+    /// named unrepresentable, and every representable one round-trips.
+    #[test]
+    fn unrepresentable_values_are_named() {
+        let quoted = labels(&[("owner", "defa\"\""), ("zz", "x\"")]);
+        assert_ne!(parse(&serialise(&quoted)).unwrap(), quoted);
+        assert!(unrepresentable("x\"").is_some());
+        assert!(unrepresentable("a,b").is_some());
+        let comma = labels(&[("owner", "a,b")]);
+        assert_ne!(parse(&serialise(&comma)).unwrap(), comma);
+        for value in ["default", "a=b", "service/default/nginx", "x y", "\0", "é"] {
+            assert_eq!(unrepresentable(value), None, "{value:?}");
+            let one = labels(&[("owner", value), ("resource", value)]);
+            assert_eq!(parse(&serialise(&one)).unwrap(), one, "{value:?}");
+        }
     }
 }
