@@ -639,7 +639,7 @@ def health(work, binary, fake_binary):
 
         observer = threading.Thread(target=observe, daemon=True)
         observer.start()
-        probes_before = {}
+        probes_before = []
         load = Load(s.port, queries, RATE, SECONDS, os.path.join(s.work, "dnsperf.txt"))
         probe = Prober(s.port, [probed], inspect=inspect).start()
         started = time.monotonic()
