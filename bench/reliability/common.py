@@ -76,6 +76,34 @@ def ask(port, name, qtype=1, timeout=1.0):
     return data[3] & 0x0F, struct.unpack(">H", data[6:8])[0]
 
 
+def a_records(data):
+    """The IPv4 addresses in the answer section of a reply (RFC 1035 4.1)."""
+    def skip_name(i):
+        while i < len(data):
+            length = data[i]
+            if length == 0:
+                return i + 1
+            if length & 0xC0 == 0xC0:  # a compression pointer ends the name (RFC 1035 4.1.4)
+                return i + 2
+            i += 1 + length
+        raise ValueError("truncated name")
+    found = []
+    try:
+        i = 12
+        for _ in range(struct.unpack(">H", data[4:6])[0]):
+            i = skip_name(i) + 4
+        for _ in range(struct.unpack(">H", data[6:8])[0]):
+            i = skip_name(i)
+            rtype, _, _, length = struct.unpack(">HHIH", data[i:i + 10])
+            i += 10
+            if rtype == 1 and length == 4:
+                found.append(socket.inet_ntoa(data[i:i + 4]))
+            i += length
+    except (ValueError, struct.error):
+        return None
+    return found
+
+
 def wait_until(check, limit, what):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -166,8 +194,10 @@ class Prober:
     """Sends one A query every 1/rate s (names in turn) from one UDP socket
     and records each reply: `ok` means NOERROR with an answer."""
 
-    def __init__(self, port, names, rate=100):
+    def __init__(self, port, names, rate=100, inspect=None):
+        """`inspect(reply bytes, time)`, when given, decides `ok` instead."""
         self.port, self.names, self.interval = port, names, 1.0 / rate
+        self.inspect = inspect
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sent = {}       # id -> send time
@@ -213,7 +243,10 @@ class Prober:
             if sent is None:
                 continue
             now = time.monotonic()
-            ok = (data[3] & 0x0F) == 0 and struct.unpack(">H", data[6:8])[0] > 0
+            if self.inspect is not None:
+                ok = self.inspect(data, now)
+            else:
+                ok = (data[3] & 0x0F) == 0 and struct.unpack(">H", data[6:8])[0] > 0
             self.replies.append((now, ok, now - sent))
 
     def stop(self):
