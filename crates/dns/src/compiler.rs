@@ -42,13 +42,6 @@ pub(crate) enum Event {
 /// frees it), and how often the thread looks at its cancellation token.
 const IDLE_TICK: Duration = Duration::from_millis(250);
 
-/// Least time between two heap trims after builds that rendered only what
-/// changed. A trim walks every free chunk of the heap under the allocator's
-/// locks (milliseconds at a million endpoints) and hands back pages the
-/// next change faults in again, so one per change cost more than the
-/// change; after a full build the heap is trimmed at the first idle tick.
-const TRIM_EVERY: Duration = Duration::from_secs(2);
-
 /// Control-plane state shown by `/metrics`, shared by every compiler.
 #[derive(Debug, Default)]
 pub(crate) struct CompilerStatus {
@@ -114,9 +107,6 @@ impl Compiler {
         let mut retired: Option<Arc<Snapshot>> = None;
         // What the last build made, so a change renders only what it touches.
         let mut builds = Builds::default();
-        // A build left freed pages since the last trim, and when that was.
-        let mut trim_due = false;
-        let mut trimmed: Option<tokio::time::Instant> = None;
         while !cancel.is_cancelled() {
             if !dirty || states.iter().any(Option::is_none) {
                 match self.events.recv_timeout(IDLE_TICK) {
@@ -151,11 +141,7 @@ impl Compiler {
                         // build left free back to the kernel.
                         if let Some(old) = retired.take() {
                             drop(old);
-                        }
-                        if trim_due && trimmed.is_none_or(|at| at.elapsed() >= TRIM_EVERY) {
                             crate::memory::release_free_memory();
-                            trimmed = Some(tokio::time::Instant::now());
-                            trim_due = false;
                         }
                     }
                     Err(RecvTimeoutError::Disconnected) => return,
@@ -165,11 +151,7 @@ impl Compiler {
             // I1: every source has a complete state.
             dirty = false;
             generation += 1;
-            let (snapshot, kind) = self.build(&mut builds, generation, &states, &verdicts);
-            trim_due = true;
-            if kind == BuildKind::Full {
-                trimmed = None;
-            }
+            let snapshot = self.build(&mut builds, generation, &states, &verdicts);
             // The replaced snapshot shares most of its names with the new
             // one; what only it holds is freed here after an idle tick.
             retired = Some(self.snapshot.swap(snapshot));
@@ -197,7 +179,7 @@ impl Compiler {
         generation: u64,
         states: &[Option<Input>],
         verdicts: &Arc<Verdicts>,
-    ) -> (Arc<Snapshot>, BuildKind) {
+    ) -> Arc<Snapshot> {
         let started = tokio::time::Instant::now();
         let parts: Vec<(&Recipe, &Input)> = self
             .plans
@@ -263,7 +245,7 @@ impl Compiler {
                 "snapshot serving"
             ),
         }
-        (snapshot, kind)
+        snapshot
     }
 
     /// Publishes the current problems of this listener's sources (empty when all loaded).

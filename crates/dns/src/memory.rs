@@ -7,10 +7,8 @@
 //! set grows with every change even though the live heap does not.
 //! [`release_free_memory`] asks glibc to return every whole free page
 //! (`malloc_trim(0)`, which since glibc 2.8 also releases free pages in the
-//! middle of the heap and of every arena). The compiler calls it in the
-//! first quiet moment after a full build, and after builds of a few changed
-//! names at most every 2 s (a trim walks the whole heap, and the next change
-//! faults the returned pages in again); never on the query path.
+//! middle of the heap and of every arena). The compiler calls it once per
+//! quiet moment after a build, never on the query path.
 //!
 //! glibc also gives every thread that allocates while another holds an
 //! arena's lock an arena of its own (up to eight per core). The catalog's
