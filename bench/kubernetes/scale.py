@@ -8,7 +8,11 @@ time from start to /ready, RSS at ready, and for CHANGES endpoint changes
 the API accepting the change to the new answer, and signpost's CPU per
 change; then CHURN more endpoint changes (default 0) patched back to back,
 the last one waited for, and RSS after all of them (issue 18: RSS after
-1,000 changes). Everything on loopback; every wait has a deadline.
+1,000 changes). RELIST=1 then changes one endpoint, compacts the
+history and drops every watch (those behind the change resume with 410
+Gone and list again), and reports that change's time to answer, the
+watches that expired and signpost's CPU until idle. KEEP_LOG=PATH copies signpost's log (RUST_LOG=info) there.
+Everything on loopback; every wait has a deadline.
 """
 
 import json
@@ -84,7 +88,8 @@ def main():
     fake_log = open(os.path.join(work, "fake.log"), "w")
     started = time.monotonic()
     fake = subprocess.Popen(
-        [fake_bin, "--dir", work, "--seed-services", str(services), "--seed-endpoints", str(endpoints)],
+        [fake_bin, "--dir", work, "--seed-services", str(services), "--seed-endpoints", str(endpoints)]
+        + (["--control"] if os.environ.get("RELIST") else []),
         stdout=subprocess.PIPE, stderr=fake_log, text=True,
     )
     try:
@@ -171,8 +176,55 @@ def main():
                     time.sleep(0.01)
                 time.sleep(1)
             rss_churn, hwm_churn = rss_kib(server.pid), rss_kib(server.pid, "VmHWM")
+            relist = None
+            if os.environ.get("RELIST"):
+                # One endpoint changed, then the history compacted and every
+                # watch dropped: a watch whose last resourceVersion (event or
+                # bookmark) is older than the change resumes with 410 Gone
+                # and lists its resource again (as after an API server
+                # upgrade). Timed from the change's 200 to the new answer;
+                # signpost's CPU until it is idle again.
+                cpu_before_relist = cpu_seconds(server.pid)
+                index = headless[0]
+                ns, name = f"ns-{index // 100}", f"svc-{index % 100}"
+                address = "10.202.0.1"
+                patch = {"endpoints": [{"addresses": [address], "conditions": {"ready": True}}]}
+                request = urllib.request.Request(
+                    f"{url}/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}-1",
+                    data=json.dumps(patch).encode(), method="PATCH",
+                    headers={"Content-Type": "application/merge-patch+json"},
+                )
+                with urllib.request.urlopen(request, context=context, timeout=10) as r:
+                    assert r.status == 200, r.status
+                accepted = time.monotonic()
+                for action in ("compact", "drop-watches"):
+                    request = urllib.request.Request(f"{url}/fake/{action}", data=b"{}", method="POST",
+                                                     headers={"Content-Type": "application/json"})
+                    with urllib.request.urlopen(request, context=context, timeout=10) as r:
+                        assert r.status == 200, r.status
+                fqdn = f"{name}.{ns}.svc.cluster.local"
+                while query_a(dns_port, fqdn) != [address]:
+                    if time.monotonic() - accepted > 120:
+                        raise SystemExit("the change made before the relist never reached answers")
+                    time.sleep(0.001)
+                seen = time.monotonic() - accepted
+                # Idle again: no CPU used over half a second.
+                deadline = time.monotonic() + 120
+                last = cpu_seconds(server.pid)
+                while time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    now = cpu_seconds(server.pid)
+                    if now - last < 0.02:
+                        break
+                    last = now
+                log.flush()
+                with open(os.path.join(work, "signpost.log")) as f:
+                    expired = f.read().count("watch expired (410 Gone)")
+                relist = {"change_to_answer_ms": round(seen * 1000, 1), "watches_expired": expired,
+                          "signpost_cpu_ms": round((cpu_seconds(server.pid) - cpu_before_relist) * 1000, 1)}
             with open("/proc/loadavg") as f:
                 load = f.read().split()[:3]
+            slowest = max(range(len(latencies)), key=latencies.__getitem__) if latencies else 0
             latencies.sort()
             p = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
             print(json.dumps({
@@ -182,7 +234,8 @@ def main():
                 "rss_at_ready_mib": round(rss_ready / 1024, 1),
                 "peak_rss_at_ready_mib": round(hwm_ready / 1024, 1),
                 "changes": changes,
-                "change_to_answer_ms": {"p50": round(p(0.5), 1), "p99": round(p(0.99), 1), "max": round(latencies[-1] * 1000, 1)},
+                "change_to_answer_ms": {"p50": round(p(0.5), 1), "p99": round(p(0.99), 1), "max": round(latencies[-1] * 1000, 1),
+                                        "slowest_change": slowest},
                 "signpost_cpu_per_change_ms": round(cpu_per_change * 1000, 1),
                 "rss_after_changes_mib": round(rss_after / 1024, 1),
                 "cpu_to_ready_s": round(cpu_ready, 2),
@@ -190,6 +243,7 @@ def main():
                 "rss_after_all_changes_mib": round(rss_churn / 1024, 1),
                 "hwm_after_all_changes_mib": round(hwm_churn / 1024, 1),
                 "rss_growth_pct": round(100 * (rss_churn - rss_ready) / rss_ready, 1),
+                "relist": relist,
                 "loadavg": load,
             }, indent=2))
         finally:
@@ -198,6 +252,8 @@ def main():
     finally:
         fake.send_signal(signal.SIGTERM)
         fake.wait(timeout=60)
+        if os.environ.get("KEEP_LOG"):
+            shutil.copy(os.path.join(work, "signpost.log"), os.environ["KEEP_LOG"])
         shutil.rmtree(work, ignore_errors=True)
 
 

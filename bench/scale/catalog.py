@@ -14,7 +14,8 @@ apart) with p50/p99 from the write to the new answer and signpost's CPU per
 change (polls between changes included), then CHURN more endpoint
 changes (one address of a headless service in another namespace file each,
 written back to back, the last one waited for), and RSS after all of them.
-Everything on loopback; every wait has a deadline.
+KEEP_LOG=PATH copies signpost's log there (SIGNPOST_LOG_LEVEL, default
+`info`, is its RUST_LOG). Everything on loopback; every wait has a deadline.
 """
 
 import argparse
@@ -84,7 +85,8 @@ def main():
         log = open(os.path.join(work, "signpost.log"), "w")
         started = time.monotonic()
         server = subprocess.Popen([args.signpost, "dns", "--conf", corefile, "--workers", "1"],
-                                  stdout=log, stderr=log, env={**os.environ, "RUST_LOG": "info", "NO_COLOR": "1"})
+                                  stdout=log, stderr=log, env={**os.environ, "RUST_LOG": os.environ.get("SIGNPOST_LOG_LEVEL", "info"),
+                                                                     "NO_COLOR": "1"})
         deadline = started + 600
         while True:
             try:
@@ -107,10 +109,12 @@ def main():
             check=True, capture_output=True, text=True, timeout=1200,
         ).stdout
         cpu_per_change = (cpu_seconds(server.pid) - cpu_before_changes) / max(1, args.timed)
-        latencies = []
+        latencies, writes = [], []
         for line in out.splitlines():
             fields = dict(item.split("=") for item in line.split())
             latencies.append(float(fields["t_seen"]) - float(fields["t_write"]))
+            writes.append(float(fields["t_write"]))
+        slowest = max(range(len(latencies)), key=latencies.__getitem__) if latencies else 0
         latencies.sort()
         pick = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
         # Churn: one endpoint address replaced in other headless services' files, back to back.
@@ -163,7 +167,8 @@ def main():
             "rss_ready_mib": round(rss_ready / 1024, 1), "hwm_ready_mib": round(hwm_ready / 1024, 1),
             "timed_changes": len(latencies),
             "change_to_answer_ms": {"p50": round(pick(0.5), 1), "p99": round(pick(0.99), 1),
-                                    "max": round(latencies[-1] * 1000, 1)},
+                                    "max": round(latencies[-1] * 1000, 1), "slowest_change": slowest,
+                                    "slowest_written_unix": round(writes[slowest], 3) if writes else None},
             "signpost_cpu_per_change_ms": round(cpu_per_change * 1000, 1),
             "endpoint_changes_total": len(latencies) + churned,
             "rss_after_mib": round(rss_end / 1024, 1), "hwm_after_mib": round(hwm_end / 1024, 1),
@@ -177,6 +182,8 @@ def main():
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+        if os.environ.get("KEEP_LOG") and os.path.exists(os.path.join(work, "signpost.log")):
+            shutil.copy(os.path.join(work, "signpost.log"), os.environ["KEEP_LOG"])
         shutil.rmtree(work, ignore_errors=True)
 
 

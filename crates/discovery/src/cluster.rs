@@ -60,7 +60,7 @@ pub enum ObjectChange {
 }
 
 /// An object read into its part, with what of it the cluster zone leaves out.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Read<T> {
     /// The part; `None` when nothing of the object serves.
     pub part: Option<Arc<T>>,

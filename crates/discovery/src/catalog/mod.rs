@@ -11,7 +11,7 @@
 //!   hidden skipped)                                   └─ List / ServiceList /     │             or LoadErrors
 //!                                                        EndpointSliceList items ─┘
 //!  CatalogWatcher: stat only; says when to call load_paths again
-//!  CatalogChanges (the DNS cluster zone): re-reads only changed files, woken by inotify
+//!  CatalogChanges (the DNS cluster zone): re-reads only changed files; inotify names them
 //! ```
 //!
 //! Invariants:

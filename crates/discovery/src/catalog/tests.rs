@@ -825,3 +825,212 @@ async fn a_renamed_file_wakes_the_poll_at_once() {
     cancel.cancel();
     task.await.unwrap();
 }
+
+/// Runs [`CatalogChanges`] over `paths`; returns its updates and a handle
+/// that stops it.
+fn run_changes(
+    paths: Vec<PathBuf>,
+    poll: Duration,
+) -> (
+    tokio::sync::mpsc::UnboundedReceiver<signpost_model::Update<crate::cluster::ObjectBatch>>,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
+    use crate::cluster::ObjectBatch;
+    use signpost_model::{Sink, Source, Update};
+    let (sender, updates) = tokio::sync::mpsc::unbounded_channel();
+    let sink = Sink::new(move |update: Update<ObjectBatch>| {
+        let _ = sender.send(update);
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let source = Box::new(CatalogChanges::new(paths, poll));
+    let task = tokio::spawn(source.run(sink, cancel.clone()));
+    (updates, cancel, task)
+}
+
+/// The next update within a generous deadline.
+async fn next_update(
+    updates: &mut tokio::sync::mpsc::UnboundedReceiver<
+        signpost_model::Update<crate::cluster::ObjectBatch>,
+    >,
+    what: &str,
+) -> signpost_model::Update<crate::cluster::ObjectBatch> {
+    tokio::time::timeout(Duration::from_secs(30), updates.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within 30 s"))
+        .expect("the source ended")
+}
+
+/// The keys of the Services a batch removes.
+fn batch_removed_services(batch: &crate::cluster::ObjectBatch) -> Vec<String> {
+    use crate::cluster::{ObjectBatch, ObjectChange};
+    let (ObjectBatch::Reset(changes) | ObjectBatch::Changes(changes)) = batch;
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            ObjectChange::Service(key, None) => Some(key.1.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A file renamed into place is checked alone (inotify names it), and the
+/// kept duplicate index still finds a Service another file defines, names
+/// both places, keeps the last state, and lets the fix through; a Service
+/// taken out of a file is removed.
+#[tokio::test]
+async fn a_named_file_change_checks_duplicates_and_removals() {
+    use crate::cluster::ObjectBatch;
+    use signpost_model::Update;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    fs::create_dir(&catalog).unwrap();
+    fs::write(catalog.join("a.yaml"), service_yaml("alpha", "10.0.0.1")).unwrap();
+    fs::write(
+        catalog.join("b.yaml"),
+        format!(
+            "{}---\n{}",
+            service_yaml("beta", "10.0.0.2"),
+            service_yaml("gamma", "10.0.0.3")
+        ),
+    )
+    .unwrap();
+    let (mut updates, cancel, task) = run_changes(vec![catalog.clone()], Duration::from_secs(3600));
+    let Update::State(ObjectBatch::Reset(_)) = next_update(&mut updates, "first state").await
+    else {
+        panic!("expected a full state first");
+    };
+    let replace = |name: &str, text: String| {
+        let staging = dir.path().join("staging.yaml");
+        fs::write(&staging, text).unwrap();
+        fs::rename(&staging, catalog.join(name)).unwrap();
+    };
+    // A first change, delivered after the watches are in place (the poll
+    // that follows new watches lists everything): the ones after it are
+    // woken by their own events.
+    replace("a.yaml", service_yaml("alpha", "10.0.0.5"));
+    let Update::State(batch @ ObjectBatch::Changes(_)) = next_update(&mut updates, "warm").await
+    else {
+        panic!("expected changes");
+    };
+    assert_eq!(batch_services(&batch), ["alpha"]);
+    // b.yaml defines alpha too: a duplicate, reported at b.yaml's line.
+    replace(
+        "b.yaml",
+        format!(
+            "{}---\n{}",
+            service_yaml("beta", "10.0.0.2"),
+            service_yaml("alpha", "10.0.0.9")
+        ),
+    );
+    let Update::Problems(problems) = next_update(&mut updates, "the duplicate").await else {
+        panic!("expected problems for the duplicate");
+    };
+    let text = format!("{problems:?}");
+    assert!(
+        text.contains("duplicate Service default/alpha; first defined at")
+            && text.contains("a.yaml:1"),
+        "{text}"
+    );
+    // Fixed: gamma left b.yaml and is removed; alpha stays where it was.
+    replace("b.yaml", service_yaml("beta", "10.0.0.4"));
+    let Update::State(batch @ ObjectBatch::Changes(_)) = next_update(&mut updates, "fix").await
+    else {
+        panic!("expected changes after the fix");
+    };
+    assert_eq!(batch_services(&batch), ["beta"]);
+    assert_eq!(batch_removed_services(&batch), ["gamma"]);
+    // gamma may now move to a.yaml: no duplicate is left behind in the index.
+    replace(
+        "a.yaml",
+        format!(
+            "{}---\n{}",
+            service_yaml("alpha", "10.0.0.1"),
+            service_yaml("gamma", "10.0.0.3")
+        ),
+    );
+    let Update::State(batch @ ObjectBatch::Changes(_)) = next_update(&mut updates, "move").await
+    else {
+        panic!("expected changes for the move");
+    };
+    assert_eq!(batch_services(&batch), ["alpha", "gamma"]);
+    assert!(batch_removed_services(&batch).is_empty());
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+/// A ConfigMap mount: visible names are symlinks through `..data`, which
+/// the kubelet swaps by renaming a new link over it. With a poll interval
+/// of an hour the swap still reaches the sink (a hidden name asks for a
+/// full listing).
+#[tokio::test]
+async fn a_configmap_swap_wakes_the_poll() {
+    use crate::cluster::ObjectBatch;
+    use signpost_model::Update;
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("mount");
+    fs::create_dir_all(mount.join("..2026_11_30_01")).unwrap();
+    fs::write(
+        mount.join("..2026_11_30_01/services.yaml"),
+        service_yaml("alpha", "10.0.0.1"),
+    )
+    .unwrap();
+    symlink("..2026_11_30_01", mount.join("..data")).unwrap();
+    symlink("..data/services.yaml", mount.join("services.yaml")).unwrap();
+    let (mut updates, cancel, task) = run_changes(vec![mount.clone()], Duration::from_secs(3600));
+    let Update::State(batch @ ObjectBatch::Reset(_)) = next_update(&mut updates, "first").await
+    else {
+        panic!("expected a full state first");
+    };
+    assert_eq!(batch_services(&batch), ["alpha"]);
+    // The kubelet's update: a new timestamped directory, a new link, renamed over `..data`.
+    fs::create_dir(mount.join("..2026_11_30_02")).unwrap();
+    fs::write(
+        mount.join("..2026_11_30_02/services.yaml"),
+        service_yaml("beta", "10.0.0.2"),
+    )
+    .unwrap();
+    symlink("..2026_11_30_02", mount.join("..data_tmp")).unwrap();
+    fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    let Update::State(batch @ ObjectBatch::Changes(_)) = next_update(&mut updates, "swap").await
+    else {
+        panic!("expected changes after the swap");
+    };
+    assert_eq!(batch_services(&batch), ["beta"]);
+    assert_eq!(batch_removed_services(&batch), ["alpha"]);
+    cancel.cancel();
+    task.await.unwrap();
+}
+
+/// A file seen through a symlink whose target lives in a directory nobody
+/// watches changes without an event in the catalog's directory: the
+/// interval's full listing (ten intervals apart while every catalog
+/// directory is watched) still finds it.
+#[tokio::test]
+async fn the_interval_poll_finds_what_inotify_does_not_see() {
+    use crate::cluster::ObjectBatch;
+    use signpost_model::Update;
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("catalog");
+    let elsewhere = dir.path().join("elsewhere");
+    fs::create_dir(&catalog).unwrap();
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("a.yaml"), service_yaml("alpha", "10.0.0.1")).unwrap();
+    symlink(elsewhere.join("a.yaml"), catalog.join("a.yaml")).unwrap();
+    let (mut updates, cancel, task) = run_changes(vec![catalog.clone()], Duration::from_millis(20));
+    let Update::State(ObjectBatch::Reset(_)) = next_update(&mut updates, "first").await else {
+        panic!("expected a full state first");
+    };
+    let staging = elsewhere.join("staging.yaml");
+    fs::write(&staging, service_yaml("beta", "10.0.0.2")).unwrap();
+    fs::rename(&staging, elsewhere.join("a.yaml")).unwrap();
+    let Update::State(batch @ ObjectBatch::Changes(_)) = next_update(&mut updates, "poll").await
+    else {
+        panic!("expected changes from the interval poll");
+    };
+    assert_eq!(batch_services(&batch), ["beta"]);
+    cancel.cancel();
+    task.await.unwrap();
+}

@@ -1,6 +1,8 @@
 //! Wakes the catalog's poll the moment a file in a watched directory is
 //! written, moved or removed (Linux inotify), so a change reaches answers
-//! within milliseconds instead of up to one poll interval later.
+//! within milliseconds instead of up to one poll interval later, and says
+//! which files to look at, so a one-file change stats one file instead of
+//! listing every directory.
 //!
 //! Control plane, async (the events arrive on the runtime's reactor).
 //!
@@ -11,16 +13,25 @@
 //! (`IN_CLOSE_WRITE`), renames into or out of a directory (`IN_MOVED_TO`,
 //! `IN_MOVED_FROM`: an atomic replace, the `..data` swap of a ConfigMap
 //! mount), removals and attribute changes; not on `IN_CREATE` or
-//! `IN_MODIFY`, which fire while a writer is still writing. When inotify is
-//! not available (no kernel support, the watch limit reached), the catalog
-//! polls every interval as before and says so once at debug level.
+//! `IN_MODIFY`, which fire while a writer is still writing. A hint names
+//! files ([`Hint::Files`]) only when every event since the last poll was a
+//! write, rename into place or attribute change of a visible catalog file
+//! (`*.yaml`, `*.yml`, `*.json`, no leading `.`); anything else (a removal,
+//! a hidden name such as `..data`, a directory, a lost watch, a queue
+//! overflow) asks for a full listing ([`Hint::Everything`]). When inotify
+//! is not available (no kernel support, the watch limit reached), the
+//! catalog polls every interval as before and says so once at debug level.
 
-use inotify::{EventStream, Inotify, WatchMask};
-use std::collections::HashSet;
+use inotify::{EventMask, EventStream, Inotify, WatchDescriptor, WatchMask};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// Events read at once; a burst larger than this is read on the next wake.
 const BUFFER: usize = 4096;
+
+/// Files named by events before the hint gives up and asks for a listing.
+const MOST_FILES: usize = 64;
 
 /// Directory events that mean a catalog file may have changed.
 fn mask() -> WatchMask {
@@ -33,10 +44,24 @@ fn mask() -> WatchMask {
         | WatchMask::ATTRIB
 }
 
+/// What the events since the last poll say to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// List every directory and stat every file.
+    Everything,
+    /// Stat only these files (each a visible catalog file in a watched
+    /// directory, as the walk names it: the directory joined with the name).
+    Files(Vec<PathBuf>),
+}
+
 /// The inotify watches of the catalog's directories.
 pub(crate) struct Wake {
     stream: Option<EventStream<[u8; BUFFER]>>,
     watched: HashSet<PathBuf>,
+    /// The directory of each watch, to name an event's file.
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    /// What the events since the last [`Wake::take`] ask for.
+    pending: Option<Hint>,
 }
 
 // === impl Wake ===
@@ -54,6 +79,8 @@ impl Wake {
         Self {
             stream,
             watched: HashSet::new(),
+            dirs: HashMap::new(),
+            pending: None,
         }
     }
 
@@ -75,8 +102,9 @@ impl Wake {
                 continue;
             }
             match watches.add(dir, mask()) {
-                Ok(_) => {
+                Ok(descriptor) => {
                     self.watched.insert(dir.clone());
+                    self.dirs.insert(descriptor, dir.clone());
                     added = true;
                 }
                 Err(error) => {
@@ -91,25 +119,100 @@ impl Wake {
         added
     }
 
-    /// Returns when an event arrived; never when inotify is not available.
+    /// True when every one of `dirs` is watched: a change anywhere in them
+    /// wakes the poll, so the interval poll is only a safety net.
+    pub(crate) fn covers(&self, dirs: &[PathBuf]) -> bool {
+        self.stream.is_some() && dirs.iter().all(|dir| self.watched.contains(dir))
+    }
+
+    /// Returns when an event arrived, after reading every event already
+    /// queued; never when inotify is not available.
     pub(crate) async fn changed(&mut self) {
+        use futures_util::FutureExt as _;
         use futures_util::StreamExt as _;
         let Some(stream) = &mut self.stream else {
             return std::future::pending().await;
         };
-        match stream.next().await {
-            Some(Ok(event)) => {
-                // The kernel dropped this watch (its directory went away):
-                // the next poll's walk decides whether to watch it again.
-                if event.mask.contains(inotify::EventMask::IGNORED) {
-                    self.watched.clear();
+        let mut next = stream.next().await;
+        loop {
+            match next {
+                Some(Ok(event)) => {
+                    let hint = self.hint_of(event.wd, event.mask, event.name.as_deref());
+                    self.note(hint);
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "catalog: inotify failed, polling only");
+                    self.stream = None;
+                    self.note(Hint::Everything);
+                    return;
+                }
+                None => {
+                    self.stream = None;
+                    self.note(Hint::Everything);
+                    return;
                 }
             }
-            Some(Err(error)) => {
-                tracing::debug!(%error, "catalog: inotify failed, polling only");
-                self.stream = None;
+            // Whatever else is queued goes into the same hint.
+            let Some(stream) = &mut self.stream else {
+                return;
+            };
+            match stream.next().now_or_never() {
+                Some(event) => next = event,
+                None => return,
             }
-            None => self.stream = None,
         }
     }
+
+    /// What the events since the last call ask the poll to look at
+    /// (everything when there were none: an interval poll).
+    pub(crate) fn take(&mut self) -> Hint {
+        self.pending.take().unwrap_or(Hint::Everything)
+    }
+
+    fn note(&mut self, hint: Hint) {
+        self.pending = Some(match (self.pending.take(), hint) {
+            (None, hint) => hint,
+            (Some(Hint::Files(mut files)), Hint::Files(more)) => {
+                for file in more {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+                if files.len() > MOST_FILES {
+                    Hint::Everything
+                } else {
+                    Hint::Files(files)
+                }
+            }
+            _ => Hint::Everything,
+        });
+    }
+
+    fn hint_of(&mut self, wd: WatchDescriptor, mask: EventMask, name: Option<&OsStr>) -> Hint {
+        // The kernel dropped this watch (its directory went away): the next
+        // poll's walk decides whether to watch it again.
+        if mask.contains(EventMask::IGNORED) {
+            self.watched.clear();
+            self.dirs.clear();
+            return Hint::Everything;
+        }
+        let file_event = (mask.contains(EventMask::CLOSE_WRITE)
+            || mask.contains(EventMask::MOVED_TO)
+            || mask.contains(EventMask::ATTRIB))
+            && !mask.contains(EventMask::ISDIR)
+            && !mask.contains(EventMask::Q_OVERFLOW);
+        match (file_event, name, self.dirs.get(&wd)) {
+            (true, Some(name), Some(dir)) if is_catalog_name(name) => {
+                Hint::Files(vec![dir.join(name)])
+            }
+            _ => Hint::Everything,
+        }
+    }
+}
+
+/// A name the walk reads inside a directory: visible, with a catalog
+/// extension.
+fn is_catalog_name(name: &OsStr) -> bool {
+    !name.as_encoded_bytes().starts_with(b".")
+        && super::walk::has_catalog_extension(Path::new(name))
 }

@@ -153,7 +153,7 @@ impl Walker {
     }
 }
 
-fn has_catalog_extension(path: &Path) -> bool {
+pub(crate) fn has_catalog_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| EXTENSIONS.iter().any(|want| ext.eq_ignore_ascii_case(want)))

@@ -15,8 +15,10 @@
 //!   compact part as it is decoded ([`crate::translate::ServicePart`],
 //!   [`crate::translate::SlicePart`], a [`ClusterPod`]) and drops the
 //!   Kubernetes object, as CoreDNS's informers keep only their transformed
-//!   objects; it delivers the objects that changed (all of them after a
-//!   list) as an [`ObjectBatch`].
+//!   objects; it delivers everything after the first list, then the objects
+//!   that changed as an [`ObjectBatch`] (after a relist, those that differ
+//!   from what it held: a relist of a million endpoints with one change
+//!   renders one service again, not all).
 //! - [`KubernetesSource`] (record sync) keeps whole objects and delivers a
 //!   complete [`ClusterObjects`] after every batch of events (coalesced:
 //!   everything queued meanwhile goes into the same state).
@@ -24,7 +26,7 @@
 //! ```text
 //! watcher(services) ──┐
 //! watcher(slices) ────┼─ Change ─▶ stores (relists swap whole) ─▶ ObjectBatch (parts; Reset after
-//! watcher(namespaces)─┤            exposed namespaces only           a list, else Changes) ─▶ Sink
+//! watcher(namespaces)─┤            exposed namespaces only           the first list, else Changes) ─▶ Sink
 //! watcher(pods) ──────┤                                          or ClusterObjects (whole) ─▶ Sink
 //! watcher(ingresses) ─┤  (record sync)
 //! watcher(nodes) ─────┘  (record sync; cluster-scoped)
@@ -85,12 +87,12 @@ pub struct KubernetesSource {
 
 /// How the stores keep each kind, and what they deliver.
 trait Form: Sized + Send + 'static {
-    type Service: Send + Sync + 'static;
-    type Slice: Send + Sync + 'static;
-    type Namespace: Send + Sync + 'static;
-    type Pod: Send + Sync + 'static;
-    type Ingress: Send + Sync + 'static;
-    type Node: Send + Sync + 'static;
+    type Service: PartialEq + Send + Sync + 'static;
+    type Slice: PartialEq + Send + Sync + 'static;
+    type Namespace: PartialEq + Send + Sync + 'static;
+    type Pod: PartialEq + Send + Sync + 'static;
+    type Ingress: PartialEq + Send + Sync + 'static;
+    type Node: PartialEq + Send + Sync + 'static;
     type Output: Send + 'static;
     fn service(object: Service) -> Self::Service;
     fn slice(object: EndpointSlice) -> Self::Slice;
@@ -138,8 +140,6 @@ struct Stores<F: Form> {
     nodes: Store<F::Node>,
     /// Objects changed since the last delivery, by resource.
     changed: BTreeSet<(Resource, Key)>,
-    /// A list completed since the last delivery: deliver everything.
-    relisted: bool,
 }
 
 // === impl KubernetesChanges ===
@@ -279,7 +279,6 @@ async fn run<F: Form>(
         ingresses: Store::new(),
         nodes: Store::new(),
         changed: BTreeSet::new(),
-        relisted: false,
     };
     let mut announced = false;
     let mut delivered = false;
@@ -431,7 +430,6 @@ impl Form for Whole {
 
     fn deliver(stores: &mut Stores<Self>, spec: &KubernetesApi, _: bool) -> Arc<ClusterObjects> {
         stores.changed.clear();
-        stores.relisted = false;
         Arc::new(stores.objects(spec))
     }
 }
@@ -465,16 +463,21 @@ impl<F: Form> Stores<F> {
                 Object::Node(o) => self.nodes.relisted(key, o),
             },
             Change::FinishRelist(resource) => {
-                self.relisted = true;
                 metrics.event(resource, EventKind::Relist);
-                match resource {
+                // A relist after the first (a watch that expired with
+                // `410 Gone`) hands on only what differs from the live
+                // objects: at a million endpoints a full state would
+                // join and render everything again.
+                let changed = match resource {
                     Resource::Services => self.services.finish_relist(),
                     Resource::EndpointSlices => self.slices.finish_relist(),
                     Resource::Namespaces => self.namespaces.finish_relist(),
                     Resource::Pods => self.pods.finish_relist(),
                     Resource::Ingresses => self.ingresses.finish_relist(),
                     Resource::Nodes => self.nodes.finish_relist(),
-                }
+                };
+                self.changed
+                    .extend(changed.into_iter().map(|key| (resource, key)));
             }
             Change::Apply(resource, key, object) => {
                 metrics.event(resource, EventKind::Apply);
@@ -565,9 +568,8 @@ impl Stores<Parts> {
     /// `namespace_labels` when set): everything after a list or at first.
     fn batch(&mut self, spec: &KubernetesApi, first: bool) -> ObjectBatch {
         let changed = std::mem::take(&mut self.changed);
-        let relisted = std::mem::take(&mut self.relisted);
         let exposed = self.exposer(spec);
-        if first || relisted {
+        if first {
             let mut all = Vec::new();
             for (key, read) in self.services.objects() {
                 if exposed(&key.0) {

@@ -43,12 +43,24 @@ impl<T> Store<T> {
             .insert(key, object);
     }
 
-    /// The list is complete: it replaces the live objects at once.
-    pub(crate) fn finish_relist(&mut self) {
+    /// The list is complete: it replaces the live objects at once. Returns
+    /// the keys whose object differs from the live one (added, changed or
+    /// gone) when a complete list was live before, so a relist after
+    /// `410 Gone` hands on only what changed while the watch was down;
+    /// nothing for the first list.
+    pub(crate) fn finish_relist(&mut self) -> Vec<Key>
+    where
+        T: PartialEq,
+    {
+        let mut changed = Vec::new();
         if let Some(listed) = self.relisting.take() {
+            if self.ready {
+                changed = differences(&self.live, &listed);
+            }
             self.live = listed;
         }
         self.ready = true;
+        changed
     }
 
     /// An object added or changed while watching.
@@ -76,6 +88,44 @@ impl<T> Store<T> {
     }
 }
 
+/// Keys in either map whose objects differ; both maps are in key order,
+/// so one merge pass finds them.
+fn differences<T: PartialEq>(old: &BTreeMap<Key, Arc<T>>, new: &BTreeMap<Key, Arc<T>>) -> Vec<Key> {
+    let mut changed = Vec::new();
+    let mut old = old.iter().peekable();
+    let mut new = new.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return changed,
+            (Some((key, _)), None) => {
+                changed.push((*key).clone());
+                old.next();
+            }
+            (None, Some((key, _))) => {
+                changed.push((*key).clone());
+                new.next();
+            }
+            (Some((a, x)), Some((b, y))) => match a.cmp(b) {
+                std::cmp::Ordering::Less => {
+                    changed.push((*a).clone());
+                    old.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    changed.push((*b).clone());
+                    new.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if !Arc::ptr_eq(x, y) && x != y {
+                        changed.push((*a).clone());
+                    }
+                    old.next();
+                    new.next();
+                }
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +143,42 @@ mod tests {
         store.relisted(key("a"), Arc::new(1));
         assert!(!store.ready);
         assert_eq!(store.len(), 0);
-        store.finish_relist();
+        assert!(
+            store.finish_relist().is_empty(),
+            "the first list is everything"
+        );
         store.apply(key("b"), Arc::new(2));
         store.start_relist();
         store.relisted(key("c"), Arc::new(3));
         let live: Vec<&str> = store.objects().map(|(k, _)| k.1.as_str()).collect();
         assert_eq!(live, ["a", "b"], "a partial list must not show");
-        store.finish_relist();
+        assert_eq!(
+            store.finish_relist(),
+            [key("a"), key("b"), key("c")],
+            "gone, gone, new"
+        );
         let live: Vec<&str> = store.objects().map(|(k, _)| k.1.as_str()).collect();
         assert_eq!(live, ["c"]);
         store.delete(&key("c"));
         assert_eq!(store.len(), 0);
+    }
+
+    /// A relist after `410 Gone` names only what differs from the live
+    /// objects: an unchanged object (equal, not the same `Arc`) is not named.
+    #[test]
+    fn relist_names_only_differences() {
+        let mut store = Store::new();
+        store.start_relist();
+        for (name, value) in [("a", 1), ("b", 2), ("c", 3), ("d", 4)] {
+            store.relisted(key(name), Arc::new(value));
+        }
+        store.finish_relist();
+        store.start_relist();
+        for (name, value) in [("a", 1), ("b", 20), ("d", 4), ("e", 5)] {
+            store.relisted(key(name), Arc::new(value));
+        }
+        assert_eq!(store.finish_relist(), [key("b"), key("c"), key("e")]);
+        let live: Vec<(&str, i32)> = store.objects().map(|(k, v)| (k.1.as_str(), **v)).collect();
+        assert_eq!(live, [("a", 1), ("b", 20), ("d", 4), ("e", 5)]);
     }
 }
