@@ -26,6 +26,7 @@
 
 use crate::metrics::DiscoveryMetrics;
 use crate::translate::{ServicePart, Skipped, SlicePart};
+use rustc_hash::FxHashMap;
 use signpost_model::{
     BoxFuture, ClusterChanges, ClusterEndpoint, ClusterPod, ClusterService, ClusterState, Sink,
     Source, Update,
@@ -138,7 +139,7 @@ impl Source<Input> for ClusterInput {
 struct Joined {
     services: BTreeMap<Key, Entry>,
     /// Slice key → the service key it joined.
-    slice_owner: HashMap<Key, Key>,
+    slice_owner: FxHashMap<Key, Key>,
     pods: BTreeMap<Key, ClusterPod>,
     /// What was reported skipped, per kind and object.
     reported: HashMap<(&'static str, Key), Vec<Skipped>>,
@@ -245,7 +246,14 @@ impl Joined {
                     changes
                 }
             };
-            pods_changed |= self.apply(changes, &mut before);
+            pods_changed |= if self.services.is_empty() && self.slice_owner.is_empty() {
+                // A first load or a relist: everything is new, so no
+                // service's slices need taking apart (the same result as
+                // `apply` on an empty state, in one sort instead of maps).
+                self.apply_fresh(changes)
+            } else {
+                self.apply(changes, &mut before)
+            };
         }
         self.revision += 1;
         let services: Vec<Arc<ClusterService>> = self
@@ -278,6 +286,103 @@ impl Joined {
             revision: self.revision,
             changes,
         }
+    }
+
+    /// Applies one batch to an empty state: the same services, slots and
+    /// slice owners as [`Self::apply`] would leave, without its per-key maps
+    /// and copies (a million endpoints join in one sort). Returns true when
+    /// pods changed.
+    fn apply_fresh(&mut self, changes: Vec<ObjectChange>) -> bool {
+        let mut pods_changed = false;
+        // (key, arrival): a later object of the same key replaces an earlier one.
+        let mut parts: Vec<(Key, usize, Option<Arc<ServicePart>>)> = Vec::new();
+        let mut slices: Vec<(Key, usize, Option<Arc<SlicePart>>)> = Vec::new();
+        for (arrival, change) in changes.into_iter().enumerate() {
+            match change {
+                ObjectChange::Service(key, read) => {
+                    parts.push((key, arrival, read.and_then(|r| r.part)));
+                }
+                ObjectChange::Slice(key, read) => {
+                    slices.push((key, arrival, read.and_then(|r| r.part)));
+                }
+                ObjectChange::Pod(key, pod) => {
+                    pods_changed = true;
+                    match pod {
+                        Some(pod) => self.pods.insert(key, pod),
+                        None => self.pods.remove(&key),
+                    };
+                }
+            }
+        }
+        parts.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        dedup_keep_last(&mut parts);
+        slices.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        dedup_keep_last(&mut slices);
+        // Slices that join a service, by (owner, slice name).
+        let mut owned: Vec<(Key, String, Arc<SlicePart>)> = Vec::with_capacity(slices.len());
+        self.slice_owner.reserve(slices.len());
+        for ((namespace, name), _, part) in slices {
+            let Some(part) = part else { continue };
+            let Some(service) = part.service.clone() else {
+                continue;
+            };
+            let owner = (namespace, service);
+            self.slice_owner
+                .insert((owner.0.clone(), name.clone()), owner.clone());
+            owned.push((owner, name, part));
+        }
+        owned.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut parts = parts.into_iter().peekable();
+        let mut owned = owned.into_iter().peekable();
+        let mut entries: Vec<(Key, Entry)> = Vec::new();
+        loop {
+            // The smaller of the next service key and the next slice owner.
+            let key = match (parts.peek(), owned.peek()) {
+                (Some((a, ..)), Some((b, ..))) => a.min(b).clone(),
+                (Some((a, ..)), None) => a.clone(),
+                (None, Some((b, ..))) => b.clone(),
+                (None, None) => break,
+            };
+            let part = parts
+                .next_if(|(k, ..)| *k == key)
+                .and_then(|(_, _, part)| part);
+            let mut shapes: Vec<(String, SlicePart, Vec<ClusterEndpoint>)> = Vec::new();
+            while let Some((_, name, slice)) = owned.next_if(|(owner, ..)| *owner == key) {
+                let shape = slice.shape();
+                shapes.push((name, shape, SlicePart::into_endpoints(slice)));
+            }
+            if part.is_none() && shapes.is_empty() {
+                continue;
+            }
+            let mut entry = Entry {
+                part,
+                slots: Vec::with_capacity(shapes.len()),
+                joined: None,
+            };
+            if let Some(part) = &entry.part {
+                let mut service = part.join(shapes.iter().map(|(_, shape, _)| shape));
+                let total = shapes.iter().map(|(_, _, own)| own.len()).sum();
+                let mut endpoints = Vec::with_capacity(total);
+                for (name, shape, own) in shapes {
+                    let count = own.len();
+                    endpoints.extend(own);
+                    let held = None;
+                    entry.slots.push((name, Slot { shape, count, held }));
+                }
+                service.endpoints = endpoints;
+                entry.joined = Some(Arc::new(service));
+            } else {
+                for (name, shape, own) in shapes {
+                    let count = own.len();
+                    let held = Some(own);
+                    entry.slots.push((name, Slot { shape, count, held }));
+                }
+            }
+            entries.push((key, entry));
+        }
+        // Sorted and unique: the map is built in one pass.
+        self.services = entries.into_iter().collect();
+        pods_changed
     }
 
     /// Applies one batch's changes; remembers in `before` the joined
@@ -405,7 +510,166 @@ impl Joined {
     }
 }
 
+/// Keeps the last of each run of equal keys in a list sorted by (key, arrival).
+fn dedup_keep_last<T>(items: &mut Vec<(Key, usize, T)>) {
+    let mut kept: Vec<(Key, usize, T)> = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        match kept.last_mut() {
+            Some(last) if last.0 == item.0 => *last = item,
+            _ => kept.push(item),
+        }
+    }
+    *items = kept;
+}
+
 fn report(item: &Skipped, metrics: &DiscoveryMetrics) {
     metrics.skipped(item.reason);
     tracing::warn!(kind = item.kind, object = %item.object, reason = item.reason, detail = %item.detail, "object left out of answers");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    /// A small deterministic generator (no dependency for one test).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (self.0 >> 33) % n
+        }
+    }
+
+    fn service(random: &mut Lcg, namespace: &str, name: &str) -> Option<Read<ServicePart>> {
+        let headless = random.below(2) == 0;
+        let object: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "clusterIP": if headless { "None".to_owned() } else { format!("10.96.0.{}", random.below(200)) },
+                "ports": [{"name": "http", "port": 80 + random.below(3), "protocol": "TCP"}],
+            },
+        }))
+        .unwrap();
+        match random.below(6) {
+            0 => None,
+            1 => Some(Read {
+                part: None,
+                skipped: Vec::new(),
+            }),
+            _ => Some(Read {
+                part: Some(Arc::new(ServicePart::new(namespace, name, &object))),
+                skipped: Vec::new(),
+            }),
+        }
+    }
+
+    fn slice(random: &mut Lcg, services: u64) -> Option<Read<SlicePart>> {
+        let endpoints: Vec<serde_json::Value> = (0..random.below(4))
+            .map(|_| serde_json::json!({"addresses": [format!("10.64.0.{}", random.below(250))]}))
+            .collect();
+        let mut labels = serde_json::Map::new();
+        if random.below(8) != 0 {
+            labels.insert(
+                "kubernetes.io/service-name".to_owned(),
+                format!("svc-{}", random.below(services)).into(),
+            );
+        }
+        let object: EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x", "labels": labels},
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080}],
+        }))
+        .unwrap();
+        (random.below(6) != 0).then(|| Read {
+            part: Some(Arc::new(SlicePart::new(&object))),
+            skipped: Vec::new(),
+        })
+    }
+
+    fn batch(random: &mut Lcg, size: u64) -> Vec<ObjectChange> {
+        let namespaces = ["a", "b", "c"];
+        (0..size)
+            .map(|_| {
+                let namespace = namespaces[random.below(3) as usize].to_owned();
+                if random.below(2) == 0 {
+                    let name = format!("svc-{}", random.below(8));
+                    let read = service(random, &namespace, &name);
+                    ObjectChange::Service((namespace, name), read)
+                } else {
+                    let name = format!("slice-{}", random.below(12));
+                    let read = slice(random, 8);
+                    ObjectChange::Slice((namespace, name), read)
+                }
+            })
+            .collect()
+    }
+
+    type Seen = Vec<(
+        Key,
+        Option<ServicePart>,
+        Vec<(String, SlicePart, usize, Option<Vec<ClusterEndpoint>>)>,
+        Option<ClusterService>,
+    )>;
+
+    fn seen(joined: &Joined) -> (Seen, Vec<(Key, Key)>) {
+        let services = joined
+            .services
+            .iter()
+            .map(|(key, entry)| {
+                let slots = entry
+                    .slots
+                    .iter()
+                    .map(|(name, slot)| {
+                        (
+                            name.clone(),
+                            slot.shape.clone(),
+                            slot.count,
+                            slot.held.clone(),
+                        )
+                    })
+                    .collect();
+                (
+                    key.clone(),
+                    entry.part.as_deref().cloned(),
+                    slots,
+                    entry.joined.as_deref().cloned(),
+                )
+            })
+            .collect();
+        let mut owners: Vec<(Key, Key)> = joined
+            .slice_owner
+            .iter()
+            .map(|(slice, owner)| (slice.clone(), owner.clone()))
+            .collect();
+        owners.sort();
+        (services, owners)
+    }
+
+    /// The one-sort join of a first load leaves exactly what applying the
+    /// same batch change by change leaves, and later changes apply to it the same.
+    #[test]
+    fn fresh_join_matches_the_general_one() {
+        let mut random = Lcg(18);
+        for round in 0..300 {
+            let size = 1 + random.below(40);
+            let first = batch(&mut random, size);
+            let size = 1 + random.below(10);
+            let later = batch(&mut random, size);
+            let mut general = Joined::default();
+            general.apply(first.clone(), &mut HashMap::new());
+            let mut fresh = Joined::default();
+            fresh.apply_fresh(first);
+            assert_eq!(seen(&general), seen(&fresh), "round {round}: first batch");
+            general.apply(later.clone(), &mut HashMap::new());
+            fresh.apply(later, &mut HashMap::new());
+            assert_eq!(seen(&general), seen(&fresh), "round {round}: later batch");
+        }
+    }
 }

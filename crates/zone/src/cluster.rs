@@ -266,6 +266,68 @@ pub fn compile_services<'a>(
     problems
 }
 
+/// [`compile_services`] with the services' records compiled on up to
+/// `threads` scoped threads while this one adds them to `builder` in the
+/// services' order (so the builder, and every answer, is the same as
+/// [`compile_services`] gives). A first build of a large cluster spends a
+/// third of its time here.
+pub fn compile_services_parallel(
+    builder: &mut SnapshotBuilder,
+    services: &[&ClusterService],
+    options: &ClusterOptions,
+    health: &(dyn EndpointHealth + Sync),
+    threads: usize,
+) -> Vec<String> {
+    /// Services per unit of work: large enough that the hand-over costs
+    /// nothing next to the compiling, small enough to keep both sides busy.
+    const CHUNK: usize = 2048;
+    if threads <= 1 || services.len() <= CHUNK {
+        return compile_services(builder, services.iter().copied(), options, health);
+    }
+    let mut problems = add_zones(builder, options);
+    let chunks: Vec<&[&ClusterService]> = services.chunks(CHUNK).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // Compiled chunks wait at most this many ahead of the one being added,
+    // so the records in flight stay a small part of the heap.
+    let (sender, compiled) =
+        std::sync::mpsc::sync_channel::<(usize, Vec<ServiceRecords>)>(threads * 2);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(chunks.len()) {
+            let sender = sender.clone();
+            let (chunks, next) = (&chunks, &next);
+            scope.spawn(move || {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(index) else {
+                        break;
+                    };
+                    let records = chunk
+                        .iter()
+                        .map(|service| ServiceRecords::compile(service, options, health))
+                        .collect();
+                    if sender.send((index, records)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let mut waiting: std::collections::BTreeMap<usize, Vec<ServiceRecords>> =
+            std::collections::BTreeMap::new();
+        let mut wanted = 0;
+        for (index, records) in compiled.iter() {
+            waiting.insert(index, records);
+            while let Some(records) = waiting.remove(&wanted) {
+                for service in records {
+                    service.add_into(builder, &mut problems);
+                }
+                wanted += 1;
+            }
+        }
+    });
+    problems
+}
+
 /// Adds the plugin's zones with their SOA, NS, `dns-version` and (with pod
 /// records) `pod` names. Returns the zones it could not add.
 pub fn add_zones(builder: &mut SnapshotBuilder, options: &ClusterOptions) -> Vec<String> {

@@ -339,3 +339,29 @@ fn one_change_copies_few_shards() {
         total - shared
     );
 }
+
+/// A first build compiles services on several threads
+/// (`compile_services_parallel`); its snapshot and problems equal compiling
+/// them one after another, for a cluster large enough to be cut into many
+/// chunks.
+#[test]
+fn services_compiled_on_threads_build_the_same_snapshot() {
+    use crate::builder::SnapshotBuilder;
+    use crate::cluster::{compile_services, compile_services_parallel};
+    let mut rng = Rng(0x18_0001);
+    let options = options(&mut rng);
+    let mut services: Vec<Arc<ClusterService>> = Vec::new();
+    for namespace in 0..50 {
+        for name in 0..180 {
+            services.push(Arc::new(service(&mut rng, namespace, name)));
+        }
+    }
+    let health = verdicts(&mut rng, &services);
+    let refs: Vec<&ClusterService> = services.iter().map(|s| &**s).collect();
+    let mut one = SnapshotBuilder::new(1);
+    let one_problems = compile_services(&mut one, refs.iter().copied(), &options, &*health);
+    let mut many = SnapshotBuilder::new(1);
+    let many_problems = compile_services_parallel(&mut many, &refs, &options, &*health, 3);
+    assert_eq!(one_problems, many_problems);
+    assert_same(&many.build(), &one.build(), "threads");
+}

@@ -256,11 +256,13 @@ fn fill(parts: &[(&Recipe, &Input)], options: &BuildOptions<'_>) -> (SnapshotBui
                     all_unhealthy: options.all_unhealthy,
                     ..cluster_options.clone()
                 };
-                problems.extend(cluster::compile_services(
+                let services: Vec<&ClusterService> = state.services.iter().map(|s| &**s).collect();
+                problems.extend(cluster::compile_services_parallel(
                     &mut builder,
-                    state.services.iter().map(|s| &**s),
+                    &services,
                     &cluster_options,
-                    health,
+                    &**options.health,
+                    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
                 ));
                 if cluster_options.pods == crate::PodMode::Verified {
                     cluster::compile_pods(
