@@ -40,6 +40,7 @@
 //! decode is skipped with a log line and a metric, never the rest.
 
 mod client;
+mod decode;
 mod lease;
 mod store;
 mod verdicts;
@@ -59,7 +60,9 @@ use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ApiResource, DynamicObject};
+use decode::Lenient;
+use kube::Resource as _;
+use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use signpost_model::{BoxFuture, ClusterPod, Sink, Source, SourceProblem};
@@ -650,7 +653,9 @@ fn announced_first(delivered: &mut bool) -> bool {
 }
 
 /// A kind the source watches: how it decodes and how it is stored.
-trait Watched: kube::Resource<DynamicType = ()> + DeserializeOwned + Send + Sync + 'static {
+trait Watched:
+    kube::Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
     fn wrap<F: Form>(self) -> Object<F>;
 }
 
@@ -701,7 +706,7 @@ async fn watch<K: Watched, F: Form>(
     metrics: Arc<DiscoveryMetrics>,
     cancel: CancellationToken,
 ) {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
+    let api: Api<Lenient<K>> = Api::all(client.clone());
     let mut stream = watcher::watcher(api, config).boxed();
     let mut delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
@@ -759,17 +764,18 @@ async fn watch<K: Watched, F: Form>(
                 continue;
             }
         };
-        let mut decode = |object: DynamicObject| -> (Key, Option<Object<F>>) {
+        let mut decode = |object: Lenient<K>| -> (Key, Option<Object<F>>) {
+            let meta = object.meta();
             let key = (
-                object.metadata.namespace.clone().unwrap_or_default(),
-                object.metadata.name.clone().unwrap_or_default(),
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
             );
-            match serde_json::to_value(&object).and_then(serde_json::from_value::<K>) {
-                Ok(typed) => {
+            match object {
+                Lenient::Decoded(typed) => {
                     undecodable.remove(&key);
                     (key, Some(typed.wrap::<F>()))
                 }
-                Err(error) => {
+                Lenient::Undecodable { error, .. } => {
                     if undecodable.insert(key.clone()) {
                         metrics.skipped("undecodable");
                         tracing::warn!(resource = name, namespace = %key.0, name = %key.1, %error, "kubernetes: object skipped: it does not decode");
