@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 #[derive(Clone, Debug)]
 pub(super) enum Lenient<K> {
     Decoded(K),
-    Undecodable { metadata: ObjectMeta, error: String },
+    Undecodable { metadata: Box<ObjectMeta>, error: String },
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
@@ -51,9 +51,11 @@ impl<K: DeserializeOwned> Lenient<K> {
                     #[serde(default)]
                     metadata: ObjectMeta,
                 }
-                let metadata = serde_json::from_str::<MetadataOnly>(text)
-                    .map(|m| m.metadata)
-                    .unwrap_or_default();
+                let metadata = Box::new(
+                    serde_json::from_str::<MetadataOnly>(text)
+                        .map(|m| m.metadata)
+                        .unwrap_or_default(),
+                );
                 Self::Undecodable {
                     metadata,
                     error: error.to_string(),
