@@ -31,7 +31,10 @@ use serde_json::value::RawValue;
 #[derive(Clone, Debug)]
 pub(super) enum Lenient<K> {
     Decoded(K),
-    Undecodable { metadata: Box<ObjectMeta>, error: String },
+    Undecodable {
+        metadata: Box<ObjectMeta>,
+        error: String,
+    },
 }
 
 impl<'de, K: DeserializeOwned> Deserialize<'de> for Lenient<K> {
@@ -131,7 +134,9 @@ mod tests {
         assert_eq!(key(&list.items[1]), (Some("n"), Some("b")));
         assert_eq!(list.items[1].meta().resource_version.as_deref(), Some("6"));
         match &list.items[1] {
-            Lenient::Undecodable { error, .. } => assert!(error.contains("invalid type"), "{error}"),
+            Lenient::Undecodable { error, .. } => {
+                assert!(error.contains("invalid type"), "{error}")
+            }
             other => panic!("{other:?}"),
         }
     }

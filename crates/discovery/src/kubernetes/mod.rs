@@ -56,11 +56,11 @@ use crate::objects::ClusterObjects;
 use crate::translate::{
     ServicePart, SlicePart, cluster_pods, is_malformed, skipped_service, skipped_slice,
 };
+use decode::Lenient;
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use decode::Lenient;
 use kube::Resource as _;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
@@ -654,7 +654,13 @@ fn announced_first(delivered: &mut bool) -> bool {
 
 /// A kind the source watches: how it decodes and how it is stored.
 trait Watched:
-    kube::Resource<DynamicType = ()> + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+    kube::Resource<DynamicType = ()>
+    + DeserializeOwned
+    + Clone
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
     fn wrap<F: Form>(self) -> Object<F>;
 }
