@@ -385,6 +385,19 @@ def forwarding_section(work: str, rounds: int, ticks: float) -> list:
             f"| {short} | **signpost / Unbound** | **{qps_ratio:.2f}** | | **{cpu_ratio:.2f}** (Unbound's CPU per "
             f"answer / signpost's) | | | | |"
         )
+        floor = run_set(work, f"fwd-{mode}-floor", "x", rounds, ticks) if mode == "hits" else None
+        if floor is not None:
+            envs = fwd_rounds(work, f"fwd-{mode}-floor", rounds)
+            load = str(envs[len(envs) // 2].get("load", "?")).split()[0]
+            lines.append(
+                f"| {short} | floor (`bench/dns/floor.c`) | {floor['qps']:,.0f} | {floor['lost_pct']:.3f} | "
+                f"{floor['cpu_us']:.2f} | {100 * floor['cpu_util']:.0f} | – | – | {load} |"
+            )
+            ceiling = u["cpu_us"] / floor["cpu_us"] if floor["cpu_us"] else float("nan")
+            lines.append(
+                f"| {short} | **floor / Unbound** | | | **{ceiling:.2f}** (Unbound's CPU per answer / the floor's: "
+                f"the best any UDP server could reach) | | | | |"
+            )
         measured = cpu_ratio if measure == "cpu" else qps_ratio
         what = "CPU per answer, Unbound / signpost" if measure == "cpu" else "queries/s, signpost / Unbound"
         target_rows.append(
