@@ -395,8 +395,8 @@ def forwarding_section(work: str, rounds: int, ticks: float) -> list:
             )
             ceiling = u["cpu_us"] / floor["cpu_us"] if floor["cpu_us"] else float("nan")
             lines.append(
-                f"| {short} | **floor / Unbound** | | | **{ceiling:.2f}** (Unbound's CPU per answer / the floor's: "
-                f"the best any UDP server could reach) | | | | |"
+                f"| {short} | **Unbound / floor** | | | **{ceiling:.2f}** (Unbound's CPU per answer / the floor's: about "
+                f"the best a UDP server could reach) | | | | |"
             )
         measured = cpu_ratio if measure == "cpu" else qps_ratio
         what = "CPU per answer, Unbound / signpost" if measure == "cpu" else "queries/s, signpost / Unbound"
