@@ -16,8 +16,9 @@
 //! The object's text is cut out only when the JSON parser reads it directly:
 //! a list's `items`, and a watch event whose `type` comes before its `object`,
 //! which is how the API server writes every event (`metav1.WatchEvent`'s field
-//! order). An event written the other way round fails to decode as a whole
-//! and the watch retries, as for any other error.
+//! order). An event written the other way round (a proxy that sorts keys)
+//! fails to decode as a whole; the watch then lists again after a backoff
+//! (`watch` in the parent module), so no change is lost, only delayed.
 
 use std::borrow::Cow;
 
@@ -49,16 +50,29 @@ impl<K: DeserializeOwned> Lenient<K> {
         match serde_json::from_str::<K>(text) {
             Ok(object) => Self::Decoded(object),
             Err(error) => {
+                // Only what names the object and what the watcher tracks, so
+                // a bad label or timestamp does not also lose its key.
+                #[derive(Default, Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Key {
+                    name: Option<String>,
+                    namespace: Option<String>,
+                    resource_version: Option<String>,
+                }
                 #[derive(Deserialize)]
                 struct MetadataOnly {
                     #[serde(default)]
-                    metadata: ObjectMeta,
+                    metadata: Key,
                 }
-                let metadata = Box::new(
-                    serde_json::from_str::<MetadataOnly>(text)
-                        .map(|m| m.metadata)
-                        .unwrap_or_default(),
-                );
+                let key = serde_json::from_str::<MetadataOnly>(text)
+                    .map(|m| m.metadata)
+                    .unwrap_or_default();
+                let metadata = Box::new(ObjectMeta {
+                    name: key.name,
+                    namespace: key.namespace,
+                    resource_version: key.resource_version,
+                    ..ObjectMeta::default()
+                });
                 Self::Undecodable {
                     metadata,
                     error: error.to_string(),
@@ -167,6 +181,18 @@ mod tests {
             serde_json::from_str::<WatchEvent<Lenient<EndpointSlice>>>(error).unwrap(),
             WatchEvent::Error(status) if status.code == 410
         ));
+    }
+
+    /// A bad value elsewhere in the metadata (a label that is not a string)
+    /// still leaves the object its key and resourceVersion.
+    #[test]
+    fn bad_metadata_keeps_the_key() {
+        let page = r#"{"metadata":{},"items":[{"metadata":{"name":"a","namespace":"n",
+            "resourceVersion":"4","labels":{"x":7}},"addressType":"IPv4","endpoints":[]}]}"#;
+        let list: ObjectList<Lenient<EndpointSlice>> = serde_json::from_str(page).unwrap();
+        assert!(matches!(list.items[0], Lenient::Undecodable { .. }));
+        assert_eq!(key(&list.items[0]), (Some("n"), Some("a")));
+        assert_eq!(list.items[0].meta().resource_version.as_deref(), Some("4"));
     }
 
     /// An object that is not even an object with metadata is kept with empty

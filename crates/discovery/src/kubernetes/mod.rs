@@ -702,7 +702,7 @@ impl Watched for Node {
 }
 
 /// Watches one resource until cancelled, turning watcher events into
-/// [`Change`]s. Objects arrive untyped and are decoded one by one, so one
+/// [`Change`]s. Each object is decoded on its own ([`Lenient`]), so one
 /// object that does not decode does not stop the list.
 async fn watch<K: Watched, F: Form>(
     client: kube::Client,
@@ -713,7 +713,7 @@ async fn watch<K: Watched, F: Form>(
     cancel: CancellationToken,
 ) {
     let api: Api<Lenient<K>> = Api::all(client.clone());
-    let mut stream = watcher::watcher(api, config).boxed();
+    let mut stream = watcher::watcher(api.clone(), config.clone()).boxed();
     let mut delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
     let mut up: Option<bool> = None;
@@ -753,6 +753,21 @@ async fn watch<K: Watched, F: Form>(
             // 410 Gone: the resourceVersion expired; the watcher relists, which is routine.
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                 tracing::info!(resource = name, reason = %status.message, "kubernetes: watch expired (410 Gone); relisting");
+                continue;
+            }
+            // A watch event that does not decode as a whole (not one object of
+            // it: those are `Lenient::Undecodable`) is lost to the watcher,
+            // which reads on. List again, after the usual backoff, so the
+            // state catches up; the store hands on only what differs.
+            Err(error @ watcher::Error::WatchFailed(kube::Error::SerdeError(_))) => {
+                metrics.watch_error(resource);
+                let delay = delays.after(&error);
+                tracing::warn!(resource = name, %error, relist_in = ?delay, "kubernetes: a watch event does not decode; listing again");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                stream = watcher::watcher(api.clone(), config.clone()).boxed();
                 continue;
             }
             Err(error) => {
