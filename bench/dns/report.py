@@ -503,7 +503,8 @@ def render(args) -> dict:
         "first (except miss); generated query files are run through once (`dnsperf -n 1`), so no never-seen name "
         f"repeats. {args.rounds} rounds of `-l {args.duration}` per server and mode, medians; CPU per answer is "
         "utime+stime of every thread of the server over completed queries; hit rates are the servers' own counters "
-        "over the measured rounds.",
+        "over the measured rounds. In hits, the floor (`bench/dns/floor.c`: `recvmmsg`, a header flip, one A "
+        "record, `sendmmsg`, nothing else) is measured the same way, pinned like the servers.",
         "",
         *forwarding_section(args.work, args.rounds, args.ticks),
     ]
