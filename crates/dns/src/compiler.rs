@@ -170,6 +170,8 @@ impl Compiler {
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
             self.shown.built_unix_ms.store(now, Ordering::Release);
             self.built.store(generation, Ordering::Release);
+            // The snapshot serves: now the bookkeeping for the next change.
+            builds.settle();
         }
     }
 

@@ -7,7 +7,9 @@
 //! addresses for NS, MX and SRV targets (step 6), and negative answers with
 //! the zone's SOA (RFC 2308).
 
-use crate::snapshot::{GeoName, GeoRegion, Node, PodMode, Snapshot, ZoneEntry};
+use crate::snapshot::{
+    GeoName, GeoRegion, Names, Node, PodMode, Shard, ShardLayout, Snapshot, ZoneEntry,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 use signpost_proto::{Name, RecordWriter, Rendered, rcode, rdata, rtype};
 
@@ -119,6 +121,11 @@ struct Tracking {
     /// additional-section addresses, the SOA of negative answers), by the
     /// name read. May list a name that no longer reads it (a harmless extra render).
     readers: FxHashMap<Name, Vec<Name>>,
+    /// The (name read, reader) pairs of the last full render, per render
+    /// thread, not yet in `readers`: folded in by [`Tracking::settle`] after
+    /// the snapshot serves (or by the first change), so the first snapshot of
+    /// a large cluster does not wait for the index.
+    unread: Vec<Vec<(Name, Name)>>,
     /// Geographic names and their index in the snapshot.
     geo: FxHashMap<Name, u32>,
     /// Per zone (in snapshot order): it has wildcards or zone cuts.
@@ -130,11 +137,32 @@ struct Tracking {
     needs_full: bool,
 }
 
-/// What one thread of a full render made: nodes by owner (lower-case wire
-/// name), and (name read, reader) pairs for [`Tracking::readers`].
+/// What one thread of a full render made: its range of the snapshot's name
+/// shards, filled, and (name read, reader) pairs for [`Tracking::readers`].
 struct RenderedPart {
-    nodes: Vec<(Box<[u8]>, Node)>,
+    shards: Vec<Shard>,
     reads: Vec<(Name, Name)>,
+}
+
+// === impl Tracking ===
+
+impl Tracking {
+    /// Folds the reads of the last full render into `readers`.
+    fn settle(&mut self) {
+        for reads in std::mem::take(&mut self.unread) {
+            for (read, owner) in reads {
+                self.readers.entry(read).or_default().push(owner);
+            }
+        }
+    }
+
+    /// Marks the names whose answers read `name` to render again.
+    fn dirty_readers(&mut self, name: &Name) {
+        self.settle();
+        if let Some(readers) = self.readers.get(name) {
+            self.dirty.extend(readers.iter().cloned());
+        }
+    }
 }
 
 /// Threads a full render uses at most: the machine's cores, up to this.
@@ -531,9 +559,7 @@ impl SnapshotBuilder {
             tracking.needs_full = true;
         }
         tracking.dirty.insert(owner.clone());
-        if let Some(readers) = tracking.readers.get(owner) {
-            tracking.dirty.extend(readers.iter().cloned());
-        }
+        tracking.dirty_readers(owner);
     }
 
     /// After the first render: `owner` was added to `records`; its
@@ -547,9 +573,7 @@ impl SnapshotBuilder {
             return;
         };
         tracking.dirty.insert(owner.clone());
-        if let Some(readers) = tracking.readers.get(owner) {
-            tracking.dirty.extend(readers.iter().cloned());
-        }
+        tracking.dirty_readers(owner);
         let mut parent = owner.parent();
         while let Some(name) = parent {
             if !name.is_within(&apex) {
@@ -559,9 +583,7 @@ impl SnapshotBuilder {
             *count += 1;
             if *count == 1 {
                 // A name that may have just come into existence.
-                if let Some(readers) = tracking.readers.get(&name) {
-                    tracking.dirty.extend(readers.iter().cloned());
-                }
+                tracking.dirty_readers(&name);
                 tracking.dirty.insert(name.clone());
             }
             parent = name.parent();
@@ -579,9 +601,7 @@ impl SnapshotBuilder {
             return;
         };
         tracking.dirty.insert(owner.clone());
-        if let Some(readers) = tracking.readers.get(owner) {
-            tracking.dirty.extend(readers.iter().cloned());
-        }
+        tracking.dirty_readers(owner);
         let mut parent = owner.parent();
         while let Some(name) = parent {
             if !name.is_within(&apex) {
@@ -591,9 +611,7 @@ impl SnapshotBuilder {
                 *count -= 1;
                 if *count == 0 {
                     tracking.below.remove(&name);
-                    if let Some(readers) = tracking.readers.get(&name) {
-                        tracking.dirty.extend(readers.iter().cloned());
-                    }
+                    tracking.dirty_readers(&name);
                     tracking.dirty.insert(name.clone());
                 }
             }
@@ -703,34 +721,30 @@ impl SnapshotBuilder {
             sets.contains_key(&rtype::NS) && !self.zones.iter().any(|z| &z.apex == owner)
         });
         let zones = self.zone_entries(&walk);
-        let mut readers: FxHashMap<Name, Vec<Name>> = FxHashMap::default();
         let mut geo_index: FxHashMap<Name, u32> = FxHashMap::default();
         let owners: Vec<&Name> = self
             .records
             .keys()
             .chain(below.keys().filter(|n| !self.records.contains_key(*n)))
             .collect();
-        let parts = self.render_all(&owners, &zones, &below);
-        let mut entries: Vec<(Box<[u8]>, Node)> = Vec::with_capacity(
-            parts.iter().map(|p| p.nodes.len()).sum::<usize>() + self.rendered.len(),
-        );
-        for part in parts {
-            entries.extend(part.nodes);
-            for (read, owner) in part.reads {
-                readers.entry(read).or_default().push(owner);
-            }
+        // Rendered names (SkyDNS) that no record or name below shares.
+        let alone: Vec<(&Name, &RenderedName)> = self
+            .rendered
+            .iter()
+            .filter(|(owner, _)| !self.records.contains_key(*owner) && !below.contains_key(*owner))
+            .collect();
+        let layout = ShardLayout::for_capacity(owners.len() + alone.len());
+        let mut shards = Vec::with_capacity(layout.count());
+        let mut unread = Vec::new();
+        for part in self.render_all(&owners, layout, &zones, &below) {
+            shards.extend(part.shards);
+            unread.push(part.reads);
         }
-        for (owner, rendered) in &self.rendered {
-            if self.records.contains_key(owner) || below.contains_key(owner) {
-                continue;
-            }
+        let mut names = Names::from_shards(shards);
+        for (owner, rendered) in alone {
             if let Some(node) = self.rendered_node(owner, rendered) {
-                entries.push((owner.as_wire().into(), node));
+                names.insert(owner.as_wire().into(), node);
             }
-        }
-        let mut names = crate::snapshot::Names::with_capacity(entries.len());
-        for (key, node) in entries {
-            names.insert(key, node);
         }
         let mut geo = Vec::with_capacity(self.geo_names.len());
         for (name, ttl, regions) in &self.geo_names {
@@ -746,7 +760,8 @@ impl SnapshotBuilder {
         }
         self.tracking = Some(Tracking {
             below,
-            readers,
+            readers: FxHashMap::default(),
+            unread,
             geo: geo_index,
             walk,
             dirty: FxHashSet::default(),
@@ -762,11 +777,13 @@ impl SnapshotBuilder {
         }
     }
 
-    /// Renders the nodes of `owners`, on up to [`RENDER_THREADS`] threads
-    /// when there are many (rendering only reads the builder).
+    /// Renders the nodes of `owners` into the shards of `layout`, on up to
+    /// [`RENDER_THREADS`] threads when there are many (rendering only reads
+    /// the builder): each thread fills its own range of shards.
     fn render_all(
         &self,
         owners: &[&Name],
+        layout: ShardLayout,
         zones: &[ZoneEntry],
         below: &FxHashMap<Name, u32>,
     ) -> Vec<RenderedPart> {
@@ -779,14 +796,18 @@ impl SnapshotBuilder {
                 .map_or(1, std::num::NonZeroUsize::get)
                 .clamp(1, RENDER_THREADS)
         };
+        let count = layout.count();
         if threads == 1 {
-            return vec![self.render_part(owners, zones, below)];
+            return vec![self.render_part(owners, 0..count, layout, zones, below)];
         }
-        let chunk = owners.len().div_ceil(threads);
+        let chunk = count.div_ceil(threads);
         std::thread::scope(|scope| {
-            let handles: Vec<_> = owners
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || self.render_part(part, zones, below)))
+            let handles: Vec<_> = (0..count)
+                .step_by(chunk)
+                .map(|start| {
+                    let range = start..(start + chunk).min(count);
+                    scope.spawn(move || self.render_part(owners, range, layout, zones, below))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -799,19 +820,26 @@ impl SnapshotBuilder {
         })
     }
 
-    /// Renders the nodes of `owners` with the names each one reads.
+    /// Renders the nodes of those `owners` that belong in the shards of
+    /// `range`, with the names each one reads.
     fn render_part(
         &self,
         owners: &[&Name],
+        range: std::ops::Range<usize>,
+        layout: ShardLayout,
         zones: &[ZoneEntry],
         below: &FxHashMap<Name, u32>,
     ) -> RenderedPart {
         let mut part = RenderedPart {
-            nodes: Vec::with_capacity(owners.len()),
+            shards: range.clone().map(|_| layout.new_shard()).collect(),
             reads: Vec::new(),
         };
         let mut reads = Vec::new();
         for &owner in owners {
+            let shard = layout.shard_of(owner.as_wire());
+            if !range.contains(&shard) {
+                continue;
+            }
             reads.clear();
             let Some(node) = self.render_name(owner, zones, below, &mut reads) else {
                 continue;
@@ -819,7 +847,7 @@ impl SnapshotBuilder {
             for read in reads.drain(..) {
                 part.reads.push((read, owner.clone()));
             }
-            part.nodes.push((owner.as_wire().into(), node));
+            part.shards[shard - range.start].insert(owner.as_wire().into(), node);
         }
         part
     }
@@ -834,6 +862,7 @@ impl SnapshotBuilder {
         if tracking.needs_full {
             return None;
         }
+        tracking.settle();
         let zones = self.zone_entries(&tracking.walk);
         let mut names = previous.names.clone();
         let mut reads = Vec::new();
@@ -871,6 +900,15 @@ impl SnapshotBuilder {
             zone_files: self.zone_files.clone(),
             geo: previous.geo.clone(),
         })
+    }
+
+    /// Finishes what the last full render left for later (the index of
+    /// which names read which): call it once its snapshot serves. A change
+    /// before that finishes it first.
+    pub fn settle(&mut self) {
+        if let Some(tracking) = &mut self.tracking {
+            tracking.settle();
+        }
     }
 
     /// Names changed since the last render (for tests and logs).

@@ -371,6 +371,14 @@ impl Builds {
         (snapshot, problems, BuildKind::Full)
     }
 
+    /// Finishes the bookkeeping the last build left for later: call it
+    /// after its snapshot serves, so a large first build serves sooner.
+    pub fn settle(&mut self) {
+        if let Some(last) = &mut self.last {
+            last.builder.settle();
+        }
+    }
+
     /// Forgets the last build: the next one starts from scratch.
     pub fn reset(&mut self) {
         self.last = None;

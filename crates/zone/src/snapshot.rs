@@ -41,7 +41,7 @@ pub struct Snapshot {
 }
 
 /// One shard of [`Names`]: owner names (lower-case wire format) to nodes.
-type Shard = FxHashMap<Box<[u8]>, Node>;
+pub(crate) type Shard = FxHashMap<Box<[u8]>, Node>;
 
 /// Owner names (lower-case wire format) to their nodes, in shards that
 /// snapshots share until a change copies one.
@@ -57,6 +57,60 @@ pub(crate) struct Names {
 /// nodes per name it touches.
 const NAMES_PER_SHARD: usize = 64;
 
+/// How many shards a table of some number of names has, and which shard
+/// each name goes to: lets a full build fill disjoint ranges of shards on
+/// several threads ([`Names::from_shards`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShardLayout {
+    mask: u64,
+    per_shard: usize,
+}
+
+/// Unit tests give even a small table several shards, so their full
+/// builds render on several threads (each fills its own range of shards)
+/// and the incremental-versus-full tests compare split renders with
+/// one-name-at-a-time ones.
+#[cfg(not(test))]
+const MIN_SHARDS: usize = 1;
+#[cfg(test)]
+const MIN_SHARDS: usize = 4;
+
+/// Bits 32 and up of the hash pick the shard: the map inside uses the low
+/// bits for its buckets and the top seven for its control bytes.
+fn shard_index(key: &[u8], mask: u64) -> usize {
+    let mut hasher = FxHasher::default();
+    key.hash(&mut hasher);
+    ((hasher.finish() >> 32) & mask) as usize
+}
+
+// === impl ShardLayout ===
+
+impl ShardLayout {
+    /// Shards of about [`NAMES_PER_SHARD`] for `capacity` names.
+    pub(crate) fn for_capacity(capacity: usize) -> Self {
+        let count = (capacity / NAMES_PER_SHARD)
+            .next_power_of_two()
+            .clamp(MIN_SHARDS, 1 << 16);
+        Self {
+            mask: count as u64 - 1,
+            per_shard: capacity / count + 1,
+        }
+    }
+
+    pub(crate) fn count(self) -> usize {
+        self.mask as usize + 1
+    }
+
+    pub(crate) fn shard_of(self, key: &[u8]) -> usize {
+        shard_index(key, self.mask)
+    }
+
+    /// An empty shard with room for its share of the names.
+    pub(crate) fn new_shard(self) -> Shard {
+        FxHashMap::with_capacity_and_hasher(self.per_shard, Default::default())
+    }
+}
+
 // === impl Names ===
 
 impl Default for Names {
@@ -68,30 +122,24 @@ impl Default for Names {
 impl Names {
     /// Room for `capacity` names, in shards of about [`NAMES_PER_SHARD`].
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        let count = (capacity / NAMES_PER_SHARD)
-            .next_power_of_two()
-            .clamp(1, 1 << 16);
-        let per_shard = capacity / count + 1;
+        let layout = ShardLayout::for_capacity(capacity);
+        Self::from_shards((0..layout.count()).map(|_| layout.new_shard()).collect())
+    }
+
+    /// The table made of `shards` (filled by [`ShardLayout::shard_of`] for
+    /// their count, which is a power of two).
+    pub(crate) fn from_shards(shards: Vec<Shard>) -> Self {
+        debug_assert!(shards.len().is_power_of_two());
+        let len = shards.iter().map(FxHashMap::len).sum();
         Self {
-            shards: (0..count)
-                .map(|_| {
-                    Arc::new(FxHashMap::with_capacity_and_hasher(
-                        per_shard,
-                        Default::default(),
-                    ))
-                })
-                .collect(),
-            mask: count as u64 - 1,
-            len: 0,
+            mask: shards.len() as u64 - 1,
+            shards: shards.into_iter().map(Arc::new).collect(),
+            len,
         }
     }
 
-    /// Bits 32 and up of the hash pick the shard: the map inside uses the
-    /// low bits for its buckets and the top seven for its control bytes.
     fn shard_of(&self, key: &[u8]) -> usize {
-        let mut hasher = FxHasher::default();
-        key.hash(&mut hasher);
-        ((hasher.finish() >> 32) & self.mask) as usize
+        shard_index(key, self.mask)
     }
 
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Node> {
