@@ -294,16 +294,15 @@ impl Joined {
     /// pods changed.
     fn apply_fresh(&mut self, changes: Vec<ObjectChange>) -> bool {
         let mut pods_changed = false;
-        // (key, arrival): a later object of the same key replaces an earlier one.
-        let mut parts: Vec<(Key, usize, Option<Arc<ServicePart>>)> = Vec::new();
-        let mut slices: Vec<(Key, usize, Option<Arc<SlicePart>>)> = Vec::new();
-        for (arrival, change) in changes.into_iter().enumerate() {
+        let mut parts: Vec<(Key, Option<Arc<ServicePart>>)> = Vec::new();
+        let mut slices: Vec<(Key, Option<Arc<SlicePart>>)> = Vec::new();
+        for change in changes {
             match change {
                 ObjectChange::Service(key, read) => {
-                    parts.push((key, arrival, read.and_then(|r| r.part)));
+                    parts.push((key, read.and_then(|r| r.part)));
                 }
                 ObjectChange::Slice(key, read) => {
-                    slices.push((key, arrival, read.and_then(|r| r.part)));
+                    slices.push((key, read.and_then(|r| r.part)));
                 }
                 ObjectChange::Pod(key, pod) => {
                     pods_changed = true;
@@ -314,42 +313,52 @@ impl Joined {
                 }
             }
         }
-        parts.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        // Stable sorts keep the arrival order of equal keys, so the dedup
+        // keeps the later object of a key; they also take time linear in
+        // the sorted runs the input already has (a catalog file or a list
+        // page is mostly in order).
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
         dedup_keep_last(&mut parts);
-        slices.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        slices.sort_by(|a, b| a.0.cmp(&b.0));
         dedup_keep_last(&mut slices);
         // Slices that join a service, by (owner, slice name).
         let mut owned: Vec<(Key, String, Arc<SlicePart>)> = Vec::with_capacity(slices.len());
         self.slice_owner.reserve(slices.len());
-        for ((namespace, name), _, part) in slices {
+        for (key, part) in slices {
             let Some(part) = part else { continue };
             let Some(service) = part.service.clone() else {
                 continue;
             };
-            let owner = (namespace, service);
-            self.slice_owner
-                .insert((owner.0.clone(), name.clone()), owner.clone());
+            let owner = (key.0.clone(), service);
+            let name = key.1.clone();
+            self.slice_owner.insert(key, owner.clone());
             owned.push((owner, name, part));
         }
-        owned.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        owned.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         let mut parts = parts.into_iter().peekable();
         let mut owned = owned.into_iter().peekable();
-        let mut entries: Vec<(Key, Entry)> = Vec::new();
+        let mut entries: Vec<(Key, Entry)> = Vec::with_capacity(parts.len());
         loop {
-            // The smaller of the next service key and the next slice owner.
-            let key = match (parts.peek(), owned.peek()) {
-                (Some((a, ..)), Some((b, ..))) => a.min(b).clone(),
-                (Some((a, ..)), None) => a.clone(),
-                (None, Some((b, ..))) => b.clone(),
+            // The smaller of the next service key and the next slice owner,
+            // moved out of whichever side holds it.
+            let slice_first = match (parts.peek(), owned.peek()) {
+                (Some((a, _)), Some((b, ..))) => b < a,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
                 (None, None) => break,
             };
-            let part = parts
-                .next_if(|(k, ..)| *k == key)
-                .and_then(|(_, _, part)| part);
             let mut shapes: Vec<(String, SlicePart, Vec<ClusterEndpoint>)> = Vec::new();
+            let (key, part) = if slice_first {
+                let (owner, name, slice) = owned.next().expect("peeked");
+                let (shape, own) = SlicePart::split(slice);
+                shapes.push((name, shape, own));
+                (owner, None)
+            } else {
+                parts.next().expect("peeked")
+            };
             while let Some((_, name, slice)) = owned.next_if(|(owner, ..)| *owner == key) {
-                let shape = slice.shape();
-                shapes.push((name, shape, SlicePart::into_endpoints(slice)));
+                let (shape, own) = SlicePart::split(slice);
+                shapes.push((name, shape, own));
             }
             if part.is_none() && shapes.is_empty() {
                 continue;
@@ -361,15 +370,36 @@ impl Joined {
             };
             if let Some(part) = &entry.part {
                 let mut service = part.join(shapes.iter().map(|(_, shape, _)| shape));
-                let total = shapes.iter().map(|(_, _, own)| own.len()).sum();
-                let mut endpoints = Vec::with_capacity(total);
-                for (name, shape, own) in shapes {
+                service.endpoints = if shapes.len() == 1 {
+                    // Nearly every service: its one slice's endpoints, moved.
+                    let (name, shape, own) = shapes.pop().expect("one slice");
                     let count = own.len();
-                    endpoints.extend(own);
-                    let held = None;
-                    entry.slots.push((name, Slot { shape, count, held }));
-                }
-                service.endpoints = endpoints;
+                    entry.slots.push((
+                        name,
+                        Slot {
+                            shape,
+                            count,
+                            held: None,
+                        },
+                    ));
+                    own
+                } else {
+                    let total = shapes.iter().map(|(_, _, own)| own.len()).sum();
+                    let mut endpoints = Vec::with_capacity(total);
+                    for (name, shape, own) in shapes {
+                        let count = own.len();
+                        endpoints.extend(own);
+                        entry.slots.push((
+                            name,
+                            Slot {
+                                shape,
+                                count,
+                                held: None,
+                            },
+                        ));
+                    }
+                    endpoints
+                };
                 entry.joined = Some(Arc::new(service));
             } else {
                 for (name, shape, own) in shapes {
@@ -511,15 +541,15 @@ impl Joined {
 }
 
 /// Keeps the last of each run of equal keys in a list sorted by (key, arrival).
-fn dedup_keep_last<T>(items: &mut Vec<(Key, usize, T)>) {
-    let mut kept: Vec<(Key, usize, T)> = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        match kept.last_mut() {
-            Some(last) if last.0 == item.0 => *last = item,
-            _ => kept.push(item),
+/// Keeps the last of each run of items with equal keys, in place.
+fn dedup_keep_last<T>(items: &mut Vec<(Key, T)>) {
+    items.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            std::mem::swap(later, kept);
         }
-    }
-    *items = kept;
+        same
+    });
 }
 
 fn report(item: &Skipped, metrics: &DiscoveryMetrics) {

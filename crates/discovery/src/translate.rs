@@ -347,6 +347,18 @@ impl SlicePart {
             .map_or_else(|shared| shared.endpoints.clone(), |p| p.endpoints)
     }
 
+    /// Its shape (see [`Self::shape`]) and its endpoints, both moved out
+    /// when no one else holds the part.
+    pub fn split(part: std::sync::Arc<Self>) -> (Self, Vec<ClusterEndpoint>) {
+        match std::sync::Arc::try_unwrap(part) {
+            Ok(mut part) => {
+                let endpoints = std::mem::take(&mut part.endpoints);
+                (part, endpoints)
+            }
+            Err(shared) => (shared.shape(), shared.endpoints.clone()),
+        }
+    }
+
     /// The same slice with these endpoints.
     pub fn with_endpoints(&self, endpoints: Vec<ClusterEndpoint>) -> Self {
         Self {
@@ -384,6 +396,9 @@ impl SlicePart {
                     })
                 })
                 .collect();
+            // Exactly as many as the slice has: the vector is kept as the
+            // joined service's endpoints.
+            endpoints.reserve_exact(slice.endpoints.len());
             for endpoint in &slice.endpoints {
                 let pod_name = endpoint
                     .target_ref
