@@ -454,8 +454,11 @@ impl Fragment<'_> {
                 None => serde_yaml_ng::from_str(text)
                     .map_err(|err| yaml_problem(&err, text, self.base_line, self.line)),
             },
-            Body::Json(text) => serde_json::from_str(text)
-                .map_err(|err| json_problem(&err, self.base_line, self.line)),
+            Body::Json(text) => match scan_json_header(text) {
+                Some(header) => Ok(header),
+                None => serde_json::from_str(text)
+                    .map_err(|err| json_problem(&err, self.base_line, self.line)),
+            },
             Body::Value(value) => serde_yaml_ng::from_value(value.clone()).map_err(|err| Problem {
                 line: self.line,
                 message: err.to_string(),
@@ -599,6 +602,73 @@ fn scan_header(text: &str) -> Option<Header> {
     }
     // Missing fields are confirmed (or the text rejected) by the full parse.
     (header.kind.is_some() && header.api_version.is_some()).then_some(header)
+}
+
+/// Fast path for the header of a JSON object whose first members are plain strings (as
+/// `kubectl get -o json` and most generators write them: `apiVersion`, then `kind`): reads them
+/// and stops once both are known, instead of scanning the whole object. Returns `None` for
+/// anything else (an escape, a non-string value first, a member missing), and the caller
+/// parses properly; a duplicate or malformed member later in the text fails the typed parse.
+fn scan_json_header(text: &str) -> Option<Header> {
+    /// The plain string starting at `at` (after its opening quote), and where it ends.
+    fn plain_string(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let length = bytes
+            .get(at..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\')?;
+        (bytes[at + length] == b'"').then(|| (&bytes[at..at + length], at + length + 1))
+    }
+    fn skip_space(bytes: &[u8], mut at: usize) -> usize {
+        while bytes
+            .get(at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            at += 1;
+        }
+        at
+    }
+    let bytes = text.as_bytes();
+    let mut header = Header::default();
+    let mut at = skip_space(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    loop {
+        at = skip_space(bytes, at);
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let (key, after) = plain_string(bytes, at + 1)?;
+        at = skip_space(bytes, after);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at = skip_space(bytes, at + 1);
+        if bytes.get(at) != Some(&b'"') {
+            return None;
+        }
+        let (value, after) = plain_string(bytes, at + 1)?;
+        let slot = match key {
+            b"kind" => Some(&mut header.kind),
+            b"apiVersion" => Some(&mut header.api_version),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            if slot.is_some() {
+                return None;
+            }
+            *slot = Some(std::str::from_utf8(value).ok()?.to_owned());
+            if header.kind.is_some() && header.api_version.is_some() {
+                return Some(header);
+            }
+        }
+        at = skip_space(bytes, after);
+        if bytes.get(at) != Some(&b',') {
+            return None;
+        }
+        at += 1;
+    }
 }
 
 /// An item of a block-style list, with the list's dash turned into a space so the text is a

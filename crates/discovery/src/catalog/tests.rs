@@ -223,6 +223,33 @@ fn json_stream_in_a_file_without_json_extension() {
     assert_eq!(service_names(&load_ok(&[path])), ["default/a"]);
 }
 
+/// The JSON header is read without a full scan when `apiVersion` and `kind` come first as
+/// plain strings; any other layout (members in another order, escapes) parses properly, and a
+/// contradicting member after the header still fails the object.
+#[test]
+fn json_header_in_any_layout() {
+    let dir = TempDir::new("json-header");
+    let path = dir.write(
+        "objects.json",
+        "{\"kind\": \"Service\", \"apiVersion\": \"v1\", \"metadata\": {\"name\": \"a\"}}\n\
+         {\"metadata\": {\"name\": \"b\"}, \"apiVersion\": \"v1\", \"kind\": \"Service\"}\n\
+         {\"apiVersion\": \"v1\", \"kind\": \"Serv\\u0069ce\", \"metadata\": {\"name\": \"c\"}}\n\
+         {\"apiVersion\" : \"v1\" ,\n \"kind\":\"Service\",\"metadata\":{\"name\":\"d\"}}\n",
+    );
+    assert_eq!(
+        service_names(&load_ok(std::slice::from_ref(&path))),
+        ["default/a", "default/b", "default/c", "default/d"]
+    );
+    dir.write(
+        "objects.json",
+        "{\"apiVersion\": \"v1\", \"kind\": \"Service\", \"metadata\": {\"name\": \"a\"},\n\
+         \"kind\": \"Pod\"}\n",
+    );
+    let errors = load_err(&[path]);
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].line, Some(2), "{errors}");
+}
+
 /// Items of a list as the API server returns it (`ServiceList`) carry no kind or apiVersion.
 #[test]
 fn typed_list_items_need_no_kind() {
