@@ -104,41 +104,31 @@ impl GroupedRecords {
     /// one owner (a service's records come sorted, so one run per owner; an
     /// owner seen again finds itself taken and goes record by record).
     pub fn new(records: Vec<(Name, u16, Vec<u8>)>, ttl: u32) -> Self {
-        // Runs of one owner first, as given; then those without a CNAME
-        // become sets.
-        let mut runs: Vec<OwnerRecords> = Vec::new();
+        let mut groups: Vec<(Name, Vec<(u16, Vec<u8>)>)> = Vec::new();
         for (owner, rr_type, data) in records {
-            match runs.last_mut() {
-                Some(OwnerRecords::Each {
-                    owner: last,
-                    records,
-                }) if *last == owner => records.push((rr_type, data)),
-                _ => runs.push(OwnerRecords::Each {
-                    owner,
-                    records: vec![(rr_type, data)],
-                }),
+            match groups.last_mut() {
+                Some((last, records)) if *last == owner => records.push((rr_type, data)),
+                _ => groups.push((owner, vec![(rr_type, data)])),
             }
         }
-        let owners = runs
+        let owners = groups
             .into_iter()
-            .map(|run| match run {
-                OwnerRecords::Each { owner, records }
-                    if !records.iter().any(|(t, _)| *t == rtype::CNAME) =>
-                {
-                    let mut sets = Sets::default();
-                    let mut distinct = 0;
-                    for (rr_type, data) in records {
-                        if sets.add(rr_type, data, ttl) {
-                            distinct += 1;
-                        }
-                    }
-                    OwnerRecords::Sets {
-                        owner,
-                        sets,
-                        distinct,
+            .map(|(owner, records)| {
+                if records.iter().any(|(t, _)| *t == rtype::CNAME) {
+                    return OwnerRecords::Each { owner, records };
+                }
+                let mut sets = Sets::default();
+                let mut distinct = 0;
+                for (rr_type, data) in records {
+                    if sets.add(rr_type, data, ttl) {
+                        distinct += 1;
                     }
                 }
-                other => other,
+                OwnerRecords::Sets {
+                    owner,
+                    sets,
+                    distinct,
+                }
             })
             .collect();
         Self { owners }
