@@ -50,12 +50,12 @@ pub enum BuildError {
 /// One RRset as the builder keeps it: every (RDATA, TTL) contribution with
 /// the number of inputs that gave it, sorted, so an input can be taken back
 /// (incremental builds) and the set renders exactly as if built from scratch.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 struct RrSet {
     entries: Vec<Contribution>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Contribution {
     data: Box<[u8]>,
     ttl: u32,
@@ -64,75 +64,10 @@ struct Contribution {
 
 /// The RRsets of one owner, by type, plus how many inputs made the name
 /// exist without records ([`SnapshotBuilder::add_empty_name`]).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 struct Sets {
     sets: Vec<(u16, RrSet)>,
     empty_refs: u32,
-}
-
-/// The records of one input (a cluster service, say) grouped by owner on
-/// the thread that compiled them, so that the one thread filling a builder
-/// moves each new owner's sets into place in one step
-/// ([`SnapshotBuilder::add_grouped`]) instead of record by record.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct GroupedRecords {
-    /// By owner, in the order each owner first appears.
-    owners: Vec<OwnerRecords>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum OwnerRecords {
-    /// No CNAME among them: their sets, built as [`SnapshotBuilder::add_record`]
-    /// would build them, and how many distinct records they hold.
-    Sets {
-        owner: Name,
-        sets: Sets,
-        distinct: usize,
-    },
-    /// With a CNAME: the records as given, added one by one (which one is
-    /// refused depends on their order).
-    Each {
-        owner: Name,
-        records: Vec<(u16, Vec<u8>)>,
-    },
-}
-
-// === impl GroupedRecords ===
-
-impl GroupedRecords {
-    /// Groups `records` (owner, type, RDATA), all with `ttl`, by runs of
-    /// one owner (a service's records come sorted, so one run per owner; an
-    /// owner seen again finds itself taken and goes record by record).
-    pub fn new(records: Vec<(Name, u16, Vec<u8>)>, ttl: u32) -> Self {
-        let mut groups: Vec<(Name, Vec<(u16, Vec<u8>)>)> = Vec::new();
-        for (owner, rr_type, data) in records {
-            match groups.last_mut() {
-                Some((last, records)) if *last == owner => records.push((rr_type, data)),
-                _ => groups.push((owner, vec![(rr_type, data)])),
-            }
-        }
-        let owners = groups
-            .into_iter()
-            .map(|(owner, records)| {
-                if records.iter().any(|(t, _)| *t == rtype::CNAME) {
-                    return OwnerRecords::Each { owner, records };
-                }
-                let mut sets = Sets::default();
-                let mut distinct = 0;
-                for (rr_type, data) in records {
-                    if sets.add(rr_type, data, ttl) {
-                        distinct += 1;
-                    }
-                }
-                OwnerRecords::Sets {
-                    owner,
-                    sets,
-                    distinct,
-                }
-            })
-            .collect();
-        Self { owners }
-    }
 }
 
 /// A zone as the builder keeps it.
@@ -360,20 +295,6 @@ impl Sets {
         self.sets.is_empty() && self.empty_refs == 0
     }
 
-    /// The records that built these sets (type, TTL, RDATA), each as many
-    /// times as it was given.
-    fn into_records(self) -> Vec<(u16, u32, Vec<u8>)> {
-        let mut records = Vec::new();
-        for (rr_type, set) in self.sets {
-            for contribution in set.entries {
-                for _ in 0..contribution.refs {
-                    records.push((rr_type, contribution.ttl, contribution.data.to_vec()));
-                }
-            }
-        }
-        records
-    }
-
     /// Adds a contribution; true when the RDATA is new to its RRset.
     fn add(&mut self, rr_type: u16, data: Vec<u8>, ttl: u32) -> bool {
         let at = match self.sets.binary_search_by_key(&rr_type, |(t, _)| *t) {
@@ -545,50 +466,6 @@ impl SnapshotBuilder {
         }
         self.insert(owner, rr_type, ttl, data);
         Ok(())
-    }
-
-    /// Adds records grouped where they were compiled: the same as
-    /// [`Self::add_record`] for each, in their order, except that the errors
-    /// of one group's owners come owner by owner. Before the first render an
-    /// owner not seen yet takes its sets whole (one hash, no allocation);
-    /// anything else goes record by record.
-    pub fn add_grouped(&mut self, grouped: GroupedRecords, ttl: u32, errors: &mut Vec<String>) {
-        for group in grouped.owners {
-            let (owner, records) = match group {
-                OwnerRecords::Sets {
-                    owner,
-                    sets,
-                    distinct,
-                } => {
-                    if self.tracking.is_some() || !self.in_a_zone(&owner) {
-                        (owner, sets.into_records())
-                    } else {
-                        match self.records.entry(owner) {
-                            std::collections::hash_map::Entry::Vacant(vacant) => {
-                                vacant.insert(sets);
-                                self.record_total += distinct;
-                                continue;
-                            }
-                            std::collections::hash_map::Entry::Occupied(occupied) => {
-                                (occupied.key().clone(), sets.into_records())
-                            }
-                        }
-                    }
-                }
-                OwnerRecords::Each { owner, records } => (
-                    owner,
-                    records
-                        .into_iter()
-                        .map(|(rr_type, data)| (rr_type, ttl, data))
-                        .collect(),
-                ),
-            };
-            for (rr_type, ttl, data) in records {
-                if let Err(error) = self.add_record(owner.clone(), rr_type, ttl, data) {
-                    errors.push(error.to_string());
-                }
-            }
-        }
     }
 
     /// Takes back one record given earlier with [`Self::add_record`] (the

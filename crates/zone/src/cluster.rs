@@ -6,7 +6,7 @@
 //! `ns.dns.<zone>`). Sources translate their objects into [`ClusterService`]s,
 //! so this module knows nothing about how they were found.
 
-use crate::builder::{GroupedRecords, SnapshotBuilder, ZoneSettings};
+use crate::builder::{SnapshotBuilder, ZoneSettings};
 use crate::snapshot::{GeoRegion, PodMode};
 use signpost_model::{
     AllHealthy, AllUnhealthy, ClusterEndpoint, ClusterService, EndpointHealth, Protocol,
@@ -303,11 +303,7 @@ pub fn compile_services_parallel(
                     };
                     let records = chunk
                         .iter()
-                        .map(|service| {
-                            let mut records = ServiceRecords::compile(service, options, health);
-                            records.group();
-                            records
-                        })
+                        .map(|service| ServiceRecords::compile(service, options, health))
                         .collect();
                     if sender.send((index, records)).is_err() {
                         break;
@@ -399,8 +395,6 @@ pub struct ServiceRecords {
     /// Parts of the service that could not be named.
     pub problems: Vec<String>,
     ttl: u32,
-    /// `records`, grouped by owner ([`Self::group`]).
-    grouped: Option<GroupedRecords>,
 }
 
 // === impl ServiceRecords ===
@@ -469,22 +463,11 @@ impl ServiceRecords {
                 problems.push(error.to_string());
             }
         }
-        if let Some(grouped) = self.grouped {
-            builder.add_grouped(grouped, self.ttl, problems);
-        }
         for (owner, rr_type, data) in self.records {
             if let Err(error) = builder.add_record(owner, rr_type, self.ttl, data) {
                 problems.push(error.to_string());
             }
         }
-    }
-
-    /// Groups the records by owner, so that [`Self::add_into`] (on the
-    /// thread filling the builder) has less to do; the compiling thread
-    /// pays for it instead.
-    pub fn group(&mut self) {
-        let records = std::mem::take(&mut self.records);
-        self.grouped = Some(GroupedRecords::new(records, self.ttl));
     }
 
     /// Takes back what [`Self::add_to`] added (a record the builder rejected

@@ -25,7 +25,7 @@ pub mod skydns;
 mod snapshot;
 pub mod zonefile;
 
-pub use builder::{BuildError, GroupedRecords, SnapshotBuilder, ZoneSettings};
+pub use builder::{BuildError, SnapshotBuilder, ZoneSettings};
 pub use input::{
     BuildKind, BuildOptions, Builds, EtcdSpec, EtcdTls, Input, KubeConnection, KubernetesApi,
     Recipe, Secret, SourceSpec, VerdictSpec, VerdictStoreSpec, build, serial_now,
