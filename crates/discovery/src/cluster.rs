@@ -370,36 +370,23 @@ impl Joined {
             };
             if let Some(part) = &entry.part {
                 let mut service = part.join(shapes.iter().map(|(_, shape, _)| shape));
-                service.endpoints = if shapes.len() == 1 {
-                    // Nearly every service: its one slice's endpoints, moved.
-                    let (name, shape, own) = shapes.pop().expect("one slice");
+                // Nearly every service has one slice: its endpoints are moved, not copied.
+                let single = shapes.len() == 1;
+                let mut endpoints = Vec::new();
+                if !single {
+                    endpoints.reserve_exact(shapes.iter().map(|(_, _, own)| own.len()).sum());
+                }
+                for (name, shape, own) in shapes {
                     let count = own.len();
-                    entry.slots.push((
-                        name,
-                        Slot {
-                            shape,
-                            count,
-                            held: None,
-                        },
-                    ));
-                    own
-                } else {
-                    let total = shapes.iter().map(|(_, _, own)| own.len()).sum();
-                    let mut endpoints = Vec::with_capacity(total);
-                    for (name, shape, own) in shapes {
-                        let count = own.len();
+                    if single {
+                        endpoints = own;
+                    } else {
                         endpoints.extend(own);
-                        entry.slots.push((
-                            name,
-                            Slot {
-                                shape,
-                                count,
-                                held: None,
-                            },
-                        ));
                     }
-                    endpoints
-                };
+                    let held = None;
+                    entry.slots.push((name, Slot { shape, count, held }));
+                }
+                service.endpoints = endpoints;
                 entry.joined = Some(Arc::new(service));
             } else {
                 for (name, shape, own) in shapes {
@@ -540,7 +527,6 @@ impl Joined {
     }
 }
 
-/// Keeps the last of each run of equal keys in a list sorted by (key, arrival).
 /// Keeps the last of each run of items with equal keys, in place.
 fn dedup_keep_last<T>(items: &mut Vec<(Key, T)>) {
     items.dedup_by(|later, kept| {
