@@ -242,8 +242,8 @@ impl Loaded {
         let files = self
             .files
             .iter()
-            .map(|(path, entry)| match parsed.get(path) {
-                Some(one) => (path.clone(), Arc::new(one.entry.clone())),
+            .map(|(path, entry)| match parsed.get_mut(path) {
+                Some(one) => (path.clone(), Arc::new(std::mem::take(&mut one.entry))),
                 None => (path.clone(), entry.clone()),
             })
             .collect();
@@ -308,8 +308,9 @@ impl Loaded {
         // The catalog as it would be: every file, old or new.
         let mut files: Vec<(PathBuf, Arc<FileEntry>)> = Vec::with_capacity(walked.files.len());
         for file in &walked.files {
-            let entry = match parsed.get(&file.path) {
-                Some(parsed) => Arc::new(parsed.entry.clone()),
+            let entry = match parsed.get_mut(&file.path) {
+                // Moved: only the parse's changes are read after this.
+                Some(parsed) => Arc::new(std::mem::take(&mut parsed.entry)),
                 None => known[&file.path].clone(),
             };
             files.push((file.path.clone(), entry));
@@ -366,9 +367,10 @@ impl Loaded {
         // changed file) is removed first, then what the changed files hold.
         // A key the last state defined once is defined again only if an
         // arriving file defines it.
+        // (Nothing leaves on the first load: no need to index what arrives.)
         let mut kept_services: HashSet<&Key> = HashSet::default();
         let mut kept_slices: HashSet<&Key> = HashSet::default();
-        for entry in &arriving {
+        for entry in arriving.iter().filter(|_| !leaving.is_empty()) {
             kept_services.extend(entry.services.iter().map(|(key, _)| key));
             kept_slices.extend(entry.slices.iter().map(|(key, _)| key));
         }

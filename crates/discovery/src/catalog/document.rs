@@ -12,7 +12,8 @@
 //! Invariants:
 //! - Every fragment knows the file line its text starts on, so a parser location inside it maps
 //!   to a line in the file; errors from a list item say `items[N]`.
-//! - Each object is parsed from its own text once for its header and once typed, so the cost is
+//! - Each object is parsed from its own text once for its header and once typed (a JSON list's
+//!   items are split out in the same pass that finds the file's documents), so the cost is
 //!   linear in the file size, also for a `kind: List` holding a whole cluster. Block-style list
 //!   items are cut out of the text by indentation; only other lists (flow style) go through
 //!   `serde_yaml_ng::Value`, losing per-item lines. A YAML alias cannot refer to an anchor in
@@ -111,6 +112,9 @@ struct Fragment<'a> {
     line: u32,
     /// Index in the enclosing list, if any.
     item: Option<usize>,
+    /// A JSON list's items, when the pass that split the file's documents
+    /// split them too (so a whole-cluster list is not scanned a third time).
+    items: Option<Vec<&'a RawValue>>,
 }
 
 enum Body<'a> {
@@ -139,6 +143,23 @@ impl Loader<'_> {
     /// Loads a stream of JSON values. When `strict` is false and the text is not JSON, loads
     /// nothing and returns false so the caller can try YAML.
     fn load_json(&mut self, text: &str, strict: bool) -> bool {
+        if let Some(documents) = split_json(text) {
+            let mut lines = LineCounter::new(text);
+            for (raw, items) in documents {
+                let line = lines.line_at(offset_in(text, raw));
+                self.load_object(
+                    Fragment {
+                        body: Body::Json(raw),
+                        base_line: line,
+                        line,
+                        item: None,
+                        items,
+                    },
+                    None,
+                );
+            }
+            return true;
+        }
         let mut documents = Vec::new();
         for document in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
             match document {
@@ -164,6 +185,7 @@ impl Loader<'_> {
                     base_line: line,
                     line,
                     item: None,
+                    items: None,
                 },
                 None,
             );
@@ -184,6 +206,7 @@ impl Loader<'_> {
                     base_line: document.first_line,
                     line: document.first_line + content,
                     item: None,
+                    items: None,
                 },
                 None,
             );
@@ -346,6 +369,7 @@ impl Loader<'_> {
                                 base_line: line,
                                 line,
                                 item: Some(index),
+                                items: None,
                             },
                             Some(kind),
                         );
@@ -369,6 +393,7 @@ impl Loader<'_> {
                                     base_line,
                                     line,
                                     item: Some(index),
+                                    items: None,
                                 },
                                 Some(kind),
                             );
@@ -385,11 +410,15 @@ impl Loader<'_> {
                     #[serde(borrow)]
                     items: Option<Vec<&'a RawValue>>,
                 }
-                match serde_json::from_str::<JsonList<'_>>(text) {
-                    Ok(parsed) => {
+                let items = match &list.items {
+                    Some(items) => Ok(items.clone()),
+                    None => serde_json::from_str::<JsonList<'_>>(text)
+                        .map(|parsed| parsed.items.unwrap_or_default()),
+                };
+                match items {
+                    Ok(items) => {
                         let mut lines = LineCounter::new(text);
-                        for (index, raw) in parsed.items.unwrap_or_default().into_iter().enumerate()
-                        {
+                        for (index, raw) in items.into_iter().enumerate() {
                             let line =
                                 list.base_line + lines.line_at(offset_in(text, raw.get())) - 1;
                             let body = Body::Json(raw.get());
@@ -399,6 +428,7 @@ impl Loader<'_> {
                                     base_line: line,
                                     line,
                                     item: Some(index),
+                                    items: None,
                                 },
                                 Some(kind),
                             );
@@ -496,6 +526,92 @@ impl Fragment<'_> {
 }
 
 // === helpers ===
+
+/// A JSON document as [`split_json`] reads it: only a list's items.
+#[derive(Deserialize)]
+struct JsonTop<'a> {
+    #[serde(borrow, default)]
+    items: Option<JsonItems<'a>>,
+}
+
+/// `items` split into its elements when it is an array; anything else is
+/// left to the list's own parse (and its error).
+enum JsonItems<'a> {
+    Split(Vec<&'a RawValue>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonItems<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Items<'a> {
+            type Value = JsonItems<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    items.push(item);
+                }
+                Ok(JsonItems::Split(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                use serde::de::IgnoredAny;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonItems::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(JsonItems::Other)
+            }
+        }
+        deserializer.deserialize_any(Items(std::marker::PhantomData))
+    }
+}
+
+/// One JSON document's text and, for an array `items`, the items' texts.
+type JsonDocument<'a> = (&'a str, Option<Vec<&'a RawValue>>);
+
+/// A JSON text's documents in one pass; `None` when the text is not a clean
+/// stream of objects (then the general path finds and reports the problem).
+fn split_json(text: &str) -> Option<Vec<JsonDocument<'_>>> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<JsonTop<'_>>();
+    let mut documents = Vec::new();
+    let mut start = 0;
+    while let Some(next) = stream.next() {
+        let top = next.ok()?;
+        let end = stream.byte_offset();
+        let raw = text[start..end].trim_start_matches([' ', '\t', '\n', '\r']);
+        let items = match top.items {
+            Some(JsonItems::Split(items)) => Some(items),
+            _ => None,
+        };
+        documents.push((raw, items));
+        start = end;
+    }
+    Some(documents)
+}
 
 fn check_api_version(
     fragment: &Fragment<'_>,

@@ -250,6 +250,51 @@ fn json_header_in_any_layout() {
     assert_eq!(errors.0[0].line, Some(2), "{errors}");
 }
 
+/// A JSON list's items are split in the pass that finds the file's documents; documents of any
+/// other shape (`items` null, not an array, not a list's, given twice) load or fail as they would
+/// on their own, with the same lines.
+#[test]
+fn json_lists_split_with_the_documents() {
+    let dir = TempDir::new("json-split");
+    let path = dir.write(
+        "objects.json",
+        "{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a\"}},\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"b\"}}]}\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":null}\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"c\"},\"items\":[1]}\n",
+    );
+    assert_eq!(
+        service_names(&load_ok(std::slice::from_ref(&path))),
+        ["default/a", "default/b", "default/c"]
+    );
+    // A bad item in the second document is named by its file line and index.
+    dir.write(
+        "objects.json",
+        "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a\"}}\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"a2\"}},\n\
+         {\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"B\"}}]}\n",
+    );
+    let errors = load_err(std::slice::from_ref(&path));
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].line, Some(4), "{errors}");
+    assert!(errors.0[0].message.starts_with("items[1]: "), "{errors}");
+    // `items` that is not an array, or given twice, fails the list at its line.
+    for items in ["{\"a\":1}", "[],\"items\":[]"] {
+        dir.write(
+            "objects.json",
+            &format!(
+                "{{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{{\"name\":\"a\"}}}}\n\
+                 {{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":{items}}}\n"
+            ),
+        );
+        let errors = load_err(std::slice::from_ref(&path));
+        assert_eq!(errors.len(), 1, "{items}: {errors}");
+        assert_eq!(errors.0[0].line, Some(2), "{items}: {errors}");
+    }
+}
+
 /// Items of a list as the API server returns it (`ServiceList`) carry no kind or apiVersion.
 #[test]
 fn typed_list_items_need_no_kind() {
