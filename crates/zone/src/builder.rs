@@ -177,6 +177,19 @@ const PARALLEL_RENDER_MIN: usize = 20_000;
 #[cfg(test)]
 const PARALLEL_RENDER_MIN: usize = 4;
 
+/// Threads a full render of `names` names uses.
+fn render_threads(names: usize) -> usize {
+    if names < PARALLEL_RENDER_MIN {
+        1
+    } else if cfg!(test) {
+        RENDER_THREADS
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, RENDER_THREADS)
+    }
+}
+
 /// Longest CNAME chain followed inside the served data.
 const MAX_CHAIN: usize = 8;
 
@@ -699,29 +712,7 @@ impl SnapshotBuilder {
     pub fn render(&mut self) -> Snapshot {
         self.zones
             .sort_by_key(|z| std::cmp::Reverse(z.apex.as_wire().len()));
-        // Every proper ancestor of an owner inside its zone exists (empty
-        // non-terminals). The ancestors are suffixes of the owner's wire
-        // form: a name is allocated only for an ancestor seen first.
-        let mut below: FxHashMap<Name, u32> = FxHashMap::default();
-        for owner in self.records.keys() {
-            let Some(zone) = self.zone_index(owner) else {
-                continue;
-            };
-            let wire = owner.as_wire();
-            let apex_len = self.zones[zone].apex.as_wire().len();
-            let mut at = 0;
-            while wire.len() - at > apex_len {
-                at += 1 + wire[at] as usize;
-                match below.get_mut(&wire[at..]) {
-                    Some(count) => *count += 1,
-                    None => {
-                        if let Some(name) = Name::from_wire(&wire[at..]) {
-                            below.insert(name, 1);
-                        }
-                    }
-                }
-            }
-        }
+        let below = self.count_below();
         let walk = self.walk_flags();
         self.has_cuts = self.records.iter().any(|(owner, sets)| {
             sets.contains_key(&rtype::NS) && !self.zones.iter().any(|z| &z.apex == owner)
@@ -783,6 +774,68 @@ impl SnapshotBuilder {
         }
     }
 
+    /// How many owners are below each name that has some inside its zone:
+    /// every proper ancestor of an owner inside its zone exists (empty
+    /// non-terminals). Counted on [`render_threads`] threads, each over a
+    /// part of the owners, then summed.
+    fn count_below(&self) -> FxHashMap<Name, u32> {
+        let owners: Vec<&Name> = self.records.keys().collect();
+        let threads = render_threads(owners.len());
+        if threads == 1 {
+            return self.count_below_of(&owners);
+        }
+        let mut parts: Vec<FxHashMap<Name, u32>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = owners
+                .chunks(owners.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || self.count_below_of(chunk)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        parts.sort_by_key(|part| std::cmp::Reverse(part.len()));
+        let mut parts = parts.into_iter();
+        let mut below = parts.next().unwrap_or_default();
+        for part in parts {
+            for (name, count) in part {
+                *below.entry(name).or_insert(0) += count;
+            }
+        }
+        below
+    }
+
+    /// [`Self::count_below`] for some of the owners. The ancestors are
+    /// suffixes of an owner's wire form: a name is allocated only for an
+    /// ancestor seen first.
+    fn count_below_of(&self, owners: &[&Name]) -> FxHashMap<Name, u32> {
+        let mut below: FxHashMap<Name, u32> = FxHashMap::default();
+        for owner in owners {
+            let Some(zone) = self.zone_index(owner) else {
+                continue;
+            };
+            let wire = owner.as_wire();
+            let apex_len = self.zones[zone].apex.as_wire().len();
+            let mut at = 0;
+            while wire.len() - at > apex_len {
+                at += 1 + wire[at] as usize;
+                match below.get_mut(&wire[at..]) {
+                    Some(count) => *count += 1,
+                    None => {
+                        if let Some(name) = Name::from_wire(&wire[at..]) {
+                            below.insert(name, 1);
+                        }
+                    }
+                }
+            }
+        }
+        below
+    }
+
     /// Renders the nodes of `owners` into the shards of `layout`, on up to
     /// [`RENDER_THREADS`] threads when there are many (rendering only reads
     /// the builder): each thread fills its own range of shards.
@@ -793,15 +846,7 @@ impl SnapshotBuilder {
         zones: &[ZoneEntry],
         below: &FxHashMap<Name, u32>,
     ) -> Vec<RenderedPart> {
-        let threads = if owners.len() < PARALLEL_RENDER_MIN {
-            1
-        } else if cfg!(test) {
-            RENDER_THREADS
-        } else {
-            std::thread::available_parallelism()
-                .map_or(1, std::num::NonZeroUsize::get)
-                .clamp(1, RENDER_THREADS)
-        };
+        let threads = render_threads(owners.len());
         let count = layout.count();
         if threads == 1 {
             return vec![self.render_part(owners, 0..count, layout, zones, below)];
