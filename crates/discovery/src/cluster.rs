@@ -316,88 +316,89 @@ impl Joined {
         // Stable sorts keep the arrival order of equal keys, so the dedup
         // keeps the later object of a key; they also take time linear in
         // the sorted runs the input already has (a catalog file or a list
-        // page is mostly in order). Services and slices sort side by side.
-        let threads = join_threads(parts.len() + slices.len());
-        let sort_parts = |parts: &mut Vec<(Key, Option<Arc<ServicePart>>)>| {
-            parts.sort_by(|a, b| a.0.cmp(&b.0));
-            dedup_keep_last(parts);
-        };
-        // Slices that join a service, by (owner, slice name), and each
-        // one's owner for `slice_owner`.
-        let own_slices = |mut slices: Vec<(Key, Option<Arc<SlicePart>>)>| {
-            slices.sort_by(|a, b| a.0.cmp(&b.0));
-            dedup_keep_last(&mut slices);
-            let mut owned: Vec<(Key, String, Arc<SlicePart>)> = Vec::with_capacity(slices.len());
-            let mut owners: Vec<(Key, Key)> = Vec::with_capacity(slices.len());
-            for (key, part) in slices {
-                let Some(part) = part else { continue };
-                let Some(service) = part.service.clone() else {
-                    continue;
-                };
-                let owner = (key.0.clone(), service);
-                owned.push((owner.clone(), key.1.clone(), part));
-                owners.push((key, owner));
-            }
-            owned.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-            (owned, owners)
-        };
-        let (owned, owners) = if threads > 1 {
-            std::thread::scope(|scope| {
-                let slices = scope.spawn(move || own_slices(slices));
-                sort_parts(&mut parts);
-                slices
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        } else {
-            sort_parts(&mut parts);
-            own_slices(slices)
-        };
-        // The services in key ranges, one per thread, joined side by side
-        // while this thread indexes the slice owners.
-        let mut ranges: Vec<(Vec<_>, Vec<_>)> = Vec::with_capacity(threads);
-        let (mut parts, mut owned) = (parts, owned);
-        for at in (1..threads).rev() {
-            let split = parts.len() * at / threads;
-            let Some((first, _)) = parts.get(split) else {
+        // page is mostly in order).
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
+        dedup_keep_last(&mut parts);
+        slices.sort_by(|a, b| a.0.cmp(&b.0));
+        dedup_keep_last(&mut slices);
+        // Slices that join a service, by (owner, slice name).
+        let mut owned: Vec<(Key, String, Arc<SlicePart>)> = Vec::with_capacity(slices.len());
+        self.slice_owner.reserve(slices.len());
+        for (key, part) in slices {
+            let Some(part) = part else { continue };
+            let Some(service) = part.service.clone() else {
                 continue;
             };
-            let from = owned.partition_point(|(owner, ..)| owner < first);
-            let tail = (parts.split_off(split), owned.split_off(from));
-            ranges.push(tail);
+            let owner = (key.0.clone(), service);
+            let name = key.1.clone();
+            self.slice_owner.insert(key, owner.clone());
+            owned.push((owner, name, part));
         }
-        ranges.push((parts, owned));
-        ranges.reverse();
-        let slice_owner = &mut self.slice_owner;
-        let index_owners = move || {
-            slice_owner.reserve(owners.len());
-            slice_owner.extend(owners);
-        };
-        let joined: Vec<Vec<(Key, Entry)>> = if ranges.len() > 1 {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = ranges
-                    .into_iter()
-                    .map(|(parts, owned)| scope.spawn(move || join_fresh(parts, owned)))
-                    .collect();
-                index_owners();
-                handles
-                    .into_iter()
-                    .map(|handle| {
-                        handle
-                            .join()
-                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                    })
-                    .collect()
-            })
-        } else {
-            index_owners();
-            ranges
-                .into_iter()
-                .map(|(parts, owned)| join_fresh(parts, owned))
-                .collect()
-        };
+        owned.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let mut parts = parts.into_iter().peekable();
+        let mut owned = owned.into_iter().peekable();
+        let mut entries: Vec<(Key, Entry)> = Vec::with_capacity(parts.len());
+        loop {
+            // The smaller of the next service key and the next slice owner,
+            // moved out of whichever side holds it.
+            let slice_first = match (parts.peek(), owned.peek()) {
+                (Some((a, _)), Some((b, ..))) => b < a,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (None, None) => break,
+            };
+            let mut shapes: Vec<(String, SlicePart, Vec<ClusterEndpoint>)> = Vec::new();
+            let (key, part) = if slice_first {
+                let (owner, name, slice) = owned.next().expect("peeked");
+                let (shape, own) = SlicePart::split(slice);
+                shapes.push((name, shape, own));
+                (owner, None)
+            } else {
+                parts.next().expect("peeked")
+            };
+            while let Some((_, name, slice)) = owned.next_if(|(owner, ..)| *owner == key) {
+                let (shape, own) = SlicePart::split(slice);
+                shapes.push((name, shape, own));
+            }
+            if part.is_none() && shapes.is_empty() {
+                continue;
+            }
+            let mut entry = Entry {
+                part,
+                slots: Vec::with_capacity(shapes.len()),
+                joined: None,
+            };
+            if let Some(part) = &entry.part {
+                let mut service = part.join(shapes.iter().map(|(_, shape, _)| shape));
+                // Nearly every service has one slice: its endpoints are moved, not copied.
+                let single = shapes.len() == 1;
+                let mut endpoints = Vec::new();
+                if !single {
+                    endpoints.reserve_exact(shapes.iter().map(|(_, _, own)| own.len()).sum());
+                }
+                for (name, shape, own) in shapes {
+                    let count = own.len();
+                    if single {
+                        endpoints = own;
+                    } else {
+                        endpoints.extend(own);
+                    }
+                    let held = None;
+                    entry.slots.push((name, Slot { shape, count, held }));
+                }
+                service.endpoints = endpoints;
+                entry.joined = Some(Arc::new(service));
+            } else {
+                for (name, shape, own) in shapes {
+                    let count = own.len();
+                    let held = Some(own);
+                    entry.slots.push((name, Slot { shape, count, held }));
+                }
+            }
+            entries.push((key, entry));
+        }
         // Sorted and unique: the map is built in one pass.
-        self.services = joined.into_iter().flatten().collect();
+        self.services = entries.into_iter().collect();
         pods_changed
     }
 
@@ -524,97 +525,6 @@ impl Joined {
         }
         pods_changed
     }
-}
-
-/// Batches below this many objects join on one thread. Unit tests split
-/// every batch, so the fresh-versus-general tests compare split joins.
-#[cfg(not(test))]
-const PARALLEL_JOIN_MIN: usize = 20_000;
-#[cfg(test)]
-const PARALLEL_JOIN_MIN: usize = 2;
-
-/// Threads a first join of `objects` objects uses (at most two: the
-/// sorts run in pairs).
-fn join_threads(objects: usize) -> usize {
-    if objects < PARALLEL_JOIN_MIN {
-        1
-    } else if cfg!(test) {
-        2
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
-    }
-}
-
-/// Joins sorted, unique service parts with the slices they own (sorted by
-/// owner and slice name) into entries in key order. A lone slice's
-/// endpoints are moved into its service, not copied.
-fn join_fresh(
-    parts: Vec<(Key, Option<Arc<ServicePart>>)>,
-    owned: Vec<(Key, String, Arc<SlicePart>)>,
-) -> Vec<(Key, Entry)> {
-    let mut parts = parts.into_iter().peekable();
-    let mut owned = owned.into_iter().peekable();
-    let mut entries: Vec<(Key, Entry)> = Vec::with_capacity(parts.len());
-    loop {
-        // The smaller of the next service key and the next slice owner,
-        // moved out of whichever side holds it.
-        let slice_first = match (parts.peek(), owned.peek()) {
-            (Some((a, _)), Some((b, ..))) => b < a,
-            (Some(_), None) => false,
-            (None, Some(_)) => true,
-            (None, None) => break,
-        };
-        let mut shapes: Vec<(String, SlicePart, Vec<ClusterEndpoint>)> = Vec::new();
-        let (key, part) = if slice_first {
-            let (owner, name, slice) = owned.next().expect("peeked");
-            let (shape, own) = SlicePart::split(slice);
-            shapes.push((name, shape, own));
-            (owner, None)
-        } else {
-            parts.next().expect("peeked")
-        };
-        while let Some((_, name, slice)) = owned.next_if(|(owner, ..)| *owner == key) {
-            let (shape, own) = SlicePart::split(slice);
-            shapes.push((name, shape, own));
-        }
-        if part.is_none() && shapes.is_empty() {
-            continue;
-        }
-        let mut entry = Entry {
-            part,
-            slots: Vec::with_capacity(shapes.len()),
-            joined: None,
-        };
-        if let Some(part) = &entry.part {
-            let mut service = part.join(shapes.iter().map(|(_, shape, _)| shape));
-            // Nearly every service has one slice: its endpoints are moved, not copied.
-            let single = shapes.len() == 1;
-            let mut endpoints = Vec::new();
-            if !single {
-                endpoints.reserve_exact(shapes.iter().map(|(_, _, own)| own.len()).sum());
-            }
-            for (name, shape, own) in shapes {
-                let count = own.len();
-                if single {
-                    endpoints = own;
-                } else {
-                    endpoints.extend(own);
-                }
-                let held = None;
-                entry.slots.push((name, Slot { shape, count, held }));
-            }
-            service.endpoints = endpoints;
-            entry.joined = Some(Arc::new(service));
-        } else {
-            for (name, shape, own) in shapes {
-                let count = own.len();
-                let held = Some(own);
-                entry.slots.push((name, Slot { shape, count, held }));
-            }
-        }
-        entries.push((key, entry));
-    }
-    entries
 }
 
 /// Keeps the last of each run of items with equal keys, in place.
