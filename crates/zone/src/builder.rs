@@ -190,6 +190,18 @@ fn render_threads(names: usize) -> usize {
     }
 }
 
+/// The results of scoped threads, in order; a thread's panic goes on in the caller.
+fn join_all<T>(handles: Vec<std::thread::ScopedJoinHandle<'_, T>>) -> Vec<T> {
+    handles
+        .into_iter()
+        .map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+        .collect()
+}
+
 /// Longest CNAME chain followed inside the served data.
 const MAX_CHAIN: usize = 8;
 
@@ -789,14 +801,7 @@ impl SnapshotBuilder {
                 .chunks(owners.len().div_ceil(threads))
                 .map(|chunk| scope.spawn(move || self.count_below_of(chunk)))
                 .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+            join_all(handles)
         });
         parts.sort_by_key(|part| std::cmp::Reverse(part.len()));
         let mut parts = parts.into_iter();
@@ -860,14 +865,7 @@ impl SnapshotBuilder {
                     scope.spawn(move || self.render_part(owners, range, layout, zones, below))
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
+            join_all(handles)
         })
     }
 
