@@ -1,51 +1,75 @@
-//! The heap of a large cluster zone: few allocator arenas, freed pages
-//! handed back after a build (control plane).
+//! The heap of a large cluster zone: jemalloc, and freed pages handed back
+//! after a build (control plane).
 //!
 //! A build of a large cluster allocates and frees hundreds of megabytes of
-//! short-lived data (rendered answers of replaced names, parsed objects);
-//! glibc's allocator keeps freed pages inside its arenas, so the resident
-//! set grows with every change even though the live heap does not.
-//! [`release_free_memory`] asks glibc to return every whole free page
-//! (`malloc_trim(0)`, which since glibc 2.8 also releases free pages in the
-//! middle of the heap and of every arena). The compiler calls it once per
-//! quiet moment after a build, never on the query path.
+//! short-lived data (rendered answers of replaced names, parsed objects)
+//! on several threads, while the objects it keeps live for hours. The
+//! binary's allocator is jemalloc ([`Allocator`], installed by
+//! `#[global_allocator]` in `signpost`): its size-class slabs keep small
+//! objects of one size together, a freed block is reused by whichever
+//! thread allocates that size next, and its per-thread caches keep the
+//! parallel first build from waiting on locks.
 //!
-//! glibc also gives every thread that allocates while another holds an
-//! arena's lock an arena of its own (up to eight per core). The catalog's
-//! parse threads, the translator, the compiler and its render threads then
-//! spread objects that live for hours over many arenas, among the freed
-//! parts of their short-lived work, and a freed page is returned only when
-//! nothing else lives on it. [`limit_arenas`] caps them at two (as
-//! `MALLOC_ARENA_MAX=2` would, which an operator's own setting overrides):
-//! measured with `bench/scale/catalog.py` at 100,000 services / 1,000,000
-//! endpoints, RSS at ready 970 → 933 MiB and after 1,000 endpoint changes
-//! 1,120 → 1,018 MiB (+15.5 % → +9.2 %). The data plane does not allocate,
-//! so queries never wait on an arena lock.
+//! glibc's malloc, used before, did worse on all three counts at 100,000
+//! services / 1,000,000 endpoints (`bench/scale/catalog.py`, same run,
+//! docs/performance.md "jemalloc"): a thread keeps allocating in its own
+//! arena while the blocks the first build freed sit in another, so RSS
+//! after 1,000 endpoint changes grew 4–18 % from run to run; one arena
+//! stopped the growth but made start-up twice as slow (lock contention);
+//! and every change cost about twice the CPU.
 //!
-//! This module lifts the workspace's `unsafe_code` ban for two foreign
-//! calls that take no pointers.
+//! [`release_free_memory`] asks jemalloc to return the dirty pages of every
+//! arena to the kernel at once instead of after its 10 s decay. The
+//! compiler calls it once per quiet moment after a build, never on the
+//! query path (which does not allocate).
+//!
+//! Operators tune jemalloc through `_RJEM_MALLOC_CONF` (the symbols are
+//! prefixed, so the usual `MALLOC_CONF` does not apply), for example
+//! `_RJEM_MALLOC_CONF=narenas:2`.
+//!
+//! This module lifts the workspace's `unsafe_code` ban for one foreign call
+//! that takes a constant string and null pointers.
 
 #![allow(unsafe_code)]
 
-/// Caps glibc's malloc arenas at two unless `MALLOC_ARENA_MAX` is set
-/// (glibc only; a no-op elsewhere). Call it before starting threads.
-pub fn limit_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt takes two integers and changes only the
-        // allocator's own settings; it is called before any other thread runs.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
+/// The allocator the `signpost` binary installs for the whole process.
+pub type Allocator = tikv_jemallocator::Jemalloc;
+
+/// `arena.<i>.purge` with jemalloc's `MALLCTL_ARENAS_ALL` (4096): every arena.
+const PURGE_ALL: &std::ffi::CStr = c"arena.4096.purge";
+
+/// Returns the free pages of every jemalloc arena to the kernel. Where
+/// jemalloc is not the global allocator (library tests) it purges jemalloc's
+/// own empty arenas, which is harmless.
+pub fn release_free_memory() {
+    let status = purge_all_arenas();
+    if status != 0 {
+        tracing::debug!(status, "jemalloc did not purge its arenas");
     }
 }
 
-/// Returns free heap pages to the kernel (glibc only; a no-op elsewhere).
-pub fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes a size and touches only the allocator's own
-    // state, under the allocator's locks; it is safe to call from any thread.
+/// mallctl's status: 0, or an errno value.
+fn purge_all_arenas() -> std::ffi::c_int {
+    // SAFETY: the name is NUL-terminated; `arena.<i>.purge` reads and writes
+    // nothing, so every pointer is null and the length 0, as mallctl(3)
+    // requires for it.
     unsafe {
-        libc::malloc_trim(0);
+        tikv_jemalloc_sys::mallctl(
+            PURGE_ALL.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The purge control exists under this name in the linked jemalloc: a
+    /// renamed control would make `release_free_memory` a silent no-op.
+    #[test]
+    fn purging_every_arena_is_accepted() {
+        assert_eq!(super::purge_all_arenas(), 0);
     }
 }

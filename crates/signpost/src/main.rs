@@ -80,13 +80,28 @@ fn init_logging(level: &str, json: bool) {
     }
 }
 
+/// jemalloc for every role: a large cluster zone's heap stays compact across
+/// changes (see `signpost_dns::memory`).
+#[global_allocator]
+static ALLOCATOR: signpost_dns::memory::Allocator = signpost_dns::memory::Allocator {};
+
+/// jemalloc's built-in options (its `malloc_conf`, read once at its first
+/// allocation; `_RJEM_MALLOC_CONF` in the environment overrides them): one
+/// arena, so the blocks a build frees are the ones later changes reuse.
+/// Measured at 100,000 services / 1,000,000 endpoints: RSS after 1,000
+/// endpoint changes −1.5 % with one arena, up to +10.4 % with jemalloc's
+/// default of four per core, and start-up as fast (docs/performance.md).
+#[allow(unsafe_code)]
+// SAFETY: jemalloc reads this symbol as a `const char *`; a `&u8` is a thin
+// pointer, here to the first byte of a NUL-terminated static string.
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &u8 = &b"narenas:1\0"[0];
+
 fn main() -> ExitCode {
     // external-dns's negated booleans (`--no-flag`) for `signpost sync`.
     let cli = Cli::parse_from(signpost_sync::flags::normalise_args(std::env::args_os()));
     let result = match cli.command {
         Command::Dns(args) => {
-            // Before any thread starts: a million endpoints' heap in two arenas.
-            signpost_dns::memory::limit_arenas();
             init_logging("info", false);
             dns_role::run(args)
         }
