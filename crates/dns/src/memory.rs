@@ -5,10 +5,10 @@
 //! short-lived data (rendered answers of replaced names, parsed objects)
 //! on several threads, while the objects it keeps live for hours. The
 //! binary's allocator is jemalloc ([`Allocator`], installed by
-//! `#[global_allocator]` in `signpost`): its size-class slabs keep small
-//! objects of one size together, a freed block is reused by whichever
-//! thread allocates that size next, and its per-thread caches keep the
-//! parallel first build from waiting on locks.
+//! `#[global_allocator]` in `signpost`, with one arena): its size-class
+//! slabs keep small objects of one size together, with one arena a freed
+//! block is reused by whichever thread allocates that size next, and its
+//! per-thread caches keep the parallel first build from waiting on locks.
 //!
 //! glibc's malloc, used before, did worse on all three counts at 100,000
 //! services / 1,000,000 endpoints (`bench/scale/catalog.py`, same run,
@@ -21,7 +21,7 @@
 //! [`release_free_memory`] asks jemalloc to return the dirty pages of every
 //! arena to the kernel at once instead of after its 10 s decay. The
 //! compiler calls it once per quiet moment after a build, never on the
-//! query path (which does not allocate).
+//! query path.
 //!
 //! Operators tune jemalloc through `_RJEM_MALLOC_CONF` (the symbols are
 //! prefixed, so the usual `MALLOC_CONF` does not apply), for example
