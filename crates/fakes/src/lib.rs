@@ -99,6 +99,11 @@ pub struct ServerOptions {
     /// readiness-gate condition `True`, an endpoint's `ready` ⇔ its Pod's Ready (see `endpoints.rs`).
     /// Default off: slices keep what clients write.
     pub endpoint_slice_controller: bool,
+    /// The WatchList feature gate: serve streaming lists (`sendInitialEvents=true`). Default on, as in
+    /// kube-apiserver 1.32 and from 1.34. Off (1.33, and releases before 1.32 refuse the options the
+    /// same way), such a watch is answered 422 Invalid: `sendInitialEvents is forbidden for watch unless
+    /// the WatchList feature gate is enabled`.
+    pub watch_list: bool,
 }
 
 impl Default for ServerOptions {
@@ -119,6 +124,7 @@ impl Default for ServerOptions {
                 .to_vec(),
             extra_resources: Vec::new(),
             endpoint_slice_controller: false,
+            watch_list: true,
         }
     }
 }

@@ -55,6 +55,28 @@ struct Args {
     /// Ready endpoints in each seeded Service's EndpointSlice.
     #[arg(long, default_value_t = 10)]
     seed_endpoints: usize,
+    /// kube-apiserver's feature gates, `Name=true|false,...`. Only `WatchList` (streaming lists,
+    /// default true) is known; `WatchList=false` refuses `sendInitialEvents` as kube-apiserver 1.33 does.
+    #[arg(long, default_value = "")]
+    feature_gates: String,
+}
+
+/// The WatchList gate from `--feature-gates` (true when not named).
+fn watch_list_gate(gates: &str) -> Result<bool, UsageError> {
+    let mut watch_list = true;
+    for gate in gates.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let value = match gate.split_once('=') {
+            Some(("WatchList", "true")) => true,
+            Some(("WatchList", "false")) => false,
+            _ => {
+                return Err(UsageError(format!(
+                    "--feature-gates: {gate:?}: only WatchList=true|false is known"
+                )));
+            }
+        };
+        watch_list = value;
+    }
+    Ok(watch_list)
 }
 
 /// A usage error: exit 64.
@@ -115,6 +137,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         history_limit: args.history_limit,
         endpoint_slice_controller: args.endpoint_slice_controller,
         bookmark_interval: Duration::from_millis(args.bookmark_interval_ms.max(1)),
+        watch_list: watch_list_gate(&args.feature_gates)?,
         ..ServerOptions::default()
     };
     let server = FakeApiServer::start(options)
@@ -191,4 +214,21 @@ fn seeded(index: usize, endpoints: usize) -> [serde_json::Value; 2] {
         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
     });
     [service, slice]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::watch_list_gate;
+
+    #[test]
+    fn feature_gates_name_watch_list_only() {
+        assert_eq!(watch_list_gate("").ok(), Some(true));
+        assert_eq!(watch_list_gate("WatchList=false").ok(), Some(false));
+        assert_eq!(
+            watch_list_gate("WatchList=false, WatchList=true").ok(),
+            Some(true)
+        );
+        assert!(watch_list_gate("WatchList=no").is_err());
+        assert!(watch_list_gate("ConsistentListFromCache=true").is_err());
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     auth: Option<AuthConfig>,
     control: bool,
     pub(crate) bookmark_interval: Duration,
+    /// The WatchList feature gate ([`crate::ServerOptions::watch_list`]).
+    pub(crate) watch_list: bool,
     too_large_wait: Duration,
     faults: Mutex<Faults>,
     log: Mutex<Vec<RequestRecord>>,
@@ -162,6 +164,7 @@ impl Shared {
             auth: options.auth.clone(),
             control: options.control_endpoints,
             bookmark_interval: options.bookmark_interval,
+            watch_list: options.watch_list,
             too_large_wait: options.too_large_resource_version_wait,
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(Vec::new()),

@@ -8,6 +8,8 @@
 //!   value: "Start at Exact" — every change after that resourceVersion, none before;
 //! - `sendInitialEvents=true` (requires `resourceVersionMatch=NotOlderThan`): the current state as ADDED
 //!   events, then, with `allowWatchBookmarks=true`, a BOOKMARK annotated `k8s.io/initial-events-end: "true"`;
+//!   with the WatchList feature gate off ([`crate::ServerOptions::watch_list`]) the watch is refused with
+//!   422 Invalid, as kube-apiserver's `validateWatchOptions` does;
 //! - `allowWatchBookmarks=true`: BOOKMARK events every [`crate::ServerOptions::bookmark_interval`], whose
 //!   object carries only `kind`, `apiVersion` and `metadata.resourceVersion` (every change up to it was sent);
 //! - `timeoutSeconds`: the server ends the stream cleanly after that long;
@@ -61,11 +63,19 @@ pub(crate) async fn start(
     let bookmarks = flag(query, "allowWatchBookmarks").unwrap_or(false);
     // meta/internalversion validateWatchOptions.
     let mut errors = Vec::new();
-    if send_initial.is_some() && rv_match != "NotOlderThan" {
-        errors.push(FieldError::forbidden(
-            "resourceVersionMatch",
-            "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
-        ));
+    if send_initial.is_some() {
+        if rv_match != "NotOlderThan" {
+            errors.push(FieldError::forbidden(
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+        if !shared.watch_list {
+            errors.push(FieldError::forbidden(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+            ));
+        }
     }
     if !rv_match.is_empty() {
         if send_initial.is_none() {

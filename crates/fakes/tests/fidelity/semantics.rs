@@ -375,6 +375,39 @@ async fn bookmarks_and_streaming_lists() {
     );
 }
 
+/// With the WatchList feature gate off (kube-apiserver 1.33's default), a streaming list is refused by
+/// `validateWatchOptions` with 422 Invalid naming `sendInitialEvents`; a plain list and watch still work.
+#[tokio::test]
+async fn streaming_lists_refused_with_the_watch_list_gate_off() {
+    let server = start(ServerOptions {
+        tls: false,
+        watch_list: false,
+        ..ServerOptions::default()
+    })
+    .await;
+    let api = Api::new(&server);
+    server.create(service("default", "one")).unwrap();
+    let refused = api
+        .get(&format!(
+            "{SERVICES}?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true"
+        ))
+        .await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["reason"], "Invalid");
+    assert_eq!(
+        refused.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is \
+         forbidden for watch unless the WatchList feature gate is enabled"
+    );
+    assert_eq!(
+        refused.body["details"]["causes"][0]["field"],
+        "sendInitialEvents"
+    );
+    let list = api.get(SERVICES).await;
+    assert_eq!(list.status, 200);
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+}
+
 /// API Concepts, watch without resourceVersion ("Get State and Start at Most Recent"), timeoutSeconds,
 /// and the watch cache's selector filtering (an object leaving the selection arrives as DELETED).
 #[tokio::test]
