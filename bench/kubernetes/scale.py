@@ -12,6 +12,9 @@ the last one waited for, and RSS after all of them (issue 18: RSS after
 history and drops every watch (those behind the change resume with 410
 Gone and list again), and reports that change's time to answer, the
 watches that expired and signpost's CPU until idle. KEEP_LOG=PATH copies signpost's log (RUST_LOG=info) there.
+WATCH_LIST=0 starts the fake with the WatchList feature gate off (kube-apiserver
+1.33's default): signpost's streaming list is refused and it lists in pages of
+500, so that start can be measured too.
 Everything on loopback; every wait has a deadline.
 """
 
@@ -89,7 +92,8 @@ def main():
     started = time.monotonic()
     fake = subprocess.Popen(
         [fake_bin, "--dir", work, "--seed-services", str(services), "--seed-endpoints", str(endpoints)]
-        + (["--control"] if os.environ.get("RELIST") else []),
+        + (["--control"] if os.environ.get("RELIST") else [])
+        + (["--feature-gates", "WatchList=false"] if os.environ.get("WATCH_LIST") == "0" else []),
         stdout=subprocess.PIPE, stderr=fake_log, text=True,
     )
     try:
@@ -232,6 +236,7 @@ def main():
             p = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1000
             print(json.dumps({
                 "services": services, "endpoints": services * endpoints,
+                "watch_list": os.environ.get("WATCH_LIST") != "0",
                 "fake_seed_seconds": round(seeded, 2),
                 "start_to_ready_seconds": round(ready, 2),
                 "rss_at_ready_mib": round(rss_ready / 1024, 1),

@@ -202,6 +202,104 @@ fn serves_the_cluster_and_follows_watch_events() {
     );
 }
 
+/// The first list is a streaming list (a watch with `sendInitialEvents`)
+/// where the API server serves one, and paged `list` requests where it does
+/// not (the WatchList feature gate off, kube-apiserver 1.33's default): the
+/// refusal (422) makes that watch list in pages from then on, with no retry
+/// storm, no outage logged, and watch events still followed.
+#[test]
+fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
+    for watch_list in [true, false] {
+        let cluster = FakeCluster::start_with(ServerOptions {
+            watch_list,
+            ..ServerOptions::default()
+        });
+        cluster.create(service("default", "web", "10.96.5.1"));
+        cluster.create(headless("default", "db"));
+        cluster.create(slice("default", "db-1", "db", &["10.1.5.1"]));
+        let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+        await_answer(
+            &server,
+            "web.default.svc.cluster.local",
+            RecordType::A,
+            &["10.96.5.1"],
+        );
+        await_answer(
+            &server,
+            "db.default.svc.cluster.local",
+            RecordType::A,
+            &["10.1.5.1"],
+        );
+        // A change arrives through the watch that followed the first list.
+        let mut grown = slice("default", "db-1", "db", &["10.1.5.1", "10.1.5.2"]);
+        grown["metadata"]["resourceVersion"] = cluster
+            .server
+            .get("endpointslices", Some("default"), "db-1")
+            .expect("slice exists")["metadata"]["resourceVersion"]
+            .clone();
+        cluster.update(grown);
+        await_answer(
+            &server,
+            "db.default.svc.cluster.local",
+            RecordType::A,
+            &["10.1.5.1", "10.1.5.2"],
+        );
+        // A dropped watch resumes; with streaming refused it never asks again.
+        cluster.server.drop_watches();
+        cluster.create(service("default", "later", "10.96.5.2"));
+        await_answer(
+            &server,
+            "later.default.svc.cluster.local",
+            RecordType::A,
+            &["10.96.5.2"],
+        );
+        let log = cluster.server.request_log();
+        for resource in ["services", "endpointslices", "namespaces"] {
+            let of = |verb: &str, streaming: bool| -> Vec<u16> {
+                log.iter()
+                    .filter(|r| {
+                        r.resource.as_deref() == Some(resource)
+                            && r.verb.as_deref() == Some(verb)
+                            && r.query.contains("sendInitialEvents=true") == streaming
+                    })
+                    .map(|r| r.status)
+                    .collect()
+            };
+            if watch_list {
+                assert_eq!(of("watch", true), [200], "{resource}: one streaming list");
+                assert!(of("list", false).is_empty(), "{resource}: no paged list");
+            } else {
+                assert_eq!(
+                    of("watch", true),
+                    [422],
+                    "{resource}: refused once, not retried"
+                );
+                assert_eq!(of("list", false), [200], "{resource}: one paged list");
+                assert!(
+                    log.iter().any(|r| r.resource.as_deref() == Some(resource)
+                        && r.query.contains("limit=500")),
+                    "{resource}: the list is paged"
+                );
+            }
+            // The watch that resumed after the drop asks for no initial state.
+            assert!(
+                of("watch", false).iter().all(|s| *s == 200) && !of("watch", false).is_empty(),
+                "{resource}: resumed by a plain watch"
+            );
+        }
+        let text = server.log();
+        assert_eq!(
+            text.matches("does not serve streaming lists").count(),
+            if watch_list { 0 } else { 3 },
+            "one line per watch that fell back:\n{text}"
+        );
+        assert!(
+            !text.contains("kubernetes: watch failed"),
+            "no outage logged:\n{text}"
+        );
+    }
+}
+
 /// The value of a metric series in `/metrics` (0 when absent).
 pub fn metric(server: &TestServer, series: &str) -> f64 {
     let (_, body) = server.http_get("/metrics").expect("metrics answer");
