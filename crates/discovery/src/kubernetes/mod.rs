@@ -3,14 +3,14 @@
 //! sync adds Ingresses and Nodes.
 //!
 //! Control plane. One watcher task per resource (kube-runtime's `watcher`:
-//! a streaming list (`sendInitialEvents`), or where the API server refuses
-//! one a paginated list, then a watch from the list's resourceVersion with
-//! bookmarks, resumed from the last resourceVersion after a dropped
-//! connection, a full relist after `410 Gone`; exponential backoff with
-//! jitter on errors, quick when the server is unreachable and patient when it
-//! answers with an error); one task owns the stores and delivers after every
-//! batch of events. The same watches serve two consumers, each with its own
-//! `Form` of the stored objects:
+//! a streaming list (`sendInitialEvents`) first or, where the API server
+//! does not serve one, a paginated list, then a watch from the list's
+//! resourceVersion with bookmarks, resumed from the last resourceVersion
+//! after a dropped connection, a full paged relist after `410 Gone`;
+//! exponential backoff with jitter on errors, quick when the server is
+//! unreachable and patient when it answers with an error); one task owns the
+//! stores and delivers after every batch of events. The same watches serve
+//! two consumers, each with its own `Form` of the stored objects:
 //!
 //! - [`KubernetesChanges`] (the DNS cluster zone) reads each object into its
 //!   compact part as it is decoded ([`crate::translate::ServicePart`],
@@ -43,6 +43,7 @@
 mod client;
 mod decode;
 mod lease;
+mod lists;
 mod store;
 mod verdicts;
 
@@ -64,7 +65,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Resource as _;
 use kube::api::Api;
-use kube::runtime::watcher::{self, Event, InitialListStrategy};
+use kube::runtime::watcher::{self, Event};
+use lists::{Fallback, Lists};
 use serde::de::DeserializeOwned;
 use signpost_model::{BoxFuture, ClusterPod, Sink, Source, SourceProblem};
 use signpost_zone::KubernetesApi;
@@ -714,14 +716,9 @@ async fn watch<K: Watched, F: Form>(
     cancel: CancellationToken,
 ) {
     let api: Api<Lenient<K>> = Api::all(client.clone());
-    // A streaming list first (`sendInitialEvents`, from the API server's
-    // watch cache): the server encodes objects while this task decodes the
-    // ones before, where a paged list waits for each page of 500 in turn
-    // (100,000 EndpointSlices: ready in 1.7 s against 2.4 s). An API server
-    // without the WatchList feature gate refuses it with 422 Invalid; this
-    // watch then lists in pages, as client-go's reflector falls back.
-    let mut config = config.streaming_lists();
-    let mut stream = watcher::watcher(api.clone(), config.clone()).boxed();
+    // The first list streams, later ones page (the `lists` module).
+    let mut lists = Lists::new(config);
+    let mut stream = watcher::watcher(api.clone(), lists.config()).boxed();
     let mut delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
     let mut up: Option<bool> = None;
@@ -744,10 +741,35 @@ async fn watch<K: Watched, F: Form>(
             }
         };
         let Some(item) = item else { return };
+        // The watch stops streaming its lists: a refusal, repeated failures
+        // or a stream cut short. Not an outage: list again, in pages, now.
+        let fallback = match &item {
+            Ok(Event::Init) => lists.init(),
+            Ok(_) => None,
+            Err(error) => lists.failed(error),
+        };
+        if let Some(why) = fallback {
+            if why == Fallback::Failing {
+                metrics.watch_error(resource);
+            }
+            match (why, &item) {
+                (Fallback::Refused, Err(error)) => {
+                    tracing::info!(resource = name, %error, "{}", why.message());
+                }
+                (_, Err(error)) => tracing::warn!(resource = name, %error, "{}", why.message()),
+                (_, Ok(_)) => tracing::warn!(resource = name, "{}", why.message()),
+            }
+            stream = watcher::watcher(api.clone(), lists.config()).boxed();
+            continue;
+        }
         let event = match item {
-            // `Init` comes before the list request; only what follows proves the API answers.
+            // `Init` says nothing about the API server: in a paged list it
+            // comes before the first request.
             Ok(event) if matches!(event, Event::Init) => event,
             Ok(event) => {
+                if matches!(event, Event::InitDone) {
+                    lists.init_done();
+                }
                 delays.reset();
                 if up != Some(true) {
                     if up == Some(false) {
@@ -758,18 +780,13 @@ async fn watch<K: Watched, F: Form>(
                 }
                 event
             }
-            Err(watcher::Error::WatchStartFailed(kube::Error::Api(status)))
-                if config.initial_list_strategy == InitialListStrategy::StreamingList
-                    && refuses_streaming_lists(&status) =>
-            {
-                tracing::info!(resource = name, reason = %status.message, "kubernetes: the API server does not serve streaming lists (WatchList feature gate off); listing in pages instead");
-                config.initial_list_strategy = InitialListStrategy::ListWatch;
-                stream = watcher::watcher(api.clone(), config.clone()).boxed();
-                continue;
-            }
-            // 410 Gone: the resourceVersion expired; the watcher relists, which is routine.
+            // 410 Gone: the resourceVersion expired, which is routine. List
+            // again, in pages once the first list is done (kube-rs by itself
+            // would stream again, from whatever state the cache holds).
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                 tracing::info!(resource = name, reason = %status.message, "kubernetes: watch expired (410 Gone); relisting");
+                lists.restart();
+                stream = watcher::watcher(api.clone(), lists.config()).boxed();
                 continue;
             }
             // A watch event that does not decode as a whole (not one object of
@@ -784,7 +801,8 @@ async fn watch<K: Watched, F: Form>(
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(delay) => {}
                 }
-                stream = watcher::watcher(api.clone(), config.clone()).boxed();
+                lists.restart();
+                stream = watcher::watcher(api.clone(), lists.config()).boxed();
                 continue;
             }
             Err(error) => {
@@ -844,15 +862,6 @@ async fn watch<K: Watched, F: Form>(
             return;
         }
     }
-}
-
-/// Whether the API server refused a streaming list's options (not a passing
-/// failure): 422 Invalid from kube-apiserver with the WatchList feature gate
-/// off (the default in 1.33; releases before 1.32 refuse
-/// `resourceVersionMatch` on a watch the same way), or 400 Bad Request from
-/// a server or proxy that does not know the parameters.
-fn refuses_streaming_lists(status: &kube::core::Status) -> bool {
-    matches!(status.code, 400 | 422)
 }
 
 /// How long a failed watch waits before it retries. A connection that could

@@ -8,7 +8,7 @@ use crate::support::TestServer;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
-use signpost_fakes::{FakeApiServer, ServerOptions};
+use signpost_fakes::{FakeApiServer, FaultRule, ServerOptions};
 use std::time::{Duration, SystemTime};
 
 /// A fake API server on its own runtime, for synchronous tests.
@@ -212,6 +212,9 @@ fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
     for watch_list in [true, false] {
         let cluster = FakeCluster::start_with(ServerOptions {
             watch_list,
+            // No periodic bookmark moves a watch's resourceVersion, so the
+            // compaction below leaves every watch behind (410 Gone).
+            bookmark_interval: Duration::from_secs(3600),
             ..ServerOptions::default()
         });
         cluster.create(service("default", "web", "10.96.5.1"));
@@ -244,7 +247,10 @@ fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
             RecordType::A,
             &["10.1.5.1", "10.1.5.2"],
         );
-        // A dropped watch resumes; with streaming refused it never asks again.
+        // A dropped watch resumes by a plain watch from its resourceVersion,
+        // asking for no initial state; refused once, streaming is not asked again.
+        let resources = ["services", "endpointslices", "namespaces"];
+        let dropped_at = cluster.server.request_log().len();
         cluster.server.drop_watches();
         cluster.create(service("default", "later", "10.96.5.2"));
         await_answer(
@@ -253,8 +259,20 @@ fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
             RecordType::A,
             &["10.96.5.2"],
         );
+        await_true(&server, "every dropped watch to resume", || {
+            let log = cluster.server.request_log();
+            resources.iter().all(|resource| {
+                log[dropped_at..].iter().any(|r| {
+                    r.resource.as_deref() == Some(resource)
+                        && r.verb.as_deref() == Some("watch")
+                        && r.status == 200
+                        && !r.query.contains("sendInitialEvents")
+                        && r.query.contains("resourceVersion=")
+                })
+            })
+        });
         let log = cluster.server.request_log();
-        for resource in ["services", "endpointslices", "namespaces"] {
+        for resource in resources {
             let of = |verb: &str, streaming: bool| -> Vec<u16> {
                 log.iter()
                     .filter(|r| {
@@ -266,38 +284,140 @@ fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
                     .collect()
             };
             if watch_list {
-                assert_eq!(of("watch", true), [200], "{resource}: one streaming list");
-                assert!(of("list", false).is_empty(), "{resource}: no paged list");
+                assert_eq!(
+                    of("watch", true),
+                    [200],
+                    "watch_list=true, {resource}: one streaming list"
+                );
+                assert_eq!(
+                    of("list", false),
+                    [] as [u16; 0],
+                    "watch_list=true, {resource}: no paged list"
+                );
             } else {
                 assert_eq!(
                     of("watch", true),
                     [422],
-                    "{resource}: refused once, not retried"
+                    "watch_list=false, {resource}: refused once, not retried"
                 );
-                assert_eq!(of("list", false), [200], "{resource}: one paged list");
+                assert_eq!(
+                    of("list", false),
+                    [200],
+                    "watch_list=false, {resource}: one paged list"
+                );
                 assert!(
                     log.iter().any(|r| r.resource.as_deref() == Some(resource)
                         && r.query.contains("limit=500")),
-                    "{resource}: the list is paged"
+                    "watch_list=false, {resource}: the list is paged"
                 );
             }
-            // The watch that resumed after the drop asks for no initial state.
             assert!(
-                of("watch", false).iter().all(|s| *s == 200) && !of("watch", false).is_empty(),
-                "{resource}: resumed by a plain watch"
+                of("watch", false).iter().all(|s| *s == 200),
+                "watch_list={watch_list}, {resource}: every plain watch served: {:?}",
+                of("watch", false)
             );
         }
+        // A relist after 410 Gone pages, for the most recent state, whether
+        // the first list streamed or not.
+        cluster.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                              "metadata": {"name": "unwatched", "namespace": "default"}}));
+        cluster.server.compact();
+        let compacted_at = cluster.server.request_log().len();
+        cluster.server.drop_watches();
+        await_true(&server, "every watch to list again after 410", || {
+            let log = cluster.server.request_log();
+            resources.iter().all(|resource| {
+                log[compacted_at..].iter().any(|r| {
+                    r.resource.as_deref() == Some(resource)
+                        && r.verb.as_deref() == Some("list")
+                        && r.status == 200
+                })
+            })
+        });
+        let relisted = &cluster.server.request_log()[compacted_at..];
+        assert!(
+            !relisted
+                .iter()
+                .any(|r| r.query.contains("sendInitialEvents")),
+            "watch_list={watch_list}: no streaming list after the first: {relisted:?}"
+        );
+        cluster.create(service("default", "third", "10.96.5.3"));
+        await_answer(
+            &server,
+            "third.default.svc.cluster.local",
+            RecordType::A,
+            &["10.96.5.3"],
+        );
         let text = server.log();
         assert_eq!(
             text.matches("does not serve streaming lists").count(),
             if watch_list { 0 } else { 3 },
-            "one line per watch that fell back:\n{text}"
+            "watch_list={watch_list}: one line per watch that fell back:\n{text}"
         );
         assert!(
             !text.contains("kubernetes: watch failed"),
-            "no outage logged:\n{text}"
+            "watch_list={watch_list}: no outage logged:\n{text}"
         );
     }
+}
+
+/// A streaming list the API server keeps failing (three 500s in a row, not
+/// a refusal) gives way to a paged list for that watch alone; the others
+/// stream.
+#[test]
+fn repeated_streaming_failures_fall_back_to_pages() {
+    let cluster = FakeCluster::start();
+    cluster.server.fail_next(FaultRule {
+        verb: Some("watch".into()),
+        resource: Some("services".into()),
+        code: 500,
+        count: 3,
+        retry_after_seconds: None,
+    });
+    cluster.create(service("default", "web", "10.96.6.1"));
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    await_answer(
+        &server,
+        "web.default.svc.cluster.local",
+        RecordType::A,
+        &["10.96.6.1"],
+    );
+    let log = cluster.server.request_log();
+    let services: Vec<(String, u16)> = log
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("services"))
+        .map(|r| (r.verb.clone().unwrap_or_default(), r.status))
+        .collect();
+    let streamed: Vec<u16> = log
+        .iter()
+        .filter(|r| {
+            r.resource.as_deref() == Some("services") && r.query.contains("sendInitialEvents=true")
+        })
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(streamed, [500, 500, 500], "services: {services:?}");
+    assert!(
+        services.contains(&("list".to_owned(), 200)),
+        "services listed in pages: {services:?}"
+    );
+    for other in ["endpointslices", "namespaces"] {
+        assert!(
+            log.iter().any(|r| r.resource.as_deref() == Some(other)
+                && r.query.contains("sendInitialEvents=true")
+                && r.status == 200)
+                && !log
+                    .iter()
+                    .any(|r| r.resource.as_deref() == Some(other)
+                        && r.verb.as_deref() == Some("list")),
+            "{other} streamed"
+        );
+    }
+    let text = server.log();
+    assert_eq!(
+        text.matches("streaming lists keep failing").count(),
+        1,
+        "{text}"
+    );
 }
 
 /// The value of a metric series in `/metrics` (0 when absent).
