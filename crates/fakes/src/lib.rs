@@ -100,9 +100,9 @@ pub struct ServerOptions {
     /// Default off: slices keep what clients write.
     pub endpoint_slice_controller: bool,
     /// The WatchList feature gate: serve streaming lists (`sendInitialEvents=true`). Default on, as in
-    /// kube-apiserver 1.32 and from 1.34. Off (1.33, and releases before 1.32 refuse the options the
-    /// same way), such a watch is answered 422 Invalid: `sendInitialEvents is forbidden for watch unless
-    /// the WatchList feature gate is enabled`.
+    /// kube-apiserver 1.32 and from 1.34. Off (its default in 1.27–1.31 and 1.33), such a watch is
+    /// answered 422 Invalid: `sendInitialEvents is forbidden for watch unless the WatchList feature gate
+    /// is enabled`.
     pub watch_list: bool,
 }
 

@@ -56,7 +56,8 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     seed_endpoints: usize,
     /// kube-apiserver's feature gates, `Name=true|false,...`. Only `WatchList` (streaming lists,
-    /// default true) is known; `WatchList=false` refuses `sendInitialEvents` as kube-apiserver 1.33 does.
+    /// default true) is known; `WatchList=false` refuses `sendInitialEvents` as kube-apiserver 1.33 does by
+    /// default.
     #[arg(long, default_value = "")]
     feature_gates: String,
 }
