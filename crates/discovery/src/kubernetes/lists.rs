@@ -24,36 +24,11 @@
 
 use kube::runtime::watcher::{self, InitialListStrategy};
 
-/// Streaming lists that fail in a row, each answered with an error (not a
-/// refusal, not 401, 403 or 429), before a watch lists in pages instead.
+/// Streaming-list requests the API server answers in a row with an error
+/// status (not a refusal, not 401, 403 or 429), before a watch lists in
+/// pages instead. Connection failures and those three statuses neither
+/// count nor reset the count; a list that starts resets it.
 pub(super) const STREAMING_ATTEMPTS: u32 = 3;
-
-/// Why a watch stopped streaming its lists.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Fallback {
-    /// The API server refused the options ([`refuses_streaming_lists`]).
-    Refused,
-    /// [`STREAMING_ATTEMPTS`] streaming lists failed in a row.
-    Failing,
-    /// A streaming list's stream ended before its end-of-list bookmark (a
-    /// proxy that cuts long responses, a server that ignores the option).
-    Cut,
-}
-
-impl Fallback {
-    /// What the log line says.
-    pub(super) fn message(self) -> &'static str {
-        match self {
-            Self::Refused => {
-                "kubernetes: the API server does not serve streaming lists (WatchList feature gate off); listing in pages instead"
-            }
-            Self::Failing => "kubernetes: streaming lists keep failing; listing in pages instead",
-            Self::Cut => {
-                "kubernetes: a streaming list ended before its last object; listing in pages instead"
-            }
-        }
-    }
-}
 
 /// The list strategy of one watch, fed with its watcher's events.
 pub(super) struct Lists {
@@ -63,6 +38,21 @@ pub(super) struct Lists {
     /// Streaming lists failed in a row.
     failures: u32,
 }
+
+/// Why a watch stopped streaming its lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fallback {
+    /// The API server refused the options ([`refuses_streaming_lists`]).
+    Refused,
+    /// [`STREAMING_ATTEMPTS`] streaming lists failed in a row.
+    Failing,
+    /// A streaming list's stream ended before its end-of-list bookmark (a
+    /// proxy that cuts long responses). It shows when kube-rs's next
+    /// streaming request has been accepted; that stream is dropped unread.
+    Cut,
+}
+
+// === impl Lists ===
 
 impl Lists {
     /// Streams the first list of `config`'s watch.
@@ -137,6 +127,23 @@ impl Lists {
     }
 }
 
+// === impl Fallback ===
+
+impl Fallback {
+    /// What the log line says.
+    pub(super) fn message(self) -> &'static str {
+        match self {
+            Self::Refused => {
+                "kubernetes: the API server does not serve streaming lists (WatchList feature gate off); listing in pages instead"
+            }
+            Self::Failing => "kubernetes: streaming lists keep failing; listing in pages instead",
+            Self::Cut => {
+                "kubernetes: a streaming list ended before its last object; listing in pages instead"
+            }
+        }
+    }
+}
+
 /// Whether the API server refused a streaming list's options, which no retry
 /// changes: 422 Invalid naming `sendInitialEvents` from kube-apiserver with
 /// the WatchList feature gate off (its default in 1.27–1.31 and 1.33), or
@@ -196,7 +203,8 @@ mod tests {
             Some(Fallback::Refused)
         );
 
-        // A bad label selector is the caller's error, not a refusal: retried.
+        // A bad label selector is the caller's error, not a refusal: retried,
+        // and the first of three failures (then 500 and 405).
         let mut lists = Lists::new(watcher::Config::default());
         assert_eq!(
             lists.failed(&start_failed(400, "unable to parse requirement")),

@@ -817,6 +817,14 @@ async fn watch<K: Watched, F: Form>(
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(delay) => {}
                 }
+                // An object without a resourceVersion sends kube-rs back to
+                // its first list, with the configuration it started with:
+                // list again here instead, so that list pages once the first
+                // is done.
+                if matches!(error, watcher::Error::NoResourceVersion) {
+                    lists.restart();
+                    stream = watcher::watcher(api.clone(), lists.config()).boxed();
+                }
                 continue;
             }
         };
