@@ -370,6 +370,13 @@ impl FakeApiServer {
         self.shared.drop_watches();
     }
 
+    /// Ends the next streaming list (a watch with `sendInitialEvents=true`) of `resource`
+    /// (`services`, `endpointslices`) after its initial objects, before the closing bookmark, as a
+    /// proxy that cuts long responses would. Each call cuts one list.
+    pub fn cut_next_streaming_list(&self, resource: &str) {
+        self.shared.cut_next_streaming_list(resource);
+    }
+
     /// Drops all history: watches and continue tokens from any earlier resourceVersion get 410 Expired.
     pub fn compact(&self) {
         self.shared.compact();

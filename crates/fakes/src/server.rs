@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     log: Mutex<Vec<RequestRecord>>,
     log_len: tokio_watch::Sender<usize>,
     watch_drop: Mutex<CancellationToken>,
+    /// Resources whose next streaming list is cut short, one entry per list.
+    cuts: Mutex<Vec<String>>,
     serving: Mutex<Serving>,
     tls: Option<Arc<rustls::ServerConfig>>,
     ca_pem: Option<String>,
@@ -170,6 +172,7 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             log_len,
             watch_drop: Mutex::new(CancellationToken::new()),
+            cuts: Mutex::new(Vec::new()),
             serving: Mutex::new(Serving {
                 address: options.listen,
                 crash: CancellationToken::new(),
@@ -285,6 +288,22 @@ impl Shared {
         let mut token = lock(&self.watch_drop);
         token.cancel();
         *token = CancellationToken::new();
+    }
+
+    pub(crate) fn cut_next_streaming_list(&self, resource: &str) {
+        lock(&self.cuts).push(resource.to_owned());
+    }
+
+    /// Whether this streaming list of `resource` is to be cut (and the cut is used up).
+    pub(crate) fn take_cut(&self, resource: &str) -> bool {
+        let mut cuts = lock(&self.cuts);
+        match cuts.iter().position(|r| r == resource) {
+            Some(at) => {
+                cuts.remove(at);
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn watch_drop_token(&self) -> CancellationToken {

@@ -201,6 +201,13 @@ impl WatchTask {
             }
         }
         if self.initial_end_bookmark {
+            if self
+                .shared
+                .take_cut(&self.shared.registry.get(self.index).resource)
+            {
+                // Cut short (`FakeApiServer::cut_next_streaming_list`): no bookmark, the stream ends.
+                return;
+            }
             let line = self.bookmark(cursor, true);
             if !self.send(line, &dropped).await {
                 return;

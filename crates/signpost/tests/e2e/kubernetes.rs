@@ -422,6 +422,63 @@ fn repeated_streaming_failures_fall_back_to_pages() {
     );
 }
 
+/// A streaming list whose stream ends before its closing bookmark (a proxy
+/// that cuts long responses) gives way to a paged list for that watch: its
+/// objects are served once, from the paged list, and nothing partial is.
+#[test]
+fn a_streaming_list_cut_short_falls_back_to_pages() {
+    let cluster = FakeCluster::start();
+    cluster.server.cut_next_streaming_list("endpointslices");
+    cluster.create(headless("default", "db"));
+    cluster.create(slice("default", "db-1", "db", &["10.1.7.1", "10.1.7.2"]));
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    await_answer(
+        &server,
+        "db.default.svc.cluster.local",
+        RecordType::A,
+        &["10.1.7.1", "10.1.7.2"],
+    );
+    let log = cluster.server.request_log();
+    let slices: Vec<(String, u16, bool)> = log
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("endpointslices"))
+        .map(|r| {
+            (
+                r.verb.clone().unwrap_or_default(),
+                r.status,
+                r.query.contains("sendInitialEvents=true"),
+            )
+        })
+        .collect();
+    // The cut list, kube-rs's second streaming list (dropped unread), then pages.
+    assert!(
+        slices.starts_with(&[
+            ("watch".to_owned(), 200, true),
+            ("watch".to_owned(), 200, true),
+            ("list".to_owned(), 200, false),
+        ]),
+        "endpointslices: {slices:?}"
+    );
+    assert!(
+        log.iter().any(|r| r.resource.as_deref() == Some("services")
+            && r.query.contains("sendInitialEvents=true")
+            && r.status == 200)
+            && !log
+                .iter()
+                .any(|r| r.resource.as_deref() == Some("services")
+                    && r.verb.as_deref() == Some("list")),
+        "services streamed"
+    );
+    let text = server.log();
+    assert_eq!(
+        text.matches("a streaming list ended before its last object")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("kubernetes: watch failed"), "{text}");
+}
+
 /// The value of a metric series in `/metrics` (0 when absent).
 pub fn metric(server: &TestServer, series: &str) -> f64 {
     let (_, body) = server.http_get("/metrics").expect("metrics answer");
