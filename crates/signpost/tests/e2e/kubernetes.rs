@@ -50,6 +50,19 @@ impl FakeCluster {
             .unwrap_or_else(|e| panic!("update {object}: {e:?}"))
     }
 
+    /// Updates `object` over the stored `resource` of its name, at the stored resourceVersion.
+    pub fn replace(&self, resource: &str, mut object: Value) -> Value {
+        let metadata = &object["metadata"];
+        let name = metadata["name"].as_str().expect("a name").to_owned();
+        let namespace = metadata["namespace"].as_str().map(str::to_owned);
+        let stored = self
+            .server
+            .get(resource, namespace.as_deref(), &name)
+            .unwrap_or_else(|| panic!("{resource} {name} exists"));
+        object["metadata"]["resourceVersion"] = stored["metadata"]["resourceVersion"].clone();
+        self.update(object)
+    }
+
     pub fn delete(&self, resource: &str, namespace: &str, name: &str) {
         self.server
             .delete(resource, Some(namespace), name)
@@ -175,18 +188,15 @@ fn serves_the_cluster_and_follows_watch_events() {
         ["10.1.0.1", "10.1.0.2"]
     );
     // A watch event: one more endpoint.
-    let mut grown = slice(
-        "default",
-        "db-1",
-        "db",
-        &["10.1.0.1", "10.1.0.2", "10.1.0.3"],
+    cluster.replace(
+        "endpointslices",
+        slice(
+            "default",
+            "db-1",
+            "db",
+            &["10.1.0.1", "10.1.0.2", "10.1.0.3"],
+        ),
     );
-    grown["metadata"]["resourceVersion"] = cluster
-        .server
-        .get("endpointslices", Some("default"), "db-1")
-        .expect("slice exists")["metadata"]["resourceVersion"]
-        .clone();
-    cluster.update(grown);
     await_answer(
         &server,
         "db.default.svc.cluster.local",
@@ -235,13 +245,10 @@ fn lists_by_streaming_and_falls_back_to_pages_when_refused() {
             &["10.1.5.1"],
         );
         // A change arrives through the watch that followed the first list.
-        let mut grown = slice("default", "db-1", "db", &["10.1.5.1", "10.1.5.2"]);
-        grown["metadata"]["resourceVersion"] = cluster
-            .server
-            .get("endpointslices", Some("default"), "db-1")
-            .expect("slice exists")["metadata"]["resourceVersion"]
-            .clone();
-        cluster.update(grown);
+        cluster.replace(
+            "endpointslices",
+            slice("default", "db-1", "db", &["10.1.5.1", "10.1.5.2"]),
+        );
         await_answer(
             &server,
             "db.default.svc.cluster.local",
@@ -529,11 +536,7 @@ fn namespace_and_label_filters() {
         answers(&server, "api.team-b.svc.cluster.local", RecordType::A).0,
         ResponseCode::NXDomain
     );
-    let mut relabelled = namespace("team-b", json!({"dns": "on"}));
-    relabelled["metadata"]["resourceVersion"] =
-        cluster.server.get("namespaces", None, "team-b").unwrap()["metadata"]["resourceVersion"]
-            .clone();
-    cluster.update(relabelled);
+    cluster.replace("namespaces", namespace("team-b", json!({"dns": "on"})));
     await_answer(
         &server,
         "api.team-b.svc.cluster.local",
