@@ -716,9 +716,14 @@ async fn watch<K: Watched, F: Form>(
     cancel: CancellationToken,
 ) {
     let api: Api<Lenient<K>> = Api::all(client.clone());
-    // The first list streams, later ones page (the `lists` module).
+    // The first list streams, later ones page (the `lists` module). Every
+    // new stream starts with a list of its own, never the rest of a cut one.
     let mut lists = Lists::new(config);
-    let mut stream = watcher::watcher(api.clone(), lists.config()).boxed();
+    let start = |lists: &mut Lists| {
+        lists.restart();
+        watcher::watcher(api.clone(), lists.config()).boxed()
+    };
+    let mut stream = start(&mut lists);
     let mut delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
     let mut up: Option<bool> = None;
@@ -759,7 +764,7 @@ async fn watch<K: Watched, F: Form>(
                 (_, Err(error)) => tracing::warn!(resource = name, %error, "{}", why.message()),
                 (_, Ok(_)) => tracing::warn!(resource = name, "{}", why.message()),
             }
-            stream = watcher::watcher(api.clone(), lists.config()).boxed();
+            stream = start(&mut lists);
             continue;
         }
         let event = match item {
@@ -785,8 +790,7 @@ async fn watch<K: Watched, F: Form>(
             // would stream again, from whatever state the cache holds).
             Err(watcher::Error::WatchError(status)) if status.code == 410 => {
                 tracing::info!(resource = name, reason = %status.message, "kubernetes: watch expired (410 Gone); relisting");
-                lists.restart();
-                stream = watcher::watcher(api.clone(), lists.config()).boxed();
+                stream = start(&mut lists);
                 continue;
             }
             // A watch event that does not decode as a whole (not one object of
@@ -801,8 +805,7 @@ async fn watch<K: Watched, F: Form>(
                     () = cancel.cancelled() => return,
                     () = tokio::time::sleep(delay) => {}
                 }
-                lists.restart();
-                stream = watcher::watcher(api.clone(), lists.config()).boxed();
+                stream = start(&mut lists);
                 continue;
             }
             Err(error) => {
@@ -822,8 +825,7 @@ async fn watch<K: Watched, F: Form>(
                 // list again here instead, so that list pages once the first
                 // is done.
                 if matches!(error, watcher::Error::NoResourceVersion) {
-                    lists.restart();
-                    stream = watcher::watcher(api.clone(), lists.config()).boxed();
+                    stream = start(&mut lists);
                 }
                 continue;
             }
