@@ -15,6 +15,9 @@ watches that expired and signpost's CPU until idle. KEEP_LOG=PATH copies signpos
 WATCH_LIST=0 starts the fake with the WatchList feature gate off (kube-apiserver
 1.33's default): signpost's streaming list is refused and it lists in pages of
 500, so that start can be measured too.
+API_LATENCY_MS=N makes the fake wait N ms before it handles each API request
+(its /fake/latency control), standing in for the round trip to a remote API
+server and its storage read: a paged list pays it once per page.
 Everything on loopback; every wait has a deadline.
 """
 
@@ -86,13 +89,14 @@ def main():
     endpoints = int(os.environ.get("ENDPOINTS", "10"))
     changes = int(os.environ.get("CHANGES", "100"))
     churn = int(os.environ.get("CHURN", "0"))
+    api_latency_ms = int(os.environ.get("API_LATENCY_MS", "0"))
     fake_bin, signpost_bin = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="signpost-k8s-scale.")
     fake_log = open(os.path.join(work, "fake.log"), "w")
     started = time.monotonic()
     fake = subprocess.Popen(
         [fake_bin, "--dir", work, "--seed-services", str(services), "--seed-endpoints", str(endpoints)]
-        + (["--control"] if os.environ.get("RELIST") else [])
+        + (["--control"] if os.environ.get("RELIST") or api_latency_ms else [])
         + (["--feature-gates", "WatchList=false"] if os.environ.get("WATCH_LIST") == "0" else []),
         stdout=subprocess.PIPE, stderr=fake_log, text=True,
     )
@@ -100,6 +104,13 @@ def main():
         url = fake.stdout.readline().split()[1]
         kubeconfig = fake.stdout.readline().split()[1]
         seeded = time.monotonic() - started
+        if api_latency_ms:
+            request = urllib.request.Request(
+                f"{url}/fake/latency", data=json.dumps({"millis": api_latency_ms}).encode(), method="POST",
+                headers={"Content-Type": "application/json"})
+            tls = ssl.create_default_context(cafile=os.path.join(work, "ca.crt"))
+            with urllib.request.urlopen(request, context=tls, timeout=10) as r:
+                assert r.status == 200, r.status
         dns_port, admin_port = free_port(), free_port()
         corefile = os.path.join(work, "Corefile")
         with open(corefile, "w") as f:
@@ -237,6 +248,7 @@ def main():
             print(json.dumps({
                 "services": services, "endpoints": services * endpoints,
                 "watch_list": os.environ.get("WATCH_LIST") != "0",
+                "api_latency_ms": api_latency_ms,
                 "fake_seed_seconds": round(seeded, 2),
                 "start_to_ready_seconds": round(ready, 2),
                 "rss_at_ready_mib": round(rss_ready / 1024, 1),

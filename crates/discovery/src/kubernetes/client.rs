@@ -7,8 +7,10 @@
 //! does not have: outside a cluster (no `KUBERNETES_SERVICE_HOST`), a set
 //! `$KUBECONFIG` is used, so a stock Corefile runs on a workstation too.
 //! kube-rs re-reads the service-account token file about every minute, so a
-//! rotated token is picked up.
+//! rotated token is picked up. Paged lists fetch their next page while the
+//! caller decodes the last ([`super::prefetch`]).
 
+use super::prefetch::PrefetchLayer;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use signpost_zone::KubeConnection;
 use std::path::Path;
@@ -75,7 +77,9 @@ pub async fn connect(connection: &KubeConnection) -> Result<kube::Client, Connec
             }
         }
     };
-    kube::Client::try_from(config).map_err(|e| ConnectError::Client(e.to_string()))
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| ConnectError::Client(e.to_string()))?;
+    Ok(builder.with_layer(&PrefetchLayer).build())
 }
 
 async fn from_kubeconfig(

@@ -44,6 +44,7 @@ mod client;
 mod decode;
 mod lease;
 mod lists;
+mod prefetch;
 mod store;
 mod verdicts;
 

@@ -487,6 +487,50 @@ fn a_streaming_list_cut_short_falls_back_to_pages() {
 }
 
 /// The value of a metric series in `/metrics` (0 when absent).
+/// A paged list gets each page once: the page the client stack fetches ahead
+/// (kubernetes::prefetch) is the request kube-rs's watcher makes next, so no
+/// page is asked for twice.
+#[test]
+fn paged_lists_fetch_each_page_once() {
+    let cluster = FakeCluster::start_with(ServerOptions {
+        watch_list: false,
+        ..ServerOptions::default()
+    });
+    // Three pages of 500.
+    let count = 1_201;
+    let address = |i: usize| format!("10.97.{}.{}", i / 250, i % 250 + 1);
+    cluster
+        .server
+        .create_many((0..count).map(|i| service("default", &format!("svc-{i}"), &address(i))))
+        .expect("services");
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    for i in [0, 500, count - 1] {
+        await_answer(
+            &server,
+            &format!("svc-{i}.default.svc.cluster.local"),
+            RecordType::A,
+            &[&address(i)],
+        );
+    }
+    let lists: Vec<(String, u16)> = cluster
+        .server
+        .request_log()
+        .iter()
+        .filter(|r| r.resource.as_deref() == Some("services") && r.verb.as_deref() == Some("list"))
+        .map(|r| (r.query.clone(), r.status))
+        .collect();
+    assert_eq!(lists.len(), 3, "one request per page: {lists:?}");
+    assert!(lists.iter().all(|(_, status)| *status == 200), "{lists:?}");
+    assert!(!lists[0].0.contains("continue="), "{lists:?}");
+    assert!(
+        lists[1..]
+            .iter()
+            .all(|(query, _)| query.contains("continue=") && query.contains("limit=500")),
+        "{lists:?}"
+    );
+    assert_ne!(lists[1].0, lists[2].0);
+}
+
 pub fn metric(server: &TestServer, series: &str) -> f64 {
     let (_, body) = server.http_get("/metrics").expect("metrics answer");
     body.lines()
