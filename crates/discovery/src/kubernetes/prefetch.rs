@@ -21,13 +21,15 @@
 //! Invariants:
 //! - only a GET with `limit` and without `watch` is fetched ahead, one page
 //!   ahead of the page the caller asked for;
-//! - a page fetched ahead is handed out once, to a request with the same path
-//!   and the same query parameters (in any order);
-//! - a fetch ahead that fails, or answers anything but 200, is dropped and
-//!   the caller's request goes to the server as if there had been none: the
-//!   caller sees only responses to requests it could have made itself;
+//! - a page fetched ahead is handed out once, to a request with the same path,
+//!   the same query parameters (in any order) and the same `Accept`;
+//! - the caller sees only answers to requests it could have sent itself: a
+//!   fetch ahead's whole answer, an error status included (after kube's own
+//!   retries, which are not run twice), or, when the fetch failed on the
+//!   connection or while reading the body, the answer to its own request;
 //! - at most [`MAX_AHEAD`] pages wait, none longer than [`AHEAD_FOR`]; a page
-//!   nobody asked for is dropped, and its request aborted if still running.
+//!   nobody asks for is dropped, and its fetch aborted if still running, as
+//!   are all of a client's fetches when the client goes.
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri, response};
@@ -116,6 +118,7 @@ where
             };
             let uri = request.uri().clone();
             let headers = request.headers().clone();
+            let extensions = request.extensions().clone();
             let waiting = ahead.lock().unwrap_or_else(|e| e.into_inner()).take(&key);
             let early = match waiting {
                 Some(task) => task.await.ok().flatten(),
@@ -135,8 +138,9 @@ where
                     (parts, body.collect().await?.to_bytes())
                 }
             };
-            if let Some(token) = continue_token(&bytes)
-                && let Some(next) = next_page(&uri, &headers, &token)
+            if parts.status == StatusCode::OK
+                && let Some(token) = continue_token(&bytes)
+                && let Some(next) = next_page(&uri, &headers, extensions, &token)
             {
                 fetch_ahead(inner, &ahead, next);
             }
@@ -154,11 +158,9 @@ where
     let Some(key) = PageKey::of(&request) else {
         return;
     };
+    // `None` only when no whole answer came: the caller then sends its own.
     let task = tokio::spawn(async move {
         let response = inner.oneshot(request).await.ok()?;
-        if response.status() != StatusCode::OK {
-            return None;
-        }
         let (parts, body) = response.into_parts();
         Some((parts, body.collect().await.ok()?.to_bytes()))
     });
@@ -180,8 +182,20 @@ struct Ahead {
 }
 
 impl Ahead {
+    /// The fetch for `key`, unless it has waited longer than [`AHEAD_FOR`]
+    /// (then dropped: its page may be long expired).
     fn take(&mut self, key: &PageKey) -> Option<JoinHandle<Option<Page>>> {
-        self.pages.remove(key).map(|(_, task)| task)
+        self.take_at(key, Instant::now())
+    }
+
+    fn take_at(&mut self, key: &PageKey, now: Instant) -> Option<JoinHandle<Option<Page>>> {
+        let (since, task) = self.pages.remove(key)?;
+        if now.duration_since(since) < AHEAD_FOR {
+            Some(task)
+        } else {
+            task.abort();
+            None
+        }
     }
 
     /// Keeps `task` for `key`, first dropping pages older than [`AHEAD_FOR`]
@@ -213,11 +227,22 @@ impl Ahead {
     }
 }
 
-/// A paged list request: its path and its query parameters, sorted.
+impl Drop for Ahead {
+    /// A dropped client's fetches stop.
+    fn drop(&mut self) {
+        for (_, task) in self.pages.values() {
+            task.abort();
+        }
+    }
+}
+
+/// A paged list request: its path, its query parameters (sorted) and what it
+/// accepts (a metadata-only list asks for another type).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PageKey {
     path: String,
     query: Vec<(String, String)>,
+    accept: Option<Vec<u8>>,
 }
 
 impl PageKey {
@@ -237,6 +262,10 @@ impl PageKey {
         Some(Self {
             path: request.uri().path().to_owned(),
             query,
+            accept: request
+                .headers()
+                .get(http::header::ACCEPT)
+                .map(|value| value.as_bytes().to_vec()),
         })
     }
 }
@@ -250,8 +279,14 @@ fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
 /// The request for the page after the one `uri` asked for: the same
 /// parameters with `continue` set, and without `resourceVersion` and
 /// `resourceVersionMatch`, which the API server refuses next to a continue
-/// token (kube-rs leaves them out the same way).
-fn next_page(uri: &Uri, headers: &http::HeaderMap, token: &str) -> Option<Request<Body>> {
+/// token (kube-rs leaves them out the same way); the same headers and
+/// extensions (kube's request labels, for its tracing).
+fn next_page(
+    uri: &Uri,
+    headers: &http::HeaderMap,
+    extensions: http::Extensions,
+    token: &str,
+) -> Option<Request<Body>> {
     let mut query = form_urlencoded::Serializer::new(String::new());
     for (key, value) in query_pairs(uri) {
         if !matches!(
@@ -265,6 +300,7 @@ fn next_page(uri: &Uri, headers: &http::HeaderMap, token: &str) -> Option<Reques
     let target = format!("{}?{}", uri.path(), query.finish());
     let mut request = Request::get(target).body(Body::empty()).ok()?;
     *request.headers_mut() = headers.clone();
+    *request.extensions_mut() = extensions;
     Some(request)
 }
 

@@ -486,7 +486,6 @@ fn a_streaming_list_cut_short_falls_back_to_pages() {
     assert!(!text.contains("kubernetes: watch failed"), "{text}");
 }
 
-/// The value of a metric series in `/metrics` (0 when absent).
 /// A paged list gets each page once: the page the client stack fetches ahead
 /// (kubernetes::prefetch) is the request kube-rs's watcher makes next, so no
 /// page is asked for twice.
@@ -531,6 +530,7 @@ fn paged_lists_fetch_each_page_once() {
     assert_ne!(lists[1].0, lists[2].0);
 }
 
+/// The value of a metric series in `/metrics` (0 when absent).
 pub fn metric(server: &TestServer, series: &str) -> f64 {
     let (_, body) = server.http_get("/metrics").expect("metrics answer");
     body.lines()

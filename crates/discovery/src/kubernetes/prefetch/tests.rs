@@ -84,7 +84,8 @@ fn the_page_fetched_ahead_is_the_one_kube_asks_for_next() {
     for lp in first_pages {
         let first = kube_request(&lp);
         assert!(PageKey::of(&first).is_some(), "{}", first.uri());
-        let predicted = next_page(first.uri(), first.headers(), "tok/+=").unwrap();
+        let predicted =
+            next_page(first.uri(), first.headers(), Default::default(), "tok/+=").unwrap();
         let mut next = lp.clone();
         next.continue_token = Some("tok/+=".into());
         let asked = kube_request(&next);
@@ -96,7 +97,7 @@ fn the_page_fetched_ahead_is_the_one_kube_asks_for_next() {
             asked.uri()
         );
         // And the page after that, from a continued request.
-        let again = next_page(asked.uri(), asked.headers(), "tok-3").unwrap();
+        let again = next_page(asked.uri(), asked.headers(), Default::default(), "tok-3").unwrap();
         next.continue_token = Some("tok-3".into());
         assert_eq!(PageKey::of(&again), PageKey::of(&kube_request(&next)));
     }
@@ -116,6 +117,18 @@ fn only_paged_lists_are_fetched_ahead() {
         .body(())
         .unwrap();
     assert!(PageKey::of(&post).is_none());
+    // A metadata-only list of the same query is another request.
+    let metadata = Request::get("/api/v1/services?limit=500")
+        .header(
+            "accept",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
+        .body(())
+        .unwrap();
+    assert_ne!(
+        PageKey::of(&metadata),
+        PageKey::of(&get("/api/v1/services?limit=500"))
+    );
     // The order of the parameters does not matter.
     assert_eq!(
         PageKey::of(&get("/api/v1/services?limit=500&continue=x")),
@@ -124,12 +137,14 @@ fn only_paged_lists_are_fetched_ahead() {
 }
 
 /// A server of one three-page list under `/api/v1/services`: it records
-/// every request's query and answers the one numbered `fail` (from 0) with
-/// 500.
+/// every request's query, answers the one numbered `fail` (from 0) with 500
+/// and fails the one numbered `broken` without an answer (a connection
+/// error).
 #[derive(Clone)]
 struct Pages {
     seen: Arc<Mutex<Vec<String>>>,
     fail: Arc<AtomicUsize>,
+    broken: Arc<AtomicUsize>,
 }
 
 impl Default for Pages {
@@ -137,6 +152,7 @@ impl Default for Pages {
         Self {
             seen: Arc::default(),
             fail: Arc::new(AtomicUsize::new(usize::MAX)),
+            broken: Arc::new(AtomicUsize::new(usize::MAX)),
         }
     }
 }
@@ -161,6 +177,9 @@ impl Pages {
                     seen.push(query.clone());
                     seen.len() - 1
                 };
+                if number == pages.broken.load(Ordering::SeqCst) {
+                    return Err(BoxError::from("connection reset"));
+                }
                 let failing = number == pages.fail.load(Ordering::SeqCst);
                 let (status, body) = if failing {
                     (500, r#"{"kind":"Status","code":500}"#.to_owned())
@@ -234,10 +253,28 @@ async fn each_page_is_fetched_once_and_ahead_of_its_request() {
 }
 
 #[tokio::test]
-async fn a_failed_fetch_ahead_is_asked_again_not_handed_out() {
+async fn an_error_answer_fetched_ahead_is_handed_out_not_asked_again() {
     let pages = Pages::default();
-    // Request 1 is the fetch ahead of page two.
+    // Request 1 is the fetch ahead of page two; its 500 is the answer the
+    // caller would have got (after kube's own retries, not run twice).
     pages.fail.store(1, Ordering::SeqCst);
+    let mut client = pages.client();
+    ask(&mut client, "/api/v1/services?limit=2").await;
+    until("page two fetched ahead", || pages.seen().len() == 2).await;
+    let (status, body) = ask(&mut client, "/api/v1/services?limit=2&continue=two").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (500, r#"{"kind":"Status","code":500}"#)
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(pages.seen(), ["limit=2", "limit=2&continue=two"]);
+}
+
+#[tokio::test]
+async fn a_fetch_ahead_without_an_answer_is_asked_again() {
+    let pages = Pages::default();
+    // Request 1, the fetch ahead of page two, gets no answer at all.
+    pages.broken.store(1, Ordering::SeqCst);
     let mut client = pages.client();
     ask(&mut client, "/api/v1/services?limit=2").await;
     until("page two fetched ahead", || pages.seen().len() == 2).await;
@@ -280,6 +317,7 @@ async fn pages_nobody_asks_for_are_dropped() {
     let key = |n: usize| PageKey {
         path: "/api/v1/services".into(),
         query: vec![("continue".into(), n.to_string())],
+        accept: None,
     };
     let never = || tokio::spawn(std::future::pending::<Option<Page>>());
     let start = Instant::now();
@@ -289,7 +327,16 @@ async fn pages_nobody_asks_for_are_dropped() {
     assert_eq!(ahead.pages.len(), MAX_AHEAD);
     assert!(ahead.take(&key(0)).is_none(), "the oldest went first");
     assert!(ahead.take(&key(MAX_AHEAD + 3)).is_some());
-    // Past AHEAD_FOR, everything older is dropped at the next insert.
-    ahead.insert(key(99), never(), start + AHEAD_FOR + Duration::from_secs(1));
+    // Past AHEAD_FOR a page is not handed out, and everything older is
+    // dropped at the next insert.
+    let late = start + AHEAD_FOR + Duration::from_secs(1);
+    assert!(ahead.take_at(&key(MAX_AHEAD + 2), late).is_none());
+    ahead.insert(key(99), never(), late);
     assert_eq!(ahead.pages.len(), 1);
+    // A dropped client's fetches stop.
+    let running = never();
+    let stopped = running.abort_handle();
+    ahead.insert(key(100), running, late);
+    drop(ahead);
+    until("the fetch aborted", || stopped.is_finished()).await;
 }
