@@ -365,7 +365,7 @@ impl Aws {
         // Route 53 API reference, "Common Errors" and ChangeResourceRecordSets:
         // Throttling and PriorRequestNotComplete (both HTTP 400) mean "later".
         let kind = match (status, code.as_str()) {
-            (_, "Throttling" | "ThrottlingException" | "PriorRequestNotComplete") => {
+            (429, _) | (_, "Throttling" | "ThrottlingException" | "PriorRequestNotComplete") => {
                 ErrorKind::Server
             }
             (401 | 403, _)

@@ -43,6 +43,9 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_secs(1),
 ];
+/// The longest `Retry-After` of a 429 that is waited out within a run; a
+/// longer one waits 10 s, and the next run tries again.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// The provider's settings.
 #[derive(Clone)]
@@ -151,13 +154,13 @@ impl Pdns {
         self.http.base()
     }
 
-    /// One HTTP request; the status and body.
+    /// One HTTP request; the status, the body and a 429's `Retry-After`.
     async fn request_once(
         &self,
         method: &Method,
         path: &str,
         body: &[u8],
-    ) -> Result<(StatusCode, Bytes), ProviderError> {
+    ) -> Result<(StatusCode, Bytes, Option<Duration>), ProviderError> {
         let request = self
             .http
             .builder(method, path)
@@ -171,10 +174,15 @@ impl Pdns {
                 detail: format!("building the request: {e}"),
             })?;
         let response = self.http.send(request).await?;
-        Ok((response.status, response.body))
+        let retry_after = (response.status == StatusCode::TOO_MANY_REQUESTS)
+            .then_some(response.retry_after)
+            .flatten()
+            .map(|wait| wait.min(MAX_RETRY_AFTER));
+        Ok((response.status, response.body, retry_after))
     }
 
-    /// A request with retries; the body of a 2xx answer.
+    /// A request with retries (after a 429's `Retry-After`, else 250 ms,
+    /// 500 ms, 1 s); the body of a 2xx answer.
     async fn request(
         &self,
         method: Method,
@@ -183,16 +191,19 @@ impl Pdns {
     ) -> Result<Bytes, ProviderError> {
         let mut attempt = 0;
         loop {
-            let error = match self.request_once(&method, path, body).await {
-                Ok((status, body)) if status.is_success() => return Ok(body),
-                Ok((status, body)) => self.status_error(status, &body, path),
-                Err(error) => error,
+            let (error, retry_after) = match self.request_once(&method, path, body).await {
+                Ok((status, body, _)) if status.is_success() => return Ok(body),
+                Ok((status, body, retry_after)) => {
+                    (self.status_error(status, &body, path), retry_after)
+                }
+                Err(error) => (error, None),
             };
             if !error.is_retryable() || attempt >= BACKOFF.len() {
                 return Err(error);
             }
-            tracing::debug!(error = %error, "PowerDNS request failed; retrying");
-            tokio::time::sleep(BACKOFF[attempt]).await;
+            let pause = retry_after.unwrap_or(BACKOFF[attempt]);
+            tracing::debug!(error = %error, retry_in = ?pause, "PowerDNS request failed; retrying");
+            tokio::time::sleep(pause).await;
             attempt += 1;
         }
     }
@@ -208,13 +219,15 @@ impl Pdns {
         let reason = super::http::redact(&reason, &[&self.config.api_key]);
         let endpoint = format!("{}{path}", self.endpoint());
         let detail = format!("HTTP {}: {reason}", status.as_u16());
+        // 429 (a rate-limiting proxy in front of the API) means "later",
+        // as 5xx does: retried at the next run, counted as `server`.
         match status.as_u16() {
             401 | 403 => ProviderError::Unauthorized {
                 provider: PROVIDER,
                 endpoint,
                 detail,
             },
-            500.. => ProviderError::Server {
+            429 | 500.. => ProviderError::Server {
                 provider: PROVIDER,
                 endpoint,
                 detail,
@@ -446,5 +459,100 @@ mod tests {
             domain_filter: DomainFilter::default(),
         };
         assert!(!format!("{secret:?}").contains("top-secret"));
+    }
+
+    /// A 429 is waited out for its `Retry-After` within the run, then the
+    /// request succeeds.
+    #[tokio::test]
+    async fn throttled_requests_wait_for_retry_after() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut arrivals = Vec::new();
+            for (n, stream) in listener.incoming().take(2).enumerate() {
+                let mut stream = stream.unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap() == 1 {
+                    head.push(byte[0]);
+                }
+                arrivals.push(tokio::time::Instant::now());
+                let (status, extra, body) = if n == 0 {
+                    (
+                        "429 Too Many Requests",
+                        "Retry-After: 1\r\n",
+                        r#"{"error":"slow down"}"#,
+                    )
+                } else {
+                    ("200 OK", "", "[]")
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(reply.as_bytes()).unwrap();
+            }
+            arrivals
+        });
+        let pdns = Pdns::new(PdnsConfig {
+            server: format!("http://127.0.0.1:{port}"),
+            server_id: "localhost".to_owned(),
+            api_key: "key".to_owned(),
+            skip_tls_verify: false,
+            tls_ca: String::new(),
+            tls_client_cert: String::new(),
+            tls_client_key: String::new(),
+            domain_filter: DomainFilter::default(),
+        })
+        .unwrap();
+        let body = pdns
+            .request(Method::GET, "/api/v1/servers/localhost/zones", &[])
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"[]");
+        let arrivals = server.join().unwrap();
+        // Retry-After (1 s), not the first backoff step (250 ms).
+        assert!(
+            arrivals[1] - arrivals[0] >= Duration::from_millis(950),
+            "{arrivals:?}"
+        );
+    }
+
+    /// 401/403 need an operator, 429 and 5xx only time, other 4xx are the
+    /// change's fault; the API key never reaches the detail.
+    #[test]
+    fn status_errors_by_kind() {
+        let pdns = Pdns::new(PdnsConfig {
+            server: "http://127.0.0.1:8081".to_owned(),
+            server_id: "localhost".to_owned(),
+            api_key: "top-secret".to_owned(),
+            skip_tls_verify: false,
+            tls_ca: String::new(),
+            tls_client_cert: String::new(),
+            tls_client_key: String::new(),
+            domain_filter: DomainFilter::default(),
+        })
+        .unwrap();
+        for (status, kind, retryable) in [
+            (401, "unauthorized", false),
+            (403, "unauthorized", false),
+            (422, "rejected", false),
+            (429, "server", true),
+            (500, "server", true),
+            (503, "server", true),
+        ] {
+            let error = pdns.status_error(
+                StatusCode::from_u16(status).unwrap(),
+                br#"{"error": "no: top-secret"}"#,
+                "/api/v1/servers/localhost/zones",
+            );
+            assert_eq!(
+                (error.kind(), error.is_retryable()),
+                (kind, retryable),
+                "{status}"
+            );
+            assert!(!error.to_string().contains("top-secret"), "{error}");
+        }
     }
 }
