@@ -374,7 +374,16 @@ impl FakeApiServer {
     /// (`services`, `endpointslices`) after its initial objects, before the closing bookmark, as a
     /// proxy that cuts long responses would. Each call cuts one list.
     pub fn cut_next_streaming_list(&self, resource: &str) {
-        self.shared.cut_next_streaming_list(resource);
+        self.shared
+            .arm_stream_fault(server::StreamFault::CutStreamingList, resource);
+    }
+
+    /// Sends the next change event of a watch of `resource` (after the initial objects) as the
+    /// line `{"type":"GARBLED","object":{}}`, which no client decodes as a watch event (an unknown
+    /// type), as a broken proxy might; the watch goes on after it. Each call garbles one event.
+    pub fn garble_next_watch_event(&self, resource: &str) {
+        self.shared
+            .arm_stream_fault(server::StreamFault::GarbleEvent, resource);
     }
 
     /// Drops all history: watches and continue tokens from any earlier resourceVersion get 410 Expired.

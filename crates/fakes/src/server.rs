@@ -48,6 +48,16 @@ pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 /// The user of a server without authentication.
 const ADMIN: &str = "system:admin";
 
+/// A one-shot fault in a watch stream (`FakeApiServer::cut_next_streaming_list`,
+/// `FakeApiServer::garble_next_watch_event`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StreamFault {
+    /// A streaming list ends after its objects, without the closing bookmark.
+    CutStreamingList,
+    /// A watch event is sent as a line no client decodes.
+    GarbleEvent,
+}
+
 /// Server state shared by every connection and the library handle.
 pub(crate) struct Shared {
     pub(crate) registry: Registry,
@@ -64,8 +74,8 @@ pub(crate) struct Shared {
     log: Mutex<Vec<RequestRecord>>,
     log_len: tokio_watch::Sender<usize>,
     watch_drop: Mutex<CancellationToken>,
-    /// Resources whose next streaming list is cut short, one entry per list.
-    cuts: Mutex<Vec<String>>,
+    /// One-shot stream faults still to happen, by resource.
+    stream_faults: Mutex<Vec<(StreamFault, String)>>,
     serving: Mutex<Serving>,
     tls: Option<Arc<rustls::ServerConfig>>,
     ca_pem: Option<String>,
@@ -172,7 +182,7 @@ impl Shared {
             log: Mutex::new(Vec::new()),
             log_len,
             watch_drop: Mutex::new(CancellationToken::new()),
-            cuts: Mutex::new(Vec::new()),
+            stream_faults: Mutex::new(Vec::new()),
             serving: Mutex::new(Serving {
                 address: options.listen,
                 crash: CancellationToken::new(),
@@ -290,16 +300,20 @@ impl Shared {
         *token = CancellationToken::new();
     }
 
-    pub(crate) fn cut_next_streaming_list(&self, resource: &str) {
-        lock(&self.cuts).push(resource.to_owned());
+    /// Arms `fault` for the next watch stream of `resource` it applies to.
+    pub(crate) fn arm_stream_fault(&self, fault: StreamFault, resource: &str) {
+        lock(&self.stream_faults).push((fault, resource.to_owned()));
     }
 
-    /// Whether this streaming list of `resource` is to be cut (and the cut is used up).
-    pub(crate) fn take_cut(&self, resource: &str) -> bool {
-        let mut cuts = lock(&self.cuts);
-        match cuts.iter().position(|r| r == resource) {
+    /// Whether `fault` is armed for `resource`; it is used up.
+    pub(crate) fn take_stream_fault(&self, fault: StreamFault, resource: &str) -> bool {
+        let mut faults = lock(&self.stream_faults);
+        match faults
+            .iter()
+            .position(|(f, r)| *f == fault && r == resource)
+        {
             Some(at) => {
-                cuts.remove(at);
+                faults.remove(at);
                 true
             }
             None => false,

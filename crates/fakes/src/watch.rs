@@ -30,7 +30,9 @@ use hyper::Response;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::server::{Body, Output, Selectors, Shared, Target, include_object, streaming_response};
+use crate::server::{
+    Body, Output, Selectors, Shared, StreamFault, Target, include_object, streaming_response,
+};
 use crate::status::{ApiError, FieldError};
 use crate::store::{EventType, Stored};
 use crate::table;
@@ -201,10 +203,10 @@ impl WatchTask {
             }
         }
         if self.initial_end_bookmark {
-            if self
-                .shared
-                .take_cut(&self.shared.registry.get(self.index).resource)
-            {
+            if self.shared.take_stream_fault(
+                StreamFault::CutStreamingList,
+                &self.shared.registry.get(self.index).resource,
+            ) {
                 // Cut short (`FakeApiServer::cut_next_streaming_list`): no bookmark, the stream ends.
                 return;
             }
@@ -257,6 +259,22 @@ impl WatchTask {
                             }
                             (false, false) => {}
                         }
+                    }
+                    if !chunk.is_empty()
+                        && self.shared.take_stream_fault(
+                            StreamFault::GarbleEvent,
+                            &self.shared.registry.get(self.index).resource,
+                        )
+                    {
+                        // `FakeApiServer::garble_next_watch_event`: the first event's line replaced.
+                        let first = chunk
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(chunk.len(), |at| at + 1);
+                        chunk.splice(
+                            ..first,
+                            b"{\"type\":\"GARBLED\",\"object\":{}}\n".iter().copied(),
+                        );
                     }
                     if !chunk.is_empty() && !self.send(chunk, &dropped).await {
                         return;

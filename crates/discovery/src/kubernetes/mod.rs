@@ -796,9 +796,17 @@ async fn watch<K: Watched, F: Form>(
             }
             // A watch event that does not decode as a whole (not one object of
             // it: those are `Lenient::Undecodable`) is lost to the watcher,
-            // which reads on. List again, after the usual backoff, so the
-            // state catches up; the store hands on only what differs.
-            Err(error @ watcher::Error::WatchFailed(kube::Error::SerdeError(_))) => {
+            // which reads on. kube-rs reports such a line as a `SerdeError`,
+            // or, when it parses as a `Status` (any JSON object does: every
+            // field of one is optional), as an API error from the stream;
+            // the API server's own errors come as `ERROR` events instead
+            // (`WatchError`, above). List again, after the usual backoff, so
+            // the state catches up; the store hands on only what differs.
+            Err(
+                error @ watcher::Error::WatchFailed(
+                    kube::Error::SerdeError(_) | kube::Error::Api(_),
+                ),
+            ) => {
                 metrics.watch_error(resource);
                 let delay = delays.after(&error);
                 tracing::warn!(resource = name, %error, relist_in = ?delay, "kubernetes: a watch event does not decode; listing again");

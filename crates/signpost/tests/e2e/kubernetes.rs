@@ -486,6 +486,52 @@ fn a_streaming_list_cut_short_falls_back_to_pages() {
     assert!(!text.contains("kubernetes: watch failed"), "{text}");
 }
 
+/// A watch event that does not decode as a whole (not one bad object: a line
+/// that is no watch event) is lost to kube-rs's watcher, which reads on. The
+/// source lists again, so the change that event carried still reaches
+/// answers.
+#[test]
+fn an_undecodable_watch_event_lists_again() {
+    let cluster = FakeCluster::start();
+    cluster.create(headless("default", "db"));
+    cluster.create(slice("default", "db-1", "db", &["10.1.8.1"]));
+    let server = TestServer::start_with(&corefile(&cluster.kubeconfig(), ""), &[], true);
+    await_answer(
+        &server,
+        "db.default.svc.cluster.local",
+        RecordType::A,
+        &["10.1.8.1"],
+    );
+    let before = cluster.server.request_log().len();
+    cluster.server.garble_next_watch_event("endpointslices");
+    cluster.replace(
+        "endpointslices",
+        slice("default", "db-1", "db", &["10.1.8.1", "10.1.8.2"]),
+    );
+    await_answer(
+        &server,
+        "db.default.svc.cluster.local",
+        RecordType::A,
+        &["10.1.8.1", "10.1.8.2"],
+    );
+    let log = cluster.server.request_log();
+    assert!(
+        log[before..]
+            .iter()
+            .any(|r| r.resource.as_deref() == Some("endpointslices")
+                && r.verb.as_deref() == Some("list")
+                && r.status == 200),
+        "the change came by a new list"
+    );
+    let text = server.log();
+    assert_eq!(
+        text.matches("a watch event does not decode; listing again")
+            .count(),
+        1,
+        "{text}"
+    );
+}
+
 /// A paged list gets each page once: the page the client stack fetches ahead
 /// (kubernetes::prefetch) is the request kube-rs's watcher makes next, so no
 /// page is asked for twice.
