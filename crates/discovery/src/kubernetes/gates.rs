@@ -32,6 +32,8 @@
 //! - writes are rate-limited by a token bucket and at most
 //!   [`IN_FLIGHT`] run at once; a write that fails is retried after
 //!   [`RETRY_AFTER`], one log line per failing streak.
+//! - the Pod watch never reads on past a lost event: a stream line that is
+//!   no watch event lists all Pods again after [`RETRY_AFTER`].
 
 use super::client::connect;
 use crate::verdicts::Observed;
@@ -149,9 +151,12 @@ pub fn watch_gated_pods(
             }
         };
         let api: Api<Pod> = Api::all(client);
-        let mut events = watcher::watcher(api, watcher::Config::default())
-            .default_backoff()
-            .boxed();
+        let start = || {
+            watcher::watcher(api.clone(), watcher::Config::default())
+                .default_backoff()
+                .boxed()
+        };
+        let mut events = start();
         let mut current = GatedPods {
             pods: BTreeMap::new(),
             readable: true,
@@ -205,11 +210,30 @@ pub fn watch_gated_pods(
                             | watcher::Error::WatchFailed(kube::Error::Api(status))
                             if status.code == 403
                     );
+                    // A line of the stream that is no watch event (kube-rs
+                    // reports it as a serde error, or as a `Status` when it
+                    // is any JSON object): the event it replaced is lost, so
+                    // list again (as the cluster source does).
+                    let lost = !denied
+                        && matches!(
+                            &error,
+                            watcher::Error::WatchFailed(
+                                kube::Error::SerdeError(_) | kube::Error::Api(_)
+                            )
+                        );
                     if denied && !forbidden {
                         forbidden = true;
                         tracing::warn!(%error, "readiness gates: listing Pods is forbidden; no readiness gate is set until RBAC allows get, list and watch of pods");
                         current = GatedPods::default();
                         tx.send_replace(Some(Arc::new(current.clone())));
+                    } else if lost {
+                        tracing::warn!(%error, relist_in = ?RETRY_AFTER, "readiness gates: a Pod watch event does not decode; listing again");
+                        tokio::select! {
+                            () = cancel.cancelled() => return,
+                            () = tokio::time::sleep(RETRY_AFTER) => {}
+                        }
+                        building = None;
+                        events = start();
                     } else if !denied {
                         tracing::debug!(%error, "readiness gates: Pod watch failed; retrying with backoff");
                     }
@@ -626,6 +650,7 @@ async fn patch(api: &Api<Pod>, work: &Work) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signpost_fakes::{FakeApiServer, ServerOptions};
 
     fn key(address: &str) -> EndpointKey {
         EndpointKey {
@@ -705,5 +730,63 @@ mod tests {
         let later = start + Duration::from_secs(10);
         assert_eq!(bucket.ready_at(later), later);
         assert!(bucket.tokens <= 3.0, "refill caps at the burst");
+    }
+
+    fn gated_pod(condition: &str) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "shop"},
+            "spec": {"containers": [{"name": "web", "image": "web"}],
+                     "readinessGates": [{"conditionType": CONDITION}]},
+            "status": {"conditions": [{"type": CONDITION, "status": condition}]}
+        })
+    }
+
+    /// A watch line that is no watch event loses the event it replaced; the
+    /// Pod watch lists again, so the gate's state still catches up.
+    #[tokio::test]
+    async fn an_undecodable_pod_event_lists_again() {
+        let server = FakeApiServer::start(ServerOptions::default())
+            .await
+            .unwrap();
+        server
+            .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "shop"}}))
+            .unwrap();
+        // A create drops the status, as kube-apiserver's does; it is written after.
+        server.create(gated_pod("False")).unwrap();
+        let set = |condition: &str| {
+            let mut stored = server.get("pods", Some("shop"), "web-1").unwrap();
+            stored["status"] = gated_pod(condition)["status"].clone();
+            server.update_status(stored).unwrap();
+        };
+        set("False");
+        let cancel = CancellationToken::new();
+        let connection = KubeConnection::Kubeconfig {
+            path: server.kubeconfig_path().to_owned(),
+            context: None,
+        };
+        let mut pods = watch_gated_pods(connection, cancel.clone());
+        let key = ("shop".to_owned(), "web-1".to_owned());
+        let status = |pods: &watch::Receiver<Option<Arc<GatedPods>>>| {
+            pods.borrow()
+                .as_ref()
+                .and_then(|p| p.pods.get(&key).copied())
+        };
+        let until = |want: Option<bool>, mut pods: watch::Receiver<Option<Arc<GatedPods>>>| async move {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while status(&pods) != Some(want) {
+                    pods.changed().await.unwrap();
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("the gate never became {want:?}"));
+        };
+        until(Some(false), pods.clone()).await;
+        server.garble_next_watch_event("pods");
+        set("True");
+        until(Some(true), pods.clone()).await;
+        pods.borrow_and_update();
+        cancel.cancel();
     }
 }
