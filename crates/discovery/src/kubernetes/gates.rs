@@ -33,7 +33,8 @@
 //!   [`IN_FLIGHT`] run at once; a write that fails is retried after
 //!   [`RETRY_AFTER`], one log line per failing streak.
 //! - the Pod watch never reads on past a lost event: a stream line that is
-//!   no watch event lists all Pods again after [`RETRY_AFTER`].
+//!   no watch event lists all Pods again after [`RETRY_AFTER`], doubling up
+//!   to 30 s while lines keep being lost.
 
 use super::client::connect;
 use crate::verdicts::Observed;
@@ -68,6 +69,10 @@ pub const IN_FLIGHT: usize = 16;
 
 /// How long a failed patch waits before it is tried again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// The longest wait before the Pod watch lists again after lost events
+/// (from [`RETRY_AFTER`], doubling while events keep being lost).
+const LONGEST_RELIST_DELAY: Duration = Duration::from_secs(30);
 
 /// How long one patch may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -163,12 +168,21 @@ pub fn watch_gated_pods(
         };
         let mut building: Option<BTreeMap<PodKey, Option<bool>>> = None;
         let mut forbidden = false;
+        // Doubles with each relist after a lost event; an event of the
+        // watch after the list starts it over.
+        let mut relist_in = RETRY_AFTER;
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return,
                 event = events.next() => event,
             };
             let Some(event) = event else { return };
+            if matches!(
+                event,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
+                relist_in = RETRY_AFTER;
+            }
             let changed = match event {
                 Ok(watcher::Event::Init) => {
                     building = Some(BTreeMap::new());
@@ -204,33 +218,35 @@ pub fn watch_gated_pods(
                     key_of(&pod).is_some_and(|key| current.pods.remove(&key).is_some())
                 }
                 Err(error) => {
+                    // Refused by RBAC: the list or the watch request answered 403.
                     let denied = matches!(
                         &error,
                         watcher::Error::InitialListFailed(kube::Error::Api(status))
-                            | watcher::Error::WatchFailed(kube::Error::Api(status))
+                            | watcher::Error::WatchStartFailed(kube::Error::Api(status))
                             if status.code == 403
                     );
                     // A line of the stream that is no watch event (kube-rs
                     // reports it as a serde error, or as a `Status` when it
                     // is any JSON object): the event it replaced is lost, so
                     // list again (as the cluster source does).
-                    let lost = !denied
-                        && matches!(
-                            &error,
-                            watcher::Error::WatchFailed(
-                                kube::Error::SerdeError(_) | kube::Error::Api(_)
-                            )
-                        );
+                    let lost = matches!(
+                        &error,
+                        watcher::Error::WatchFailed(
+                            kube::Error::SerdeError(_) | kube::Error::Api(_)
+                        )
+                    );
                     if denied && !forbidden {
                         forbidden = true;
                         tracing::warn!(%error, "readiness gates: listing Pods is forbidden; no readiness gate is set until RBAC allows get, list and watch of pods");
                         current = GatedPods::default();
                         tx.send_replace(Some(Arc::new(current.clone())));
                     } else if lost {
-                        tracing::warn!(%error, relist_in = ?RETRY_AFTER, "readiness gates: a Pod watch event does not decode; listing again");
+                        let delay = relist_in;
+                        relist_in = (relist_in * 2).min(LONGEST_RELIST_DELAY);
+                        tracing::warn!(%error, relist_in = ?delay, "readiness gates: a Pod watch event does not decode; listing again");
                         tokio::select! {
                             () = cancel.cancelled() => return,
-                            () = tokio::time::sleep(RETRY_AFTER) => {}
+                            () = tokio::time::sleep(delay) => {}
                         }
                         building = None;
                         events = start();

@@ -726,6 +726,10 @@ async fn watch<K: Watched, F: Form>(
     };
     let mut stream = start(&mut lists);
     let mut delays = RetryDelays::new();
+    // Relists after lost events: a list that succeeds does not reset these,
+    // only an event of the watch after it, so a proxy that garbles every
+    // line is relisted ever more slowly (up to 30 s), not in a loop.
+    let mut lost_delays = RetryDelays::new();
     let name = crate::metrics::RESOURCES[resource as usize];
     let mut up: Option<bool> = None;
     let mut undecodable: HashSet<Key> = HashSet::new();
@@ -776,6 +780,9 @@ async fn watch<K: Watched, F: Form>(
                 if matches!(event, Event::InitDone) {
                     lists.init_done();
                 }
+                if matches!(event, Event::Apply(_) | Event::Delete(_)) {
+                    lost_delays.reset();
+                }
                 delays.reset();
                 if up != Some(true) {
                     if up == Some(false) {
@@ -808,7 +815,7 @@ async fn watch<K: Watched, F: Form>(
                 ),
             ) => {
                 metrics.watch_error(resource);
-                let delay = delays.after(&error);
+                let delay = lost_delays.after(&error);
                 tracing::warn!(resource = name, %error, relist_in = ?delay, "kubernetes: a watch event does not decode; listing again");
                 tokio::select! {
                     () = cancel.cancelled() => return,

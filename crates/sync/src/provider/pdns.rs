@@ -43,8 +43,8 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_millis(500),
     Duration::from_secs(1),
 ];
-/// The longest `Retry-After` of a 429 that is waited out within a run; a
-/// longer one waits 10 s, and the next run tries again.
+/// The longest wait for a 429's `Retry-After` within a run: a longer one is
+/// cut to this (each of the three retries waits at most 10 s).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// The provider's settings.
