@@ -35,8 +35,11 @@
 //! - the Pod watch never reads on past a lost event: a stream line that is
 //!   no watch event lists all Pods again after [`RETRY_AFTER`], doubling up
 //!   to 30 s while lines keep being lost.
+//! - each Pod is decoded on its own: one that does not decode is left out with
+//!   a warning, and the other Pods' gates are kept.
 
 use super::client::connect;
+use super::decode::Lenient;
 use crate::verdicts::Observed;
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -131,6 +134,31 @@ pub fn condition_of(pod: &Pod) -> Option<bool> {
     }
 }
 
+/// The Pod, or for one that does not decode its metadata alone (so it reads
+/// as ungated and is left out), with one warning per Pod.
+fn decoded(pod: Lenient<Pod>, undecodable: &mut HashSet<PodKey>) -> Pod {
+    match pod {
+        Lenient::Decoded(pod) => {
+            if let Some(key) = key_of(&pod) {
+                undecodable.remove(&key);
+            }
+            pod
+        }
+        Lenient::Undecodable { metadata, error } => {
+            let pod = Pod {
+                metadata: *metadata,
+                ..Pod::default()
+            };
+            if let Some(key) = key_of(&pod)
+                && undecodable.insert(key.clone())
+            {
+                tracing::warn!(namespace = %key.0, name = %key.1, %error, "readiness gates: Pod left out: it does not decode");
+            }
+            pod
+        }
+    }
+}
+
 fn key_of(pod: &Pod) -> Option<PodKey> {
     Some((pod.metadata.namespace.clone()?, pod.metadata.name.clone()?))
 }
@@ -155,7 +183,9 @@ pub fn watch_gated_pods(
                 () = tokio::time::sleep(RETRY_AFTER) => {}
             }
         };
-        let api: Api<Pod> = Api::all(client);
+        // Each Pod decoded on its own: one that does not decode is left out
+        // with a warning, never the whole list (as the cluster source does).
+        let api: Api<Lenient<Pod>> = Api::all(client);
         let start = || {
             watcher::watcher(api.clone(), watcher::Config::default())
                 .default_backoff()
@@ -168,6 +198,8 @@ pub fn watch_gated_pods(
         };
         let mut building: Option<BTreeMap<PodKey, Option<bool>>> = None;
         let mut forbidden = false;
+        // Pods that did not decode, warned about once each.
+        let mut undecodable: HashSet<PodKey> = HashSet::new();
         // Doubles with each relist after a lost event; an event of the
         // watch after the list starts it over.
         let mut relist_in = RETRY_AFTER;
@@ -183,6 +215,17 @@ pub fn watch_gated_pods(
             ) {
                 relist_in = RETRY_AFTER;
             }
+            let event = event.map(|event| match event {
+                watcher::Event::Apply(pod) => watcher::Event::Apply(decoded(pod, &mut undecodable)),
+                watcher::Event::InitApply(pod) => {
+                    watcher::Event::InitApply(decoded(pod, &mut undecodable))
+                }
+                watcher::Event::Delete(pod) => {
+                    watcher::Event::Delete(decoded(pod, &mut undecodable))
+                }
+                watcher::Event::Init => watcher::Event::Init,
+                watcher::Event::InitDone => watcher::Event::InitDone,
+            });
             let changed = match event {
                 Ok(watcher::Event::Init) => {
                     building = Some(BTreeMap::new());
@@ -803,6 +846,49 @@ mod tests {
         set("True");
         until(Some(true), pods.clone()).await;
         pods.borrow_and_update();
+        cancel.cancel();
+    }
+
+    /// A Pod that does not decode is left out; the others' gates still
+    /// count (the whole list used to fail, and no gate was known).
+    #[tokio::test]
+    async fn an_undecodable_pod_is_left_out_not_the_list() {
+        let server = FakeApiServer::start(ServerOptions::default())
+            .await
+            .unwrap();
+        server
+            .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "shop"}}))
+            .unwrap();
+        server.create(gated_pod("False")).unwrap();
+        let mut stored = server.get("pods", Some("shop"), "web-1").unwrap();
+        stored["status"] = gated_pod("False")["status"].clone();
+        server.update_status(stored).unwrap();
+        let mut bad = gated_pod("True");
+        bad["metadata"]["name"] = "web-2".into();
+        bad["spec"]["containers"] = "not a list".into();
+        server.create_unvalidated(bad).unwrap();
+        let cancel = CancellationToken::new();
+        let connection = KubeConnection::Kubeconfig {
+            path: server.kubeconfig_path().to_owned(),
+            context: None,
+        };
+        let mut pods = watch_gated_pods(connection, cancel.clone());
+        let listed = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Some(listed) = pods.borrow_and_update().clone() {
+                    return listed;
+                }
+                pods.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("the Pods were never listed");
+        assert!(listed.readable);
+        assert_eq!(
+            listed.pods.iter().collect::<Vec<_>>(),
+            [(&("shop".to_owned(), "web-1".to_owned()), &Some(false))]
+        );
         cancel.cancel();
     }
 }
