@@ -801,10 +801,17 @@ mod tests {
         })
     }
 
-    /// A watch line that is no watch event loses the event it replaced; the
-    /// Pod watch lists again, so the gate's state still catches up.
-    #[tokio::test]
-    async fn an_undecodable_pod_event_lists_again() {
+    /// Writes the gate condition of `shop/web-1` (a create drops the status,
+    /// as kube-apiserver's does).
+    fn set_condition(server: &FakeApiServer, condition: &str) {
+        let mut stored = server.get("pods", Some("shop"), "web-1").unwrap();
+        stored["status"] = gated_pod(condition)["status"].clone();
+        server.update_status(stored).unwrap();
+    }
+
+    /// A fake API server holding the gated Pod `shop/web-1`, its condition
+    /// `False`, and a connection to it.
+    async fn shop() -> (FakeApiServer, KubeConnection) {
         let server = FakeApiServer::start(ServerOptions::default())
             .await
             .unwrap();
@@ -812,19 +819,21 @@ mod tests {
             .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
                                        "metadata": {"name": "shop"}}))
             .unwrap();
-        // A create drops the status, as kube-apiserver's does; it is written after.
         server.create(gated_pod("False")).unwrap();
-        let set = |condition: &str| {
-            let mut stored = server.get("pods", Some("shop"), "web-1").unwrap();
-            stored["status"] = gated_pod(condition)["status"].clone();
-            server.update_status(stored).unwrap();
-        };
-        set("False");
-        let cancel = CancellationToken::new();
+        set_condition(&server, "False");
         let connection = KubeConnection::Kubeconfig {
             path: server.kubeconfig_path().to_owned(),
             context: None,
         };
+        (server, connection)
+    }
+
+    /// A watch line that is no watch event loses the event it replaced; the
+    /// Pod watch lists again, so the gate's state still catches up.
+    #[tokio::test]
+    async fn an_undecodable_pod_event_lists_again() {
+        let (server, connection) = shop().await;
+        let cancel = CancellationToken::new();
         let mut pods = watch_gated_pods(connection, cancel.clone());
         let key = ("shop".to_owned(), "web-1".to_owned());
         let status = |pods: &watch::Receiver<Option<Arc<GatedPods>>>| {
@@ -843,7 +852,7 @@ mod tests {
         };
         until(Some(false), pods.clone()).await;
         server.garble_next_watch_event("pods");
-        set("True");
+        set_condition(&server, "True");
         until(Some(true), pods.clone()).await;
         pods.borrow_and_update();
         cancel.cancel();
@@ -853,26 +862,12 @@ mod tests {
     /// count (the whole list used to fail, and no gate was known).
     #[tokio::test]
     async fn an_undecodable_pod_is_left_out_not_the_list() {
-        let server = FakeApiServer::start(ServerOptions::default())
-            .await
-            .unwrap();
-        server
-            .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
-                                       "metadata": {"name": "shop"}}))
-            .unwrap();
-        server.create(gated_pod("False")).unwrap();
-        let mut stored = server.get("pods", Some("shop"), "web-1").unwrap();
-        stored["status"] = gated_pod("False")["status"].clone();
-        server.update_status(stored).unwrap();
+        let (server, connection) = shop().await;
         let mut bad = gated_pod("True");
         bad["metadata"]["name"] = "web-2".into();
         bad["spec"]["containers"] = "not a list".into();
         server.create_unvalidated(bad).unwrap();
         let cancel = CancellationToken::new();
-        let connection = KubeConnection::Kubeconfig {
-            path: server.kubeconfig_path().to_owned(),
-            context: None,
-        };
         let mut pods = watch_gated_pods(connection, cancel.clone());
         let listed = tokio::time::timeout(Duration::from_secs(20), async {
             loop {

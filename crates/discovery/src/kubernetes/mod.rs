@@ -807,8 +807,9 @@ async fn watch<K: Watched, F: Form>(
             // or, when it parses as a `Status` (any JSON object does: every
             // field of one is optional), as an API error from the stream;
             // the API server's own errors come as `ERROR` events instead
-            // (`WatchError`, above). List again, after the usual backoff, so
-            // the state catches up; the store hands on only what differs.
+            // (`WatchError`, above). List again, after a backoff of its own
+            // (`lost_delays`), so the state catches up; the store hands on
+            // only what differs.
             Err(
                 error @ watcher::Error::WatchFailed(
                     kube::Error::SerdeError(_) | kube::Error::Api(_),

@@ -426,6 +426,19 @@ impl Provider for Pdns {
 mod tests {
     use super::*;
 
+    fn config(server: &str, api_key: &str) -> PdnsConfig {
+        PdnsConfig {
+            server: server.to_owned(),
+            server_id: "localhost".to_owned(),
+            api_key: api_key.to_owned(),
+            skip_tls_verify: false,
+            tls_ca: String::new(),
+            tls_client_cert: String::new(),
+            tls_client_key: String::new(),
+            domain_filter: DomainFilter::default(),
+        }
+    }
+
     /// external-dns's PATCH body: FQDNs, REPLACE with TTL 300 by default,
     /// trailing dots on name targets, TXT verbatim, DELETE without TTL.
     #[test]
@@ -448,16 +461,7 @@ mod tests {
             body,
             r#"{"rrsets":[{"name":"www.example.com.","type":"CNAME","ttl":300,"changetype":"REPLACE","records":[{"content":"lb.example.net.","disabled":false}]},{"name":"a-www.example.com.","type":"TXT","changetype":"DELETE","records":[{"content":"\"heritage=external-dns\"","disabled":false}]}]}"#
         );
-        let secret = PdnsConfig {
-            server: "http://x".to_owned(),
-            server_id: "localhost".to_owned(),
-            api_key: "top-secret".to_owned(),
-            skip_tls_verify: false,
-            tls_ca: String::new(),
-            tls_client_cert: String::new(),
-            tls_client_key: String::new(),
-            domain_filter: DomainFilter::default(),
-        };
+        let secret = config("http://x", "top-secret");
         assert!(!format!("{secret:?}").contains("top-secret"));
     }
 
@@ -495,17 +499,7 @@ mod tests {
             }
             arrivals
         });
-        let pdns = Pdns::new(PdnsConfig {
-            server: format!("http://127.0.0.1:{port}"),
-            server_id: "localhost".to_owned(),
-            api_key: "key".to_owned(),
-            skip_tls_verify: false,
-            tls_ca: String::new(),
-            tls_client_cert: String::new(),
-            tls_client_key: String::new(),
-            domain_filter: DomainFilter::default(),
-        })
-        .unwrap();
+        let pdns = Pdns::new(config(&format!("http://127.0.0.1:{port}"), "key")).unwrap();
         let body = pdns
             .request(Method::GET, "/api/v1/servers/localhost/zones", &[])
             .await
@@ -523,17 +517,7 @@ mod tests {
     /// change's fault; the API key never reaches the detail.
     #[test]
     fn status_errors_by_kind() {
-        let pdns = Pdns::new(PdnsConfig {
-            server: "http://127.0.0.1:8081".to_owned(),
-            server_id: "localhost".to_owned(),
-            api_key: "top-secret".to_owned(),
-            skip_tls_verify: false,
-            tls_ca: String::new(),
-            tls_client_cert: String::new(),
-            tls_client_key: String::new(),
-            domain_filter: DomainFilter::default(),
-        })
-        .unwrap();
+        let pdns = Pdns::new(config("http://127.0.0.1:8081", "top-secret")).unwrap();
         for (status, kind, retryable) in [
             (401, "unauthorized", false),
             (403, "unauthorized", false),
